@@ -1,0 +1,41 @@
+# Two commands set everything up on a fresh machine: `make local` runs the whole chat locally and
+# `make test` runs linters, type checks and tests. Both create the virtualenv when it is missing or stale.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+HOST ?= 127.0.0.1
+PORT ?= 3001
+STACK ?= dev
+
+.PHONY: test lint typecheck unit local bench clean
+
+$(INSTALLED): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+test: lint typecheck unit
+
+lint: $(INSTALLED)
+	$(PY) -m ruff check .
+
+typecheck: $(INSTALLED)
+	$(PY) -m mypy
+
+unit: $(INSTALLED)
+	$(PY) -m pytest
+
+local: $(INSTALLED)
+	$(PY) -m emulator --host $(HOST) --port $(PORT) --stack $(STACK)
+
+bench: $(INSTALLED)
+	$(PY) bench/fanout.py
+	$(PY) bench/coldstart.py
+	$(PY) bench/emulator.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

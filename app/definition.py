@@ -1,0 +1,117 @@
+"""The chat application: its routes, the function serving each, the table, and what each function may do.
+
+This is the single source of truth. The Pulumi program builds its resources from it and the local emulator
+serves the same routes with the same handlers; neither keeps a copy. No Pulumi import here, so the emulator can
+read it without the Pulumi SDK.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from handlers import environment
+
+ROUTE_SELECTION_EXPRESSION = "$request.body.action"
+"""API Gateway picks the route from the `action` field of each JSON message."""
+
+HANDLERS_PACKAGE = "handlers"
+"""The package zipped into every function; a function's handler is `handlers.<module>.handler`."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """The DynamoDB table of live connections."""
+
+    logical_name: str
+    hash_key: str
+    ttl_attribute: str
+
+
+CONNECTIONS_TABLE = Table(logical_name="connections", hash_key="ConnectionId", ttl_attribute="ExpiresAt")
+
+
+@dataclass(frozen=True)
+class Function:
+    """One Lambda function: the handler module it runs, the environment it needs and what it may do."""
+
+    name: str
+    """Logical name, kebab-case friendly (`send-message`); Pulumi derives physical names from it."""
+    module: str
+    """Module under `handlers/` exposing `handler(event, context)`."""
+    environment: tuple[str, ...]
+    """Names of the environment variables (from `handlers.environment`) the function reads."""
+    table_actions: tuple[str, ...]
+    """DynamoDB actions on the connections table, least privilege."""
+    callback_methods: tuple[str, ...]
+    """HTTP methods of the `@connections` callback API the function calls (IAM `execute-api:ManageConnections`)."""
+
+    @property
+    def handler(self) -> str:
+        """The Lambda `handler` setting: dotted module path and function."""
+        return f"{HANDLERS_PACKAGE}.{self.module}.handler"
+
+
+CONNECT = Function(
+    name="connect",
+    module="connect",
+    environment=(environment.TABLE_NAME,),
+    table_actions=("dynamodb:PutItem",),
+    callback_methods=(),
+)
+DISCONNECT = Function(
+    name="disconnect",
+    module="disconnect",
+    environment=(environment.TABLE_NAME,),
+    table_actions=("dynamodb:DeleteItem",),
+    callback_methods=(),
+)
+SEND_MESSAGE = Function(
+    name="send-message",
+    module="send_message",
+    environment=(environment.TABLE_NAME, environment.ENDPOINT_URL, environment.MAX_MESSAGE_BYTES),
+    # GetItem reads the sender's display name, Scan lists the audience, DeleteItem removes stale connections.
+    table_actions=("dynamodb:GetItem", "dynamodb:Scan", "dynamodb:DeleteItem"),
+    callback_methods=("POST",),
+)
+DEFAULT = Function(
+    name="default",
+    module="default",
+    environment=(environment.ENDPOINT_URL,),
+    table_actions=(),
+    # Replies to the sender with an error frame naming the accepted actions.
+    callback_methods=("POST",),
+)
+
+FUNCTIONS: tuple[Function, ...] = (CONNECT, DISCONNECT, SEND_MESSAGE, DEFAULT)
+
+
+@dataclass(frozen=True)
+class Route:
+    """A WebSocket route and the function that serves it."""
+
+    key: str
+    function: Function
+
+    @property
+    def logical_name(self) -> str:
+        """Resource-name-safe form of the route key (`$connect` -> `connect`)."""
+        return self.key.lstrip("$").lower()
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("$connect", CONNECT),
+    Route("$disconnect", DISCONNECT),
+    Route("$default", DEFAULT),
+    Route("sendmessage", SEND_MESSAGE),
+)
+
+ACTIONS: tuple[str, ...] = tuple(route.key for route in ROUTES if not route.key.startswith("$"))
+"""The `action` values clients may send (`sendmessage`)."""
+
+
+def route(key: str) -> Route:
+    """The route with this key, or KeyError."""
+    for candidate in ROUTES:
+        if candidate.key == key:
+            return candidate
+    raise KeyError(key)

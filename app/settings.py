@@ -1,0 +1,209 @@
+"""A stack's settings: parsed and validated from Pulumi config values, with the defaults declared here.
+
+The Pulumi program hands it the values of `pulumi.Config` (strings); the emulator hands it the values read from
+`Pulumi.<stack>.yaml` (YAML scalars). Either way a bad value fails with one message that names the key, before
+anything is built. `Pulumi.yaml` declares the same keys, defaults and descriptions; a test keeps them in step.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+PROJECT = "websocket-chat"
+"""The Pulumi project name, which is also the namespace of its config keys (`websocket-chat:stageName`)."""
+
+SUPPORTED_RUNTIMES = ("python3.10", "python3.11", "python3.12", "python3.13", "python3.14")
+"""Python runtimes AWS Lambda supports for new functions (3.9 and older are deprecated)."""
+
+ARCHITECTURES = ("arm64", "x86_64")
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+                      2922, 3288, 3653)
+"""The retention periods CloudWatch Logs accepts."""
+EXECUTION_LOGGING_LEVELS = ("OFF", "ERROR", "INFO")
+BILLING_MODES = ("PAY_PER_REQUEST", "PROVISIONED")
+
+FRAME_LIMIT_BYTES = 32 * 1024
+"""API Gateway's WebSocket frame quota; a broadcast envelope must fit in one frame."""
+
+STAGE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+"""API Gateway stage names: letters, digits, hyphens and underscores, at most 128."""
+
+
+class SettingsError(ValueError):
+    """A config value is missing, malformed or out of range; the message names the key."""
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Every value the program (and the emulator) takes from a stack's config."""
+
+    stage_name: str
+    lambda_runtime: str = "python3.13"
+    lambda_architecture: str = "arm64"
+    lambda_memory_mb: int = 256
+    lambda_timeout_seconds: int = 29
+    max_message_bytes: int = 16 * 1024
+    log_retention_days: int = 14
+    throttling_burst_limit: int = 500
+    throttling_rate_limit: float = 1000.0
+    execution_logging_level: str = "OFF"
+    table_billing_mode: str = "PAY_PER_REQUEST"
+    table_read_capacity: int | None = None
+    table_write_capacity: int | None = None
+    point_in_time_recovery: bool = False
+    table_kms_key_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class Key:
+    """One config key: its name in Pulumi config, the settings field it fills, and how to read it."""
+
+    name: str
+    field: str
+    parse: Callable[[str, Any], Any]
+    description: str
+
+
+def _key(name: str) -> str:
+    return f"{PROJECT}:{name}"
+
+
+def _as_int(key: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool):
+        raise SettingsError(f"{_key(key)} must be a whole number from {low} to {high}, got {value!r}")
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise SettingsError(f"{_key(key)} must be a whole number from {low} to {high}, got {value!r}") from None
+    if not low <= number <= high:
+        raise SettingsError(f"{_key(key)} must be a whole number from {low} to {high}, got {number}")
+    return number
+
+
+def _int_in(low: int, high: int) -> Callable[[str, Any], int]:
+    return lambda key, value: _as_int(key, value, low, high)
+
+
+def _choice(choices: tuple[Any, ...]) -> Callable[[str, Any], Any]:
+    def parse(key: str, value: Any) -> Any:
+        for choice in choices:
+            if str(value).strip() == str(choice):
+                return choice
+        listed = ", ".join(str(choice) for choice in choices)
+        raise SettingsError(f"{_key(key)} must be one of {listed}, got {value!r}")
+
+    return parse
+
+
+def _positive_float(key: str, value: Any) -> float:
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise SettingsError(f"{_key(key)} must be a positive number, got {value!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise SettingsError(f"{_key(key)} must be a positive number, got {value!r}")
+    return number
+
+
+def _boolean(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "false"):
+        return text == "true"
+    raise SettingsError(f"{_key(key)} must be true or false, got {value!r}")
+
+
+def _stage_name(key: str, value: Any) -> str:
+    text = str(value)
+    if not STAGE_NAME_PATTERN.fullmatch(text) or text == "$default":
+        raise SettingsError(
+            f"{_key(key)} must be 1 to 128 letters, digits, hyphens or underscores (API Gateway's rule for "
+            f"stage names), got {value!r}"
+        )
+    return text
+
+
+def _kms_key_arn(key: str, value: Any) -> str:
+    text = str(value).strip()
+    if not re.fullmatch(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+", text):
+        raise SettingsError(f"{_key(key)} must be a KMS key or alias ARN, got {value!r}")
+    return text
+
+
+KEYS: tuple[Key, ...] = (
+    Key("stageName", "stage_name", _stage_name, "API Gateway stage name; defaults to the stack name."),
+    Key("lambdaRuntime", "lambda_runtime", _choice(SUPPORTED_RUNTIMES), "Python runtime of every function."),
+    Key("lambdaArchitecture", "lambda_architecture", _choice(ARCHITECTURES), "CPU architecture of every function."),
+    Key("lambdaMemoryMb", "lambda_memory_mb", _int_in(128, 10240), "Memory of every function, in MB."),
+    Key("lambdaTimeoutSeconds", "lambda_timeout_seconds", _int_in(1, 60),
+        "Function timeout in seconds; API Gateway stops waiting after 29 s, so more than 60 is refused."),
+    Key("maxMessageBytes", "max_message_bytes", _int_in(1, FRAME_LIMIT_BYTES - 1024),
+        "Largest chat message accepted, in UTF-8 bytes; the broadcast envelope must fit one 32 KB frame."),
+    Key("logRetentionDays", "log_retention_days", _choice(LOG_RETENTION_DAYS),
+        "Retention of the functions' and the stage's log groups, in days (a value CloudWatch accepts)."),
+    Key("throttlingBurstLimit", "throttling_burst_limit", _int_in(0, 5000),
+        "Stage default route throttling: burst (requests)."),
+    Key("throttlingRateLimit", "throttling_rate_limit", _positive_float,
+        "Stage default route throttling: steady rate (requests per second)."),
+    Key("executionLoggingLevel", "execution_logging_level", _choice(EXECUTION_LOGGING_LEVELS),
+        "Stage execution logging: OFF, ERROR or INFO. Anything but OFF needs the account-level CloudWatch role "
+        "for API Gateway (see docs/deploy.md)."),
+    Key("tableBillingMode", "table_billing_mode", _choice(BILLING_MODES),
+        "Connections table billing: PAY_PER_REQUEST (on-demand) or PROVISIONED."),
+    Key("tableReadCapacity", "table_read_capacity", _int_in(1, 40000),
+        "Read capacity units; only with tableBillingMode PROVISIONED."),
+    Key("tableWriteCapacity", "table_write_capacity", _int_in(1, 40000),
+        "Write capacity units; only with tableBillingMode PROVISIONED."),
+    Key("pointInTimeRecovery", "point_in_time_recovery", _boolean,
+        "Point-in-time recovery of the connections table."),
+    Key("tableKmsKeyArn", "table_kms_key_arn", _kms_key_arn,
+        "Customer-managed KMS key for the table's encryption; unset uses the AWS-managed key."),
+)
+
+
+def parse_settings(values: Mapping[str, Any], stack: str) -> StackSettings:
+    """Validate config values (keyed by bare name, e.g. `lambdaMemoryMb`) into settings.
+
+    Unknown keys and combinations that AWS would reject raise `SettingsError` too, so a typo never passes silently.
+    """
+    known = {key.name: key for key in KEYS}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise SettingsError(
+            f"{_key(unknown[0])} is not a setting of this program; known settings: {', '.join(sorted(known))}"
+        )
+    fields: dict[str, Any] = {"stage_name": _stage_name("stageName", stack)}
+    for name, value in values.items():
+        if value is None:
+            continue
+        key = known[name]
+        fields[key.field] = key.parse(name, value)
+    settings = StackSettings(**fields)
+    _check_capacity(settings)
+    return settings
+
+
+def _check_capacity(settings: StackSettings) -> None:
+    capacity_given = settings.table_read_capacity is not None or settings.table_write_capacity is not None
+    if settings.table_billing_mode == "PAY_PER_REQUEST" and capacity_given:
+        name = "tableReadCapacity" if settings.table_read_capacity is not None else "tableWriteCapacity"
+        raise SettingsError(
+            f"{_key(name)} is set but tableBillingMode is PAY_PER_REQUEST (on-demand tables have no capacity); "
+            f"remove it or set {_key('tableBillingMode')} to PROVISIONED"
+        )
+    if settings.table_billing_mode == "PROVISIONED" and not (
+        settings.table_read_capacity is not None and settings.table_write_capacity is not None
+    ):
+        name = "tableReadCapacity" if settings.table_read_capacity is None else "tableWriteCapacity"
+        raise SettingsError(f"{_key(name)} is required when {_key('tableBillingMode')} is PROVISIONED")
+
+
+def settings_from_stack_config(config: Mapping[str, Any], stack: str) -> StackSettings:
+    """Settings from a `Pulumi.<stack>.yaml` `config:` mapping: keeps this project's keys, drops `aws:` and others."""
+    prefix = f"{PROJECT}:"
+    own = {key[len(prefix):]: value for key, value in config.items() if key.startswith(prefix)}
+    return parse_settings(own, stack)
