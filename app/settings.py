@@ -24,6 +24,7 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 """The retention periods CloudWatch Logs accepts."""
 EXECUTION_LOGGING_LEVELS = ("OFF", "ERROR", "INFO")
 BILLING_MODES = ("PAY_PER_REQUEST", "PROVISIONED")
+AUTH_MODES = ("none", "token")
 
 FRAME_LIMIT_BYTES = 32 * 1024
 """API Gateway's WebSocket frame quota; a broadcast envelope must fit in one frame."""
@@ -55,6 +56,16 @@ class StackSettings:
     table_write_capacity: int | None = None
     point_in_time_recovery: bool = False
     table_kms_key_arn: str | None = None
+    auth: str = "none"
+    custom_domain_name: str | None = None
+    certificate_arn: str | None = None
+    hosted_zone_id: str | None = None
+    alarm_email: str | None = None
+    alarm_function_errors: int = 1
+    alarm_function_throttles: int = 1
+    alarm_api_errors: int = 5
+    tracing: bool = False
+    reserved_concurrency: int | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +145,16 @@ def _kms_key_arn(key: str, value: Any) -> str:
     return text
 
 
+def _pattern(pattern: str, what: str) -> Callable[[str, Any], str]:
+    def parse(key: str, value: Any) -> str:
+        text = str(value).strip()
+        if not re.fullmatch(pattern, text):
+            raise SettingsError(f"{_key(key)} must be {what}, got {value!r}")
+        return text
+
+    return parse
+
+
 KEYS: tuple[Key, ...] = (
     Key("stageName", "stage_name", _stage_name, "API Gateway stage name; defaults to the stack name."),
     Key("lambdaRuntime", "lambda_runtime", _choice(SUPPORTED_RUNTIMES), "Python runtime of every function."),
@@ -162,7 +183,32 @@ KEYS: tuple[Key, ...] = (
         "Point-in-time recovery of the connections table."),
     Key("tableKmsKeyArn", "table_kms_key_arn", _kms_key_arn,
         "Customer-managed KMS key for the table's encryption; unset uses the AWS-managed key."),
+    Key("auth", "auth", _choice(AUTH_MODES),
+        "Who may connect: none, or token (a Lambda authorizer checks a signed token on $connect; needs the "
+        "secret config value authTokenSecret)."),
+    Key("customDomainName", "custom_domain_name",
+        _pattern(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", "a lower-case DNS name"),
+        "Optional custom domain for the WebSocket URL (needs certificateArn)."),
+    Key("certificateArn", "certificate_arn",
+        _pattern(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+", "an ACM certificate ARN"),
+        "ACM certificate for customDomainName, in the stack's region."),
+    Key("hostedZoneId", "hosted_zone_id", _pattern(r"Z[A-Z0-9]{1,31}", "a Route 53 hosted zone id"),
+        "Optional Route 53 hosted zone in which to create the custom domain's alias record."),
+    Key("alarmEmail", "alarm_email", _pattern(r"[^@\s]+@[^@\s]+\.[^@\s]+", "an e-mail address"),
+        "Optional e-mail address subscribed to the alarm topic."),
+    Key("alarmFunctionErrors", "alarm_function_errors", _int_in(1, 100000),
+        "Alarm when a function reports at least this many errors in 5 minutes."),
+    Key("alarmFunctionThrottles", "alarm_function_throttles", _int_in(1, 100000),
+        "Alarm when a function is throttled at least this many times in 5 minutes."),
+    Key("alarmApiErrors", "alarm_api_errors", _int_in(1, 100000),
+        "Alarm when the API reports at least this many integration or execution errors in 5 minutes."),
+    Key("tracing", "tracing", _boolean, "X-Ray active tracing on every function."),
+    Key("reservedConcurrency", "reserved_concurrency", _int_in(1, 1000),
+        "Reserved concurrency of each function; unset leaves the account pool shared."),
 )
+
+SECRET_KEYS: tuple[str, ...] = ("authTokenSecret",)
+"""Secret config values: read by the program with `require_secret`, never parsed into settings or logged."""
 
 
 def parse_settings(values: Mapping[str, Any], stack: str) -> StackSettings:
@@ -171,19 +217,20 @@ def parse_settings(values: Mapping[str, Any], stack: str) -> StackSettings:
     Unknown keys and combinations that AWS would reject raise `SettingsError` too, so a typo never passes silently.
     """
     known = {key.name: key for key in KEYS}
-    unknown = sorted(set(values) - set(known))
+    unknown = sorted(set(values) - set(known) - set(SECRET_KEYS))
     if unknown:
         raise SettingsError(
             f"{_key(unknown[0])} is not a setting of this program; known settings: {', '.join(sorted(known))}"
         )
     fields: dict[str, Any] = {"stage_name": _stage_name("stageName", stack)}
     for name, value in values.items():
-        if value is None:
+        if value is None or name in SECRET_KEYS:
             continue
         key = known[name]
         fields[key.field] = key.parse(name, value)
     settings = StackSettings(**fields)
     _check_capacity(settings)
+    _check_domain(settings)
     return settings
 
 
@@ -200,6 +247,14 @@ def _check_capacity(settings: StackSettings) -> None:
     ):
         name = "tableReadCapacity" if settings.table_read_capacity is None else "tableWriteCapacity"
         raise SettingsError(f"{_key(name)} is required when {_key('tableBillingMode')} is PROVISIONED")
+
+
+def _check_domain(settings: StackSettings) -> None:
+    if settings.custom_domain_name is not None and settings.certificate_arn is None:
+        raise SettingsError(f"{_key('certificateArn')} is required when {_key('customDomainName')} is set")
+    for name, value in (("certificateArn", settings.certificate_arn), ("hostedZoneId", settings.hosted_zone_id)):
+        if value is not None and settings.custom_domain_name is None:
+            raise SettingsError(f"{_key(name)} is set but {_key('customDomainName')} is not; set both or neither")
 
 
 def settings_from_stack_config(config: Mapping[str, Any], stack: str) -> StackSettings:
