@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 3001
 STACK ?= dev
 
-.PHONY: test lint typecheck unit local bench clean
+.PHONY: test lint typecheck unit local smoke bench clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ unit: $(INSTALLED)
 
 local: $(INSTALLED)
 	$(PY) -m emulator --host $(HOST) --port $(PORT) --stack $(STACK)
+
+# After `pulumi up`: make smoke URL="$$(pulumi stack output wssUrl)"
+smoke: $(INSTALLED)
+	@test -n "$(URL)" || { echo 'usage: make smoke URL=wss://...' >&2; exit 2; }
+	$(PY) -m client smoke "$(URL)"
 
 bench: $(INSTALLED)
 	$(PY) bench/fanout.py

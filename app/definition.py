@@ -83,6 +83,26 @@ DEFAULT = Function(
 )
 
 FUNCTIONS: tuple[Function, ...] = (CONNECT, DISCONNECT, SEND_MESSAGE, DEFAULT)
+"""The functions that serve routes; every stack has them."""
+
+AUTHORIZER = Function(
+    name="authorizer",
+    module="authorizer",
+    environment=(environment.TOKEN_SECRET_PARAMETER,),
+    table_actions=(),
+    callback_methods=(),
+)
+"""The Lambda REQUEST authorizer guarding `$connect`, deployed only when the stack's `auth` setting is `token`.
+Besides logs it may read exactly one SSM parameter, the signing secret (granted where the parameter is made)."""
+
+AUTHORIZER_ROUTE = "$connect"
+"""API Gateway allows authorizers on `$connect` only."""
+
+TOKEN_QUERY_PARAMETER = "token"
+"""Browsers cannot set headers on a WebSocket, so the token travels in the query string (`?token=`)."""
+
+TOKEN_HEADER = "Authorization"
+"""A client that can set headers may send `Authorization: Bearer <token>` instead."""
 
 
 @dataclass(frozen=True)

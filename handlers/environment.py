@@ -12,3 +12,6 @@ ENDPOINT_URL = "ENDPOINT_URL"
 
 MAX_MESSAGE_BYTES = "MAX_MESSAGE_BYTES"
 """The largest chat message `sendmessage` accepts, in UTF-8 bytes."""
+
+TOKEN_SECRET_PARAMETER = "TOKEN_SECRET_PARAMETER"
+"""Name of the SSM SecureString parameter holding the token-signing secret (authorizer only)."""
