@@ -1,0 +1,1 @@
+"""Production hardening: tokens, the authorizer, and the authorization, domain and monitoring components."""
