@@ -1,0 +1,91 @@
+"""`python -m client URL [--name NAME] [--token TOKEN] [--json]` chats; `python -m client smoke URL` checks a stack.
+
+Exit status: 0 on success (and when the user quits the chat), 1 when the chat or a smoke step fails, 2 on bad
+arguments such as a URL that is not ws:// or wss://.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from client import interactive, smoke
+from client.urls import BadUrlError, chat_url
+
+EXAMPLES = """examples:
+  python -m client ws://127.0.0.1:3001/dev --name alice
+  printf 'hello\\n' | python -m client ws://127.0.0.1:3001/dev --name bot
+  python -m client smoke ws://127.0.0.1:3001/dev
+  python -m client smoke "$(pulumi stack output wssUrl)"
+"""
+
+
+def _positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {value!r}") from None
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {value!r}")
+    return seconds
+
+
+def _chat_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m client",
+        description="Chat over the WebSocket API: each line you type is sent as a sendmessage action; messages print "
+                    "as '[HH:MM:SS] name: text', errors go to stderr. Ctrl-D or Ctrl-C quits. "
+                    "'python -m client smoke URL' runs the smoke test instead.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("url", metavar="URL", help="the WebSocket URL with its stage, e.g. ws://127.0.0.1:3001/dev")
+    parser.add_argument("--name", help="display name shown to others (sent as ?name=)")
+    parser.add_argument("--token", help="token for an authorizer, if the stack has one (sent as ?token=)")
+    parser.add_argument("--json", action="store_true",
+                        help="send each line verbatim (e.g. {\"action\": \"nope\"}) and print every frame verbatim")
+    parser.add_argument("--wait", type=_positive_seconds, default=5.0, metavar="S",
+                        help="when input ends, wait up to S seconds for the answers to what was sent (default 5)")
+    return parser
+
+
+def _smoke_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m client smoke",
+        description="Smoke-test a running chat: two clients, a unique message must reach both, a blank message must "
+                    "get an error frame, $default must answer an unknown action. Exits 0 with a one-line summary, "
+                    "or 1 naming the failed step and how long it waited.",
+    )
+    parser.add_argument("url", metavar="URL", help="the WebSocket URL with its stage, e.g. wss://ID.execute-api."
+                                                   "REGION.amazonaws.com/dev")
+    parser.add_argument("--timeout", type=_positive_seconds, default=10.0, metavar="S",
+                        help="how long each step may wait, in seconds (default 10)")
+    parser.add_argument("--token", help="token for an authorizer, if the stack has one (sent as ?token=)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run the chat or the smoke test; returns the exit status."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["smoke"]:
+        parser = _smoke_parser()
+        options = parser.parse_args(arguments[1:])
+        try:
+            chat_url(options.url)
+        except BadUrlError as error:
+            parser.error(str(error))
+        return smoke.run(options.url, options.timeout, options.token,
+                         out=lambda line: print(line, flush=True),
+                         err=lambda line: print(line, file=sys.stderr, flush=True))
+    parser = _chat_parser()
+    options = parser.parse_args(arguments)
+    try:
+        url = chat_url(options.url, name=options.name, token=options.token)
+    except BadUrlError as error:
+        parser.error(str(error))
+    return interactive.run(url, raw=options.json, linger_seconds=options.wait)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
