@@ -1,0 +1,200 @@
+"""The GitHub Actions workflows are valid, refer only to things that exist, and keep their guard rails.
+
+Schema validation uses the GitHub workflow schema that check-jsonschema ships (no download: the proxy variables
+point at a closed port, so a fetch would fail the test). The rest reads the workflows as GitHub does and checks
+what a broken copy of this repository would only reveal on its first pull request: stacks without config files,
+`make` targets that do not exist, actions on a moving branch, a deploy that could be cancelled halfway.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.policy.workflows import (
+    PULUMI_ACTION,
+    ROOT,
+    Step,
+    all_workflows,
+    make_targets_called,
+    makefile_targets,
+    stack_configs,
+    stacks_of,
+    steps,
+    workflow_files,
+)
+
+OFFLINE = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
+AWS_CREDENTIALS_ACTION = "aws-actions/configure-aws-credentials"
+
+
+def check_schema(paths: list[Path]) -> subprocess.CompletedProcess[str]:
+    """Run check-jsonschema with its bundled GitHub workflow schema, offline."""
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", *map(str, paths)],
+        capture_output=True, text=True, timeout=60, env={**os.environ, **OFFLINE}, check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def workflows() -> dict[str, dict[str, Any]]:
+    return all_workflows()
+
+
+def pulumi_steps(workflows: dict[str, dict[str, Any]], workflow: str | None = None) -> list[Step]:
+    return [step for step in steps(workflows) if step.action == PULUMI_ACTION and workflow in (None, step.workflow)]
+
+
+def test_the_three_workflows_exist() -> None:
+    names = {path.name for path in workflow_files()}
+    assert {"ci.yml", "preview.yml", "deploy.yml"} <= names, f"workflows present: {sorted(names)}"
+
+
+def test_workflows_match_the_github_schema() -> None:
+    result = check_schema(workflow_files())
+    assert result.returncode == 0, f"check-jsonschema rejected a workflow:\n{result.stdout}\n{result.stderr}"
+
+
+def test_schema_check_rejects_a_broken_workflow(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text("on: push\njobs:\n  test:\n    steps:\n      - run: make test\n", encoding="utf-8")
+    result = check_schema([broken])
+    assert result.returncode != 0, "a job without runs-on passed the schema check, so the check proves nothing"
+
+
+def test_every_named_stack_has_a_config_file(workflows: dict[str, dict[str, Any]]) -> None:
+    configs = stack_configs()
+    for step in pulumi_steps(workflows):
+        named = stacks_of(step, workflows)
+        assert named, f"{step.where} names no stack"
+        for stack in named:
+            assert stack in configs, f"{step.where} runs on stack {stack!r}, which has no Pulumi.{stack}.yaml"
+
+
+@pytest.mark.parametrize(("workflow", "command"), [("preview.yml", "preview"), ("deploy-stack.yml", "up")])
+def test_every_configured_stack_is_previewed_and_deployed(
+    workflows: dict[str, dict[str, Any]], workflow: str, command: str
+) -> None:
+    covered = {
+        stack
+        for step in pulumi_steps(workflows, workflow)
+        if step.inputs.get("command") == command
+        for stack in stacks_of(step, workflows)
+    }
+    assert covered == stack_configs(), f"{workflow} runs `pulumi {command}` on {covered}, configs: {stack_configs()}"
+
+
+def test_every_make_target_called_exists(workflows: dict[str, dict[str, Any]]) -> None:
+    defined = makefile_targets()
+    called = [(step.where, target) for step in steps(workflows) for target in make_targets_called(step.step.get(
+        "run", ""))]
+    assert called, "no workflow calls make, so CI would not run the tests"
+    for where, target in called:
+        assert target in defined, f"{where} calls `make {target}`, which the Makefile does not define"
+
+
+def test_make_target_parsing() -> None:
+    assert make_targets_called('make smoke URL="$WSS_URL"\ncd x && make -j2 test lint # make bench') == [
+        "smoke", "test", "lint"
+    ], "make targets were misread from a run script"
+
+
+def test_actions_are_pinned_to_a_release(workflows: dict[str, dict[str, Any]]) -> None:
+    uses = [(step.where, str(step.step["uses"])) for step in steps(workflows) if "uses" in step.step]
+    uses += [(f"{name} job {job_id}", str(job["uses"])) for name, workflow in workflows.items()
+             for job_id, job in workflow["jobs"].items() if "uses" in job]
+    for where, reference in uses:
+        if reference.startswith("./"):
+            assert (ROOT / reference).is_file(), f"{where} calls {reference}, which does not exist"
+            continue
+        version = reference.partition("@")[2]
+        assert re.fullmatch(r"v\d+(\.\d+){0,2}|[0-9a-f]{40}", version), (
+            f"{where} uses {reference}: pin a major version (@v4) or a commit, never a branch"
+        )
+
+
+def test_no_long_lived_aws_keys(workflows: dict[str, dict[str, Any]]) -> None:
+    credential_steps = [step for step in steps(workflows) if step.action == AWS_CREDENTIALS_ACTION]
+    assert credential_steps, "no workflow configures AWS credentials"
+    for step in credential_steps:
+        inputs = step.inputs
+        assert "aws-access-key-id" not in inputs and "aws-secret-access-key" not in inputs, (
+            f"{step.where} uses stored keys instead of OIDC"
+        )
+        assert re.fullmatch(r"\$\{\{\s*vars\.[A-Z_]+\s*\}\}", str(inputs.get("role-to-assume", ""))), (
+            f"{step.where} must take role-to-assume from a repository variable, got {inputs.get('role-to-assume')!r}"
+        )
+        permissions = {**(workflows[step.workflow].get("permissions") or {}), **(step.job.get("permissions") or {})}
+        assert permissions.get("id-token") == "write", f"{step.where} cannot get an OIDC token: {permissions}"
+
+
+def test_pulumi_steps_apply_the_policy_pack(workflows: dict[str, dict[str, Any]]) -> None:
+    for step in pulumi_steps(workflows):
+        pack = str(step.inputs.get("policyPacks", "")).replace("${{ github.workspace }}/", "")
+        assert pack, f"{step.where} runs Pulumi without the policy pack"
+        assert (ROOT / pack / "PulumiPolicy.yaml").is_file(), f"{step.where}: {pack!r} is not a policy pack"
+        assert step.step.get("env", {}).get("PULUMI_ACCESS_TOKEN") == "${{ secrets.PULUMI_ACCESS_TOKEN }}", (
+            f"{step.where} does not log in to Pulumi Cloud with the PULUMI_ACCESS_TOKEN secret"
+        )
+
+
+def test_ci_runs_make_test_on_push_and_pull_request(workflows: dict[str, dict[str, Any]]) -> None:
+    ci = workflows["ci.yml"]
+    assert {"push", "pull_request"} <= set(ci["on"]), f"ci.yml triggers: {ci['on']}"
+    targets = [target for step in steps({"ci.yml": ci}) for target in make_targets_called(step.step.get("run", ""))]
+    assert "test" in targets, f"ci.yml never runs make test: {targets}"
+
+
+def test_preview_comments_each_stack_on_the_pull_request(workflows: dict[str, dict[str, Any]]) -> None:
+    preview = workflows["preview.yml"]
+    assert set(preview["on"]) == {"pull_request"}, f"preview.yml triggers: {preview['on']}"
+    assert preview["permissions"] == {"contents": "read", "id-token": "write", "pull-requests": "write"}, (
+        f"preview.yml permissions: {preview['permissions']}"
+    )
+    concurrency = preview["concurrency"]
+    assert "github.event.pull_request.number" in concurrency["group"] and concurrency["cancel-in-progress"] is True, (
+        f"preview.yml must run once per pull request, cancelling stale runs: {concurrency}"
+    )
+    for step in pulumi_steps(workflows, "preview.yml"):
+        assert step.inputs.get("command") == "preview", f"{step.where} is not a preview"
+        assert step.inputs.get("comment-on-pr") is True, f"{step.where} does not comment on the pull request"
+
+
+def test_deploy_goes_to_dev_then_to_prod_behind_an_environment(workflows: dict[str, dict[str, Any]]) -> None:
+    deploy = workflows["deploy.yml"]
+    assert deploy["on"] == {"push": {"branches": ["main"]}}, f"deploy.yml triggers: {deploy['on']}"
+    jobs = deploy["jobs"]
+    assert jobs["dev"]["with"]["stack"] == "dev" and jobs["prod"]["with"]["stack"] == "prod", f"deploy jobs: {jobs}"
+    assert jobs["prod"]["needs"] == "dev", "prod must deploy only after dev succeeded"
+    stack_job = workflows["deploy-stack.yml"]["jobs"]["up"]
+    assert stack_job["environment"] == "${{ inputs.stack }}", (
+        "each stack must deploy in its GitHub environment (prod's required reviewers gate it)"
+    )
+
+
+def test_deploys_are_never_cancelled_halfway(workflows: dict[str, dict[str, Any]]) -> None:
+    groups = [("deploy.yml", workflows["deploy.yml"].get("concurrency"))]
+    groups += [(f"deploy-stack.yml job {job_id}", job.get("concurrency"))
+               for job_id, job in workflows["deploy-stack.yml"]["jobs"].items()]
+    for where, concurrency in groups:
+        assert concurrency and concurrency.get("cancel-in-progress") is False, (
+            f"{where} must queue deploys, never cancel one in progress: {concurrency}"
+        )
+
+
+def test_smoke_test_uses_the_url_pulumi_up_printed(workflows: dict[str, dict[str, Any]]) -> None:
+    stack_steps = [step.step for step in steps({"deploy-stack.yml": workflows["deploy-stack.yml"]})]
+    up_index = next(index for index, step in enumerate(stack_steps) if step.get("with", {}).get("command") == "up")
+    up_id = stack_steps[up_index]["id"]
+    smoke = [step for step in stack_steps[up_index + 1:] if "smoke" in make_targets_called(step.get("run", ""))]
+    assert smoke, "no `make smoke` after `pulumi up`"
+    assert smoke[0]["env"]["WSS_URL"] == f"${{{{ steps.{up_id}.outputs.wssUrl }}}}", (
+        f"the smoke test must target the stack's wssUrl output: {smoke[0]}"
+    )
+    assert '"$WSS_URL"' in smoke[0]["run"], f"the smoke test ignores WSS_URL: {smoke[0]['run']}"
