@@ -1,0 +1,104 @@
+"""`python -m emulator [--host 127.0.0.1] [--port 3001] [--stack dev]`: the chat on this machine, no AWS account.
+
+Prints the WebSocket URL, the callback URL and a line per route when ready; Ctrl-C (SIGINT) or SIGTERM closes
+every client with 1001, runs `$disconnect` for each, stops the workers and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+from emulator.cloud import LocalCloud
+from emulator.config import (
+    DEFAULT_IDLE_TIMEOUT_SECONDS,
+    DEFAULT_MAX_DURATION_SECONDS,
+    EmulatorConfigError,
+    EmulatorOptions,
+    load_stack_config,
+    routes_from_definition,
+)
+
+
+def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line; every flag has a default, so `python -m emulator` alone runs the dev stack."""
+    parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=3001, help="port for WebSocket, callback API and page; 0 picks "
+                        "a free one (default 3001)")
+    parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml configures the run "
+                        "(default dev)")
+    parser.add_argument("--dynamodb-endpoint", metavar="URL",
+                        help="a DynamoDB-compatible endpoint to use instead of the embedded moto server")
+    parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT_SECONDS, metavar="SECONDS",
+                        help="close idle connections with 1001 after this long (default 600, as API Gateway)")
+    parser.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_SECONDS, metavar="SECONDS",
+                        help="close connections with 1001 after this long (default 7200, as API Gateway)")
+    parser.add_argument("--function-timeout", type=float, metavar="SECONDS",
+                        help="override the stack's lambdaTimeoutSeconds (for tests)")
+    parser.add_argument("--max-workers", type=int, default=8, metavar="N",
+                        help="most concurrent workers per function (default 8; reservedConcurrency lowers it)")
+    parser.add_argument("--callback-delay", type=float, default=0.0, metavar="SECONDS",
+                        help="fault injection: delay every @connections request by this long")
+    parser.add_argument("--callback-throttle", type=float, default=0.0, metavar="FRACTION",
+                        help="fault injection: answer this fraction (0-1) of @connections requests with 429")
+    return parser.parse_args(argv)
+
+
+def options_from_arguments(arguments: argparse.Namespace) -> EmulatorOptions:
+    """Options for the real app: routes from `app.definition`, settings from the stack's config file."""
+    stack = load_stack_config(arguments.stack)
+    return EmulatorOptions(
+        stack=arguments.stack,
+        settings=stack.settings,
+        region=stack.region,
+        routes=routes_from_definition(),
+        host=arguments.host,
+        port=arguments.port,
+        dynamodb_endpoint=arguments.dynamodb_endpoint,
+        idle_timeout_seconds=arguments.idle_timeout,
+        max_duration_seconds=arguments.max_duration,
+        function_timeout_seconds=arguments.function_timeout,
+        max_workers_per_function=arguments.max_workers,
+        callback_delay_seconds=arguments.callback_delay,
+        callback_throttle_fraction=arguments.callback_throttle,
+    )
+
+
+async def serve(options: EmulatorOptions) -> None:
+    """Run until SIGINT or SIGTERM, then shut down in order."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    cloud = LocalCloud(options)
+    await cloud.start()
+    try:
+        print("\n".join(cloud.ready_lines()), flush=True)
+        await stop.wait()
+        print("Stopping: closing every connection with 1001 and running $disconnect for each...", flush=True)
+    finally:
+        await cloud.stop()
+    print("Stopped.", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; configuration errors print one line and exit 2."""
+    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+    try:
+        options = options_from_arguments(arguments)
+        asyncio.run(serve(options))
+    except EmulatorConfigError as error:
+        print(f"emulator: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"emulator: cannot start: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

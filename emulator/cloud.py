@@ -1,0 +1,177 @@
+"""The whole local cloud in one object: DynamoDB, the function pools and the gateway, started and stopped in order.
+
+`LocalCloud` is the Python API (tests use it to serve their own routes); `python -m emulator` wraps it in a CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from collections.abc import Mapping
+from datetime import datetime
+
+from aiohttp import web
+
+from app import definition
+from emulator import events
+from emulator.config import EmulatorConfigError, EmulatorOptions, FunctionSpec
+from emulator.dynamodb import THROWAWAY_CREDENTIALS, LocalTable, start_table
+from emulator.gateway import Authorizer, Gateway
+from emulator.workers import FunctionPool, Log, TaskRoot, physical_name
+from handlers import environment
+
+PROVIDED_ENVIRONMENT = (environment.TABLE_NAME, environment.ENDPOINT_URL, environment.MAX_MESSAGE_BYTES)
+"""The stack's environment variables the emulator can fill with local values."""
+
+
+def print_log(prefix: str, message: str) -> None:
+    """The terminal log: time, `[function or route]`, message."""
+    stamp = datetime.now().strftime("%H:%M:%S.%f")[:-3]
+    sys.stdout.write(f"{stamp} [{prefix}] {message}\n")
+    sys.stdout.flush()
+
+
+class LocalCloud:
+    """DynamoDB, Lambda and API Gateway for one stack, on one host and port."""
+
+    def __init__(self, options: EmulatorOptions, log: Log = print_log, authorizer: Authorizer | None = None) -> None:
+        self.options = options
+        self._log = log
+        self._authorizer = authorizer
+        self._table: LocalTable | None = None
+        self._task_root: TaskRoot | None = None
+        self._pools: dict[str, FunctionPool] = {}
+        self._runner: web.AppRunner | None = None
+        self.gateway: Gateway | None = None
+        self.port = options.port
+
+    @property
+    def ws_url(self) -> str:
+        """The WebSocket URL clients connect to."""
+        return f"ws://{self._public_host}:{self.port}/{self.options.stage}"
+
+    @property
+    def callback_url(self) -> str:
+        """The callback API base, what `ENDPOINT_URL` holds (`@connections/{id}` goes after it)."""
+        return f"http://{self._public_host}:{self.port}/{self.options.stage}"
+
+    @property
+    def http_url(self) -> str:
+        """The chat page."""
+        return f"http://{self._public_host}:{self.port}/"
+
+    @property
+    def table(self) -> LocalTable:
+        """The connections table (after `start`)."""
+        assert self._table is not None, "start() first"
+        return self._table
+
+    @property
+    def _public_host(self) -> str:
+        return "127.0.0.1" if self.options.host in ("0.0.0.0", "::", "") else self.options.host
+
+    async def start(self) -> None:
+        """Create the table, bind the port, start one warm worker per function; then the ready lines can print."""
+        options = self.options
+        functions = {route.function.name: route.function for route in options.routes}
+        for spec in functions.values():
+            missing = [name for name in spec.environment if name not in PROVIDED_ENVIRONMENT]
+            if missing:
+                raise EmulatorConfigError(f"function {spec.name} reads {', '.join(missing)}, which the emulator "
+                                          f"cannot provide")
+        try:
+            await self._start(functions)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self, functions: Mapping[str, FunctionSpec]) -> None:
+        options = self.options
+        self._task_root = TaskRoot(functions.values())
+        self._table = await asyncio.to_thread(
+            start_table, definition.CONNECTIONS_TABLE, physical_name(definition.CONNECTIONS_TABLE.logical_name),
+            options.region, options.dynamodb_endpoint)
+        listener = socket.create_server((options.host, options.port), reuse_port=False)
+        self.port = listener.getsockname()[1]
+        api = events.Api(api_id=events.new_api_id(), stage=options.stage,
+                         domain_name=f"{self._public_host}:{self.port}")
+        pools_by_function = {name: self._pool(spec) for name, spec in functions.items()}
+        self._pools = {route.key: pools_by_function[route.function.name] for route in options.routes}
+        self.gateway = Gateway(options, api, self._pools, self._log, self._authorizer)
+        self._runner = web.AppRunner(self.gateway.application(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.SockSite(self._runner, listener).start()
+        if options.prewarm:
+            await asyncio.gather(*(pool.prewarm() for pool in pools_by_function.values()))
+
+    def _pool(self, spec: FunctionSpec) -> FunctionPool:
+        assert self._task_root is not None
+        return FunctionPool(spec, self._task_root.paths[spec.name], self._environment(spec),
+                            timeout=self.options.function_timeout, memory_mb=self.options.settings.lambda_memory_mb,
+                            max_workers=self.options.workers_per_function, log=self._log)
+
+    def _environment(self, spec: FunctionSpec) -> dict[str, str]:
+        """Exactly what the stack gives the function, plus what Lambda's runtime sets, pointed at local endpoints."""
+        assert self._table is not None and self._task_root is not None
+        settings = self.options.settings
+        provided = {
+            environment.TABLE_NAME: self._table.name,
+            environment.ENDPOINT_URL: self.callback_url,
+            environment.MAX_MESSAGE_BYTES: str(settings.max_message_bytes),
+        }
+        function_name = physical_name(spec.name)
+        region = self.options.region
+        return {
+            **{name: provided[name] for name in spec.environment},
+            **THROWAWAY_CREDENTIALS,
+            "AWS_ENDPOINT_URL_DYNAMODB": self._table.endpoint,
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_LAMBDA_FUNCTION_NAME": function_name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(settings.lambda_memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function_name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"{datetime.now():%Y/%m/%d}/[$LATEST]{events.new_api_id()}",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{settings.lambda_runtime}",
+            "LAMBDA_TASK_ROOT": str(self._task_root.paths[spec.name]),
+            "_HANDLER": spec.handler,
+            "TZ": ":UTC",
+            "LANG": "en_US.UTF-8",
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+        }
+
+    def ready_lines(self) -> list[str]:
+        """What the terminal shows once everything is up; the last line starts with `Ready: `."""
+        options = self.options
+        web_root = options.web_root
+        page = self.http_url if web_root is not None and web_root.is_dir() else "(no web/ directory yet)"
+        lines = [
+            f"Local cloud for stack {options.stack} (stage {options.stage}):",
+            f"  WebSocket URL  {self.ws_url}",
+            f"  Callback URL   {self.callback_url}  (POST/GET/DELETE {self.callback_url}/@connections/{{id}})",
+            f"  Chat page      {page}",
+            f"  DynamoDB       {self.table.endpoint}  table {self.table.name}",
+        ]
+        width = max(len(route.key) for route in options.routes) if options.routes else 0
+        lines += [f"  route {route.key:<{width}}  -> {route.function.name} ({route.function.handler})"
+                  for route in options.routes]
+        lines.append(f"Ready: {self.ws_url}  (Ctrl-C stops)")
+        return lines
+
+    async def stop(self) -> None:
+        """Close every client with 1001 (running `$disconnect` for each), stop the workers, the server and DynamoDB."""
+        if self.gateway is not None:
+            await self.gateway.close_all()
+        await asyncio.gather(*(pool.close() for pool in set(self._pools.values())))
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._table is not None:
+            await asyncio.to_thread(self._table.close)
+        if self._task_root is not None:
+            self._task_root.remove()
+
+    @property
+    def pools(self) -> Mapping[str, FunctionPool]:
+        """The function pool serving each route key."""
+        return self._pools

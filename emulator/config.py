@@ -1,0 +1,200 @@
+"""What the emulator serves and how: the app's routes from `app.definition`, the stack's settings, run-time flags.
+
+Nothing here copies the route table: `routes_from_definition()` converts `app.definition.ROUTES` when called, and
+tests pass their own `RouteSpec`s (handlers that crash, hang or exit) through the same `EmulatorOptions`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from app import definition
+from app.settings import SettingsError, StackSettings, settings_from_stack_config
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+"""The repository: holds `Pulumi.<stack>.yaml`, the `handlers` package and the chat page in `web/`."""
+
+FRAME_LIMIT_BYTES = 32 * 1024
+"""API Gateway closes the connection with 1009 when a client frame carries more payload than this."""
+MESSAGE_LIMIT_BYTES = 128 * 1024
+"""Largest message (all its frames together) a client may send, and largest `@connections` POST body."""
+INTEGRATION_TIMEOUT_SECONDS = 29.0
+"""API Gateway stops waiting for an integration after 29 s, whatever the function's own timeout."""
+DEFAULT_IDLE_TIMEOUT_SECONDS = 10 * 60.0
+DEFAULT_MAX_DURATION_SECONDS = 2 * 60 * 60.0
+DEFAULT_REGION = "us-east-1"
+
+
+class EmulatorConfigError(ValueError):
+    """The stack's config is missing or invalid, or a flag is out of range; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One Lambda function as the emulator runs it."""
+
+    name: str
+    handler: str
+    """Dotted `module.function` path, as in Lambda's `handler` setting."""
+    code_root: Path
+    """The directory holding the function's code (the repository for the real handlers)."""
+    packages: tuple[str, ...]
+    """Top-level packages of `code_root` that the deployment zip holds; only they are importable in the worker."""
+    environment: tuple[str, ...]
+    """Names of the environment variables the stack gives this function (values are filled in at start)."""
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """A route key and the function that serves it."""
+
+    key: str
+    function: FunctionSpec
+
+
+def routes_from_definition(code_root: Path = PROJECT_ROOT) -> tuple[RouteSpec, ...]:
+    """The routes of `app.definition`, each served by its real handler from the `handlers` package."""
+    specs: dict[str, FunctionSpec] = {}
+    routes = []
+    for route in definition.ROUTES:
+        function = route.function
+        if function.name not in specs:
+            specs[function.name] = FunctionSpec(
+                name=function.name,
+                handler=function.handler,
+                code_root=code_root,
+                packages=(definition.HANDLERS_PACKAGE,),
+                environment=function.environment,
+            )
+        routes.append(RouteSpec(key=route.key, function=specs[function.name]))
+    return tuple(routes)
+
+
+def route_selection_path(expression: str = definition.ROUTE_SELECTION_EXPRESSION) -> tuple[str, ...]:
+    """The JSON path that `$request.body.a.b` selects on: `("a", "b")`."""
+    prefix = "$request.body."
+    if not expression.startswith(prefix) or not expression[len(prefix):]:
+        raise EmulatorConfigError(f"route selection expression {expression!r} is not of the form $request.body.PATH")
+    return tuple(expression[len(prefix):].split("."))
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """What the emulator takes from `Pulumi.<stack>.yaml`: the validated settings and the AWS region."""
+
+    settings: StackSettings
+    region: str
+
+
+def load_stack_config(stack: str, project_root: Path = PROJECT_ROOT) -> StackConfig:
+    """Read and validate `Pulumi.<stack>.yaml` the way the Pulumi program does; a bad or missing file fails clearly."""
+    path = project_root / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        found = sorted(candidate.name[len("Pulumi."):-len(".yaml")] for candidate in project_root.glob("Pulumi.*.yaml"))
+        available = f"stacks with a config file: {', '.join(found)}" if found else "no stack config files exist yet"
+        raise EmulatorConfigError(f"{path} does not exist; pass --stack NAME ({available})")
+    document = _read_yaml(path)
+    config = document.get("config") or {}
+    if not isinstance(config, Mapping):
+        raise EmulatorConfigError(f"{path}: `config` must be a mapping of keys to values")
+    try:
+        settings = settings_from_stack_config(config, stack)
+    except SettingsError as error:
+        raise EmulatorConfigError(f"{path}: {error}") from None
+    region = config.get("aws:region") or _project_region(project_root) or DEFAULT_REGION
+    return StackConfig(settings=settings, region=str(region))
+
+
+def _read_yaml(path: Path) -> Mapping[str, Any]:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise EmulatorConfigError(f"{path} is not valid YAML: {error}") from None
+    if document is None:
+        return {}
+    if not isinstance(document, Mapping):
+        raise EmulatorConfigError(f"{path} must hold a YAML mapping")
+    return document
+
+
+def _project_region(project_root: Path) -> str | None:
+    """`aws:region` declared in Pulumi.yaml's `config:` section (a plain value or `{default: ...}`), if any."""
+    path = project_root / "Pulumi.yaml"
+    if not path.is_file():
+        return None
+    config = _read_yaml(path).get("config") or {}
+    value = config.get("aws:region") if isinstance(config, Mapping) else None
+    if isinstance(value, Mapping):
+        value = value.get("value", value.get("default"))
+    return str(value) if value else None
+
+
+@dataclass(frozen=True)
+class EmulatorOptions:
+    """Everything one emulator run needs. The CLI builds it from flags; tests build it directly."""
+
+    stack: str
+    settings: StackSettings
+    routes: tuple[RouteSpec, ...]
+    region: str = DEFAULT_REGION
+    host: str = "127.0.0.1"
+    port: int = 3001
+    dynamodb_endpoint: str | None = None
+    """Use this DynamoDB-compatible endpoint instead of the embedded moto server."""
+    idle_timeout_seconds: float = DEFAULT_IDLE_TIMEOUT_SECONDS
+    max_duration_seconds: float = DEFAULT_MAX_DURATION_SECONDS
+    function_timeout_seconds: float | None = None
+    """Overrides the stack's `lambdaTimeoutSeconds` (tests use fractions of a second)."""
+    max_workers_per_function: int = 8
+    """Upper bound on concurrent workers of one function; the stack's reserved concurrency lowers it further."""
+    callback_delay_seconds: float = 0.0
+    """Fault injection: wait this long before answering every `@connections` request."""
+    callback_throttle_fraction: float = 0.0
+    """Fault injection: answer this fraction of `@connections` requests with 429 LimitExceededException."""
+    web_root: Path | None = field(default_factory=lambda: PROJECT_ROOT / "web")
+    """The chat page's directory, served at `/` when it exists."""
+    prewarm: bool = True
+    """Start one worker per function before printing the ready lines, so the first requests find warm workers."""
+
+    def __post_init__(self) -> None:
+        checks = (
+            (0 <= self.port <= 65535, f"port must be 0-65535, got {self.port}"),
+            (self.idle_timeout_seconds > 0, f"idle timeout must be positive, got {self.idle_timeout_seconds}"),
+            (self.max_duration_seconds > 0, f"max duration must be positive, got {self.max_duration_seconds}"),
+            (self.function_timeout_seconds is None or self.function_timeout_seconds > 0,
+             f"function timeout must be positive, got {self.function_timeout_seconds}"),
+            (self.max_workers_per_function >= 1,
+             f"max workers per function must be at least 1, got {self.max_workers_per_function}"),
+            (self.callback_delay_seconds >= 0, f"callback delay must be 0 or more, got {self.callback_delay_seconds}"),
+            (0 <= self.callback_throttle_fraction <= 1,
+             f"callback throttle fraction must be from 0 to 1, got {self.callback_throttle_fraction}"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise EmulatorConfigError(message)
+        keys = [route.key for route in self.routes]
+        if len(set(keys)) != len(keys):
+            raise EmulatorConfigError(f"route keys must be unique, got {keys}")
+
+    @property
+    def stage(self) -> str:
+        """The stage name: the stack's `stageName`, by default the stack name."""
+        return self.settings.stage_name
+
+    @property
+    def function_timeout(self) -> float:
+        """Seconds a function may run before its worker is killed."""
+        if self.function_timeout_seconds is not None:
+            return self.function_timeout_seconds
+        return float(self.settings.lambda_timeout_seconds)
+
+    @property
+    def workers_per_function(self) -> int:
+        """Concurrent workers allowed per function."""
+        reserved = self.settings.reserved_concurrency
+        return min(self.max_workers_per_function, reserved) if reserved else self.max_workers_per_function

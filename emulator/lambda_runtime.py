@@ -1,0 +1,159 @@
+"""The Lambda runtime inside one worker process: imports a handler once, then serves invocations one at a time.
+
+Run as a script (`python -I emulator/lambda_runtime.py TASK_ROOT HANDLER`) so that, as on Lambda, only the task
+root (the packages of the deployment zip) and the installed libraries are importable, not the emulator or the
+rest of the repository. Standard library only, for the same reason.
+
+Protocol with the gateway: one JSON document per line. The worker keeps the original stdout for it and points
+file descriptor 1 at stderr, so whatever the handler prints reaches the terminal (prefixed by the gateway) and
+can never corrupt the protocol. First line out: `{"type": "ready"}` or `{"type": "init_error", ...}` (then the
+worker exits, and the next invocation retries the init as Lambda does). Then, per line in
+`{"event": ..., "awsRequestId": ..., "timeoutMs": ...}`, one line out: `{"type": "result", "result": ...}` or
+`{"type": "error", "errorType": ..., "errorMessage": ...}`, each with `maxMemoryMb`. A `sys.exit` or a crash ends
+the process; the gateway sees the pipe close and reports `Runtime.ExitError`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import resource
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import IO, Any
+
+Handler = Callable[[Any, Any], Any]
+
+
+class LambdaContext:
+    """The `context` argument, with the attributes and method of the AWS Python runtime's context object."""
+
+    def __init__(self, aws_request_id: str, timeout_ms: int) -> None:
+        name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
+        region = os.environ.get("AWS_REGION", "us-east-1")
+        self.function_name = name
+        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        self.invoked_function_arn = f"arn:aws:lambda:{region}:123456789012:function:{name}"
+        self.memory_limit_in_mb = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"))
+        self.aws_request_id = aws_request_id
+        self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME", "")
+        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
+        self.identity = None
+        self.client_context = None
+        self._deadline = time.monotonic() + timeout_ms / 1000
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the gateway kills this invocation."""
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class _RequestIdFilter(logging.Filter):
+    """Stamps every log record with the current invocation's request id, like Lambda's log handler."""
+
+    request_id = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.aws_request_id = self.request_id
+        return True
+
+
+def _take_protocol_channel() -> IO[str]:
+    """Keep the real stdout for the protocol; send fd 1 (and `print`) to stderr."""
+    channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    return channel
+
+
+def _configure_logging() -> _RequestIdFilter:
+    """The root logger as the AWS runtime sets it up: one stderr handler, level left at WARNING."""
+    request_ids = _RequestIdFilter()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
+                                           "%Y-%m-%dT%H:%M:%S"))
+    handler.formatter.converter = time.gmtime  # type: ignore[union-attr]
+    handler.addFilter(request_ids)
+    logging.getLogger().addHandler(handler)
+    return request_ids
+
+
+def _load_handler(handler_path: str) -> Handler:
+    module_name, _, function_name = handler_path.rpartition(".")
+    if not module_name:
+        raise _InitError("Runtime.MalformedHandlerName", f"Bad handler '{handler_path}': not a module.function path")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise _InitError("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {error}") from error
+    handler = getattr(module, function_name, None)
+    if not callable(handler):
+        raise _InitError("Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_name}'")
+    return handler  # type: ignore[no-any-return]
+
+
+class _InitError(Exception):
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+def _max_memory_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _send(channel: IO[str], message: dict[str, Any]) -> None:
+    channel.write(json.dumps(message) + "\n")
+    channel.flush()
+
+
+def _invoke(handler: Handler, request: dict[str, Any], request_ids: _RequestIdFilter) -> dict[str, Any]:
+    request_id = str(request["awsRequestId"])
+    request_ids.request_id = request_id
+    context = LambdaContext(request_id, int(request["timeoutMs"]))
+    try:
+        result = handler(request["event"], context)
+    except Exception as error:
+        return _error(error)
+    try:
+        return {"type": "result", "result": json.loads(json.dumps(result))}
+    except (TypeError, ValueError) as error:
+        message = f"Unable to marshal response: {error}"
+        print(f"[ERROR] Runtime.MarshalError: {message}", file=sys.stderr)
+        return {"type": "error", "errorType": "Runtime.MarshalError", "errorMessage": message}
+
+
+def _error(error: Exception) -> dict[str, Any]:
+    print(f"[ERROR] {type(error).__name__}: {error}", file=sys.stderr)
+    traceback.print_exc(file=sys.stderr)
+    return {"type": "error", "errorType": type(error).__name__, "errorMessage": str(error)}
+
+
+def main(argv: list[str]) -> int:
+    """Serve invocations until stdin closes."""
+    task_root, handler_path = argv[1], argv[2]
+    channel = _take_protocol_channel()
+    sys.path.insert(0, task_root)
+    request_ids = _configure_logging()
+    try:
+        handler = _load_handler(handler_path)
+    except Exception as error:
+        error_type = error.error_type if isinstance(error, _InitError) else "Runtime.InitError"
+        print(f"[ERROR] {error_type}: {error}", file=sys.stderr)
+        traceback.print_exc(file=sys.stderr)
+        _send(channel, {"type": "init_error", "errorType": error_type, "errorMessage": str(error)})
+        return 1
+    _send(channel, {"type": "ready"})
+    for line in sys.stdin:
+        response = _invoke(handler, json.loads(line), request_ids)
+        response["maxMemoryMb"] = _max_memory_mb()
+        _send(channel, response)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,258 @@
+"""The Lambda side of the emulator: worker processes per function, warm between invocations.
+
+Each function gets a pool of worker processes (`lambda_runtime.py`), each serving one invocation at a time, like
+Lambda's execution environments. A pool grows when invocations overlap (up to a bound), so a broadcast whose
+handler posts back to the gateway never waits behind itself. A worker that exceeds the function's timeout is
+killed; one that crashes or calls `sys.exit` dies on its own; either way it is dropped and the next invocation
+starts a fresh one (a cold start with a new init), and the gateway only ever sees a failed invocation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emulator.config import FunctionSpec
+
+RUNTIME_SCRIPT = Path(__file__).resolve().parent / "lambda_runtime.py"
+INIT_TIMEOUT_SECONDS = 10.0
+"""Lambda gives a function's init (module import) 10 s."""
+STOP_GRACE_SECONDS = 2.0
+PROTOCOL_LINE_LIMIT = 8 * 1024 * 1024
+"""Largest protocol line (an event or a result); Lambda's own response limit is 6 MB."""
+
+Log = Callable[[str, str], None]
+"""Writes one line to the terminal under a prefix (the function's or route's name)."""
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """How one invocation ended."""
+
+    ok: bool
+    result: Any = None
+    error_type: str = ""
+    error_message: str = ""
+    duration_ms: float = 0.0
+    max_memory_mb: float = 0.0
+
+
+class Worker:
+    """One execution environment: a process that imported the handler once and keeps its module state."""
+
+    def __init__(self, spec: FunctionSpec, task_root: Path, environment: Mapping[str, str], log: Log) -> None:
+        self._spec = spec
+        self._task_root = task_root
+        self._environment = dict(environment)
+        self._log = log
+        self._process: asyncio.subprocess.Process | None = None
+        self._output: asyncio.Task[None] | None = None
+        self.alive = False
+
+    async def start(self) -> Invocation | None:
+        """Start the process and run the init; returns the init failure, if any."""
+        started = time.monotonic()
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-I", str(RUNTIME_SCRIPT), str(self._task_root), self._spec.handler,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=self._environment, cwd=self._task_root, limit=PROTOCOL_LINE_LIMIT,
+        )
+        self._output = asyncio.create_task(self._relay_output())
+        self.alive = True
+        try:
+            first = await self._read(INIT_TIMEOUT_SECONDS)
+        except TimeoutError:
+            await self.kill()
+            return Invocation(ok=False, error_type="Runtime.InitError",
+                              error_message=f"Init timed out after {INIT_TIMEOUT_SECONDS:.0f} seconds")
+        if first is None:
+            return await self._exited(started)
+        if first.get("type") != "ready":
+            await self.kill()
+            return Invocation(ok=False, error_type=str(first.get("errorType", "Runtime.InitError")),
+                              error_message=str(first.get("errorMessage", "")),
+                              duration_ms=(time.monotonic() - started) * 1000)
+        return None
+
+    async def invoke(self, event: Mapping[str, Any], aws_request_id: str, timeout: float) -> Invocation:
+        """Run the handler on `event`; kill the process when it exceeds `timeout` seconds."""
+        assert self._process is not None and self._process.stdin is not None
+        started = time.monotonic()
+        request = {"event": event, "awsRequestId": aws_request_id, "timeoutMs": int(timeout * 1000)}
+        try:
+            self._process.stdin.write(json.dumps(request).encode("utf-8") + b"\n")
+            await self._process.stdin.drain()
+            response = await self._read(timeout)
+        except TimeoutError:
+            await self.kill()
+            message = f"Task timed out after {timeout:.2f} seconds"
+            self._log(self._spec.name, f"{aws_request_id} {message}")
+            return Invocation(ok=False, error_type="Sandbox.Timedout", error_message=message,
+                              duration_ms=(time.monotonic() - started) * 1000)
+        except (BrokenPipeError, ConnectionResetError):
+            response = None
+        if response is None:
+            return await self._exited(started)
+        duration_ms = (time.monotonic() - started) * 1000
+        memory = float(response.get("maxMemoryMb", 0.0))
+        if response.get("type") == "result":
+            return Invocation(ok=True, result=response.get("result"), duration_ms=duration_ms, max_memory_mb=memory)
+        return Invocation(ok=False, error_type=str(response.get("errorType", "")),
+                          error_message=str(response.get("errorMessage", "")), duration_ms=duration_ms,
+                          max_memory_mb=memory)
+
+    async def _read(self, timeout: float) -> dict[str, Any] | None:
+        assert self._process is not None and self._process.stdout is not None
+        async with asyncio.timeout(timeout):
+            line = await self._process.stdout.readline()
+        if not line:
+            return None
+        document = json.loads(line)
+        return document if isinstance(document, dict) else None
+
+    async def _exited(self, started: float) -> Invocation:
+        """The process ended on its own (sys.exit, os._exit, a signal): report it as Lambda does."""
+        assert self._process is not None
+        code = await self._process.wait()
+        self.alive = False
+        if self._output is not None:
+            await self._output
+        status = f"signal: {-code}" if code < 0 else f"exit status {code}"
+        message = f"Runtime exited with error: {status}"
+        self._log(self._spec.name, message)
+        return Invocation(ok=False, error_type="Runtime.ExitError", error_message=message,
+                          duration_ms=(time.monotonic() - started) * 1000)
+
+    async def _relay_output(self) -> None:
+        """Copy the handler's output (stdout and stderr alike) to the terminal, line by line, under its name."""
+        assert self._process is not None and self._process.stderr is not None
+        while line := await self._process.stderr.readline():
+            self._log(self._spec.name, line.decode("utf-8", "replace").rstrip("\n"))
+
+    async def kill(self) -> None:
+        """Kill the process now (timeout or shutdown) and reap it."""
+        self.alive = False
+        if self._process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self._process.kill()
+        await self._process.wait()
+        if self._output is not None:
+            await self._output
+
+    async def stop(self) -> None:
+        """Let the process finish: close its input, then kill it if it lingers."""
+        self.alive = False
+        if self._process is None or self._process.returncode is not None:
+            return
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        try:
+            async with asyncio.timeout(STOP_GRACE_SECONDS):
+                await self._process.wait()
+        except TimeoutError:
+            pass
+        await self.kill()
+
+
+class FunctionPool:
+    """The workers of one function: reuses warm ones, starts more when invocations overlap, up to `max_workers`."""
+
+    def __init__(self, spec: FunctionSpec, task_root: Path, environment: Mapping[str, str], *, timeout: float,
+                 memory_mb: int, max_workers: int, log: Log) -> None:
+        self.spec = spec
+        self._task_root = task_root
+        self._environment = environment
+        self._timeout = timeout
+        self._memory_mb = memory_mb
+        self._log = log
+        self._idle: list[Worker] = []
+        self._busy: set[Worker] = set()
+        self._slots = asyncio.Semaphore(max_workers)
+        self._closed = False
+
+    async def prewarm(self) -> None:
+        """Start one worker ahead of the first invocation."""
+        async with self._slots:
+            worker = Worker(self.spec, self._task_root, self._environment, self._log)
+            failure = await worker.start()
+            if failure is None:
+                self._idle.append(worker)
+
+    async def invoke(self, event: Mapping[str, Any]) -> Invocation:
+        """One invocation on a warm worker, or a new one."""
+        aws_request_id = str(uuid.uuid4())
+        async with self._slots:
+            if self._closed:
+                return Invocation(ok=False, error_type="Emulator.ShuttingDown",
+                                  error_message="the emulator is stopping")
+            worker = self._idle.pop() if self._idle else None
+            if worker is None:
+                worker = Worker(self.spec, self._task_root, self._environment, self._log)
+                self._busy.add(worker)
+                failure = await worker.start()
+                if failure is not None:
+                    self._busy.discard(worker)
+                    return failure
+            self._busy.add(worker)
+            try:
+                outcome = await worker.invoke(event, aws_request_id, self._timeout)
+            finally:
+                self._busy.discard(worker)
+            if outcome.max_memory_mb > self._memory_mb:
+                await worker.kill()
+                self._log(self.spec.name, f"{aws_request_id} Runtime.OutOfMemory: used {outcome.max_memory_mb:.0f} MB "
+                                          f"of {self._memory_mb} MB")
+                outcome = Invocation(ok=False, error_type="Runtime.OutOfMemory",
+                                     error_message=f"Runtime exited with error: out of memory ({self._memory_mb} MB)",
+                                     duration_ms=outcome.duration_ms, max_memory_mb=outcome.max_memory_mb)
+            if worker.alive and not self._closed:
+                self._idle.append(worker)
+            elif worker.alive:
+                await worker.stop()
+            return outcome
+
+    async def close(self) -> None:
+        """Stop every worker; busy ones are killed."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(worker.stop() for worker in idle), *(worker.kill() for worker in self._busy))
+
+
+class TaskRoot:
+    """A directory standing in for Lambda's `/var/task`: links to exactly the packages the zip holds."""
+
+    def __init__(self, specs: Iterable[FunctionSpec]) -> None:
+        self._directory = Path(tempfile.mkdtemp(prefix="emulator-task-"))
+        self.paths: dict[str, Path] = {}
+        for spec in specs:
+            name = f"{spec.code_root.name}-{'-'.join(spec.packages)}"
+            root = self._directory / name
+            if not root.exists():
+                root.mkdir()
+                for package in spec.packages:
+                    source = spec.code_root / package
+                    if not source.exists():
+                        raise FileNotFoundError(f"function {spec.name}: package {source} does not exist")
+                    (root / package).symlink_to(source, target_is_directory=source.is_dir())
+            self.paths[spec.name] = root
+
+    def remove(self) -> None:
+        """Delete the links (never what they point to)."""
+        shutil.rmtree(self._directory, ignore_errors=True)
+
+
+def physical_name(logical_name: str) -> str:
+    """A name like Pulumi's auto-naming gives (`send-message-4f2a9c1`), so code cannot rely on fixed names."""
+    return f"{logical_name}-{os.urandom(4).hex()[:7]}"

@@ -1,0 +1,163 @@
+"""Fixtures for the emulator's tests: a local cloud running in a background thread, serving test handlers.
+
+The in-process API (`LocalCloud` with `EmulatorOptions`) is what lets tests swap in handlers that crash, hang or
+exit; the CLI (through `emulator.testing.running_emulator`) is tested with the real app in test_cli.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from websockets.sync.client import ClientConnection, connect
+
+from app.settings import StackSettings
+from emulator.cloud import LocalCloud
+from emulator.config import PROJECT_ROOT, EmulatorOptions, FunctionSpec, RouteSpec
+from handlers import environment
+from tests.emulator.lambdas import RECORD_PREFIX
+
+if TYPE_CHECKING:
+    from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
+
+STAGE = "test"
+FUNCTION_TIMEOUT_SECONDS = 1.5
+
+
+def test_function(name: str, handler: str, *names: str) -> FunctionSpec:
+    """A function served by `tests/emulator/lambdas.py`; the task root holds the `tests` package only."""
+    return FunctionSpec(name=name, handler=f"tests.emulator.lambdas.{handler}", code_root=PROJECT_ROOT,
+                        packages=("tests",),
+                        environment=names or (environment.TABLE_NAME, environment.ENDPOINT_URL))
+
+
+RECORD = test_function("record", "record", environment.TABLE_NAME)
+ECHO = test_function("echo", "echo", environment.TABLE_NAME, environment.ENDPOINT_URL, environment.MAX_MESSAGE_BYTES)
+TEST_ROUTES = (
+    RouteSpec("$connect", RECORD),
+    RouteSpec("$disconnect", RECORD),
+    RouteSpec("$default", ECHO),
+    RouteSpec("echo", ECHO),
+    RouteSpec("rendezvous", test_function("rendezvous", "rendezvous")),
+    RouteSpec("crash", test_function("crash", "crash")),
+    RouteSpec("hang", test_function("hang", "hang")),
+    RouteSpec("exit", test_function("exit-process", "exit_process")),
+    RouteSpec("unserializable", test_function("unserializable", "unserializable")),
+)
+
+
+class CloudThread:
+    """A `LocalCloud` on its own event loop in a daemon thread, with its log lines kept for assertions."""
+
+    def __init__(self, options: EmulatorOptions) -> None:
+        self.logs: list[str] = []
+        self._lock = threading.Lock()
+        self.cloud = LocalCloud(options, log=self._log)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def _log(self, prefix: str, message: str) -> None:
+        with self._lock:
+            self.logs.append(f"[{prefix}] {message}")
+
+    def log_text(self) -> str:
+        """Everything logged so far."""
+        with self._lock:
+            return "\n".join(self.logs)
+
+    def start(self) -> None:
+        """Start the thread and the cloud; returns when it is ready."""
+        self._thread.start()
+        self.run(self.cloud.start())
+
+    def run(self, coroutine: Any) -> Any:
+        """Run a coroutine on the cloud's loop and wait for its result."""
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        return future.result(timeout=60)
+
+    def stop(self) -> None:
+        """Stop the cloud, then the loop and thread."""
+        try:
+            self.run(self.cloud.stop())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop.close()
+
+    def connect(self, query: str = "", **kwargs: Any) -> ClientConnection:
+        """A real WebSocket client (no proxy, no compression, which API Gateway does not offer either)."""
+        url = self.cloud.ws_url + (f"?{query}" if query else "")
+        client: ClientConnection = connect(url, proxy=None, compression=None, open_timeout=10, close_timeout=5,
+                                           **kwargs)
+        return client
+
+    def callback_client(self, endpoint: str | None = None) -> ApiGatewayManagementApiClient:
+        """boto3's `apigatewaymanagementapi` client pointed at the local callback API, no retries."""
+        return boto3.client(
+            "apigatewaymanagementapi", endpoint_url=endpoint or self.cloud.callback_url,
+            region_name=self.cloud.options.region, aws_access_key_id="test", aws_secret_access_key="test",
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+        )
+
+    def recorded(self, route_key: str, connection_id: str) -> list[dict[str, Any]]:
+        """Events `record` stored for this route and connection."""
+        prefix = f"{RECORD_PREFIX}{route_key}#{connection_id}#"
+        items = self.cloud.table.client().scan(TableName=self.cloud.table.name)["Items"]
+        return [json.loads(item["Event"]["S"]) for item in items if item["ConnectionId"]["S"].startswith(prefix)]
+
+    def recorded_eventually(self, route_key: str, connection_id: str, timeout: float = 10) -> list[dict[str, Any]]:
+        """`recorded`, polling until at least one event is there (`$disconnect` runs after the close)."""
+        found: list[dict[str, Any]] = wait_for(lambda: self.recorded(route_key, connection_id), timeout,
+                                               f"no {route_key} event recorded for {connection_id}")
+        return found
+
+
+def wait_for(probe: Callable[[], Any], timeout: float, failure: str) -> Any:
+    """Poll `probe` until it returns something truthy; fail with `failure` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(failure)
+        time.sleep(0.05)
+
+
+def receive_json(client: ClientConnection, timeout: float = 10) -> dict[str, Any]:
+    """The next frame, parsed."""
+    frame = client.recv(timeout=timeout)
+    document = json.loads(frame)
+    assert isinstance(document, dict), f"expected a JSON object frame, got {frame!r}"
+    return document
+
+
+def test_options(**overrides: Any) -> EmulatorOptions:
+    """Options for a test cloud: any free port, short timeouts, the test routes."""
+    base = EmulatorOptions(stack=STAGE, settings=StackSettings(stage_name=STAGE), routes=TEST_ROUTES, port=0,
+                           function_timeout_seconds=FUNCTION_TIMEOUT_SECONDS, idle_timeout_seconds=30,
+                           max_workers_per_function=4)
+    return dataclasses.replace(base, **overrides)
+
+
+@pytest.fixture(scope="session")
+def cloud() -> Iterator[CloudThread]:
+    """One cloud with the test routes, shared by the conformance tests (each uses its own connections)."""
+    running = CloudThread(test_options())
+    running.start()
+    yield running
+    running.stop()
+
+
+CONNECTION_ID = re.compile(r"^[A-Za-z0-9+/]{15}=$")
+"""API Gateway's id shape: 11 random bytes in base64."""
