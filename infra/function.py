@@ -1,0 +1,101 @@
+"""One Lambda function with its own role, log group and code archive."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from app.definition import Function
+from infra.policies import assume_role_policy
+
+BASIC_EXECUTION_POLICY_ARN = aws.iam.ManagedPolicy.AWS_LAMBDA_BASIC_EXECUTION_ROLE
+"""AWS-managed: CloudWatch Logs only (its `*` resource is AWS's, and the function logs to its own group anyway)."""
+
+
+@dataclass
+class ChatFunctionArgs:
+    """What to run (definition and archive), how (runtime settings) and with which rights."""
+
+    function: Function
+    archive_path: Path
+    """The deterministic zip written by `infra.archive`."""
+    archive_hash: str
+    """Base64 SHA-256 of the zip: an unchanged archive leaves the function untouched on `pulumi up`."""
+    runtime: str
+    architecture: str
+    memory_mb: int
+    timeout_seconds: int
+    log_retention_days: int
+    environment: Mapping[str, pulumi.Input[str]]
+    policy: Mapping[str, Any] | None
+    """The inline policy beyond logging (from `infra.policies.function_policy`); None when nothing more is needed."""
+
+
+class ChatFunction(pulumi.ComponentResource):
+    """A Lambda function whose role can do exactly what its definition lists, logging to a group we own."""
+
+    arn: pulumi.Output[str]
+    name: pulumi.Output[str]
+    invoke_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ChatFunctionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("chat:index:ChatFunction", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        # Created by the program rather than by Lambda on first use, so retention is ours and `pulumi destroy`
+        # removes it. The function is pointed at it (logging_config) instead of relying on the /aws/lambda/<name>
+        # convention: the function's name is auto-generated, and the group must exist before the function runs.
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            retention_in_days=args.log_retention_days,
+            opts=child,
+        )
+
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=pulumi.Output.json_dumps(assume_role_policy("lambda.amazonaws.com")),
+            opts=child,
+        )
+        permissions: list[pulumi.Resource] = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-basic-execution",
+                role=self.role.name,
+                policy_arn=BASIC_EXECUTION_POLICY_ARN,
+                opts=child,
+            )
+        ]
+        if args.policy is not None:
+            permissions.append(
+                aws.iam.RolePolicy(
+                    f"{name}-policy",
+                    role=self.role.name,
+                    policy=pulumi.Output.json_dumps(args.policy),
+                    opts=child,
+                )
+            )
+
+        self.function = aws.lambda_.Function(
+            f"{name}-function",
+            role=self.role.arn,
+            runtime=args.runtime,
+            architectures=[args.architecture],
+            handler=args.function.handler,
+            code=pulumi.FileArchive(str(args.archive_path)),
+            source_code_hash=args.archive_hash,
+            memory_size=args.memory_mb,
+            timeout=args.timeout_seconds,
+            environment=aws.lambda_.FunctionEnvironmentArgs(variables=dict(args.environment)),
+            logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="Text", log_group=self.log_group.name),
+            # The rights must exist before the first invocation, not merely before the role is referenced.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, *permissions]),
+        )
+
+        self.arn = self.function.arn
+        self.name = self.function.name
+        self.invoke_arn = self.function.invoke_arn
+        self.register_outputs({"arn": self.arn, "name": self.name, "invoke_arn": self.invoke_arn})

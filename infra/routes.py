@@ -1,0 +1,86 @@
+"""A WebSocket route served by a Lambda function: integration, invoke permission and route."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.api import WebSocketApi
+
+INTEGRATION_TYPE = "AWS_PROXY"
+INTEGRATION_METHOD = "POST"
+"""Lambda's Invoke API is a POST, whatever the client did."""
+
+
+@dataclass
+class LambdaRouteArgs:
+    """Which API, stage and route key, and the function that serves it."""
+
+    api: WebSocketApi
+    stage_name: str
+    route_key: str
+    function_name: pulumi.Input[str]
+    function_invoke_arn: pulumi.Input[str]
+    authorization_type: str = "NONE"
+    """Only `$connect` can carry an authorizer (CUSTOM); the hardening work sets it there."""
+
+
+class LambdaRoute(pulumi.ComponentResource):
+    """A route whose messages are proxied to a Lambda function, which only this API and stage may invoke."""
+
+    route: aws.apigatewayv2.Route
+    deployment_inputs: pulumi.Output[dict[str, Any]]
+    """Everything about this route and its integration that a stage deployment captures (see `ApiStage`)."""
+
+    def __init__(self, name: str, args: LambdaRouteArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("chat:index:LambdaRoute", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        # A resource-based permission rather than an API Gateway role: the function states who may invoke it, and
+        # source_arn narrows that to this API, this stage and this route (docs/infrastructure.md).
+        self.permission = aws.lambda_.Permission(
+            f"{name}-permission",
+            action="lambda:InvokeFunction",
+            function=args.function_name,
+            principal="apigateway.amazonaws.com",
+            source_arn=args.api.route_arn(args.stage_name, args.route_key),
+            opts=child,
+        )
+
+        integration_settings: dict[str, Any] = {
+            "integration_type": INTEGRATION_TYPE,
+            "integration_method": INTEGRATION_METHOD,
+            "integration_uri": args.function_invoke_arn,
+        }
+        self.integration = aws.apigatewayv2.Integration(
+            f"{name}-integration",
+            api_id=args.api.id,
+            **integration_settings,
+            opts=child,
+        )
+
+        route_settings: dict[str, Any] = {
+            "route_key": args.route_key,
+            "authorization_type": args.authorization_type,
+            "target": pulumi.Output.concat("integrations/", self.integration.id),
+        }
+        self.route = aws.apigatewayv2.Route(
+            f"{name}-route",
+            api_id=args.api.id,
+            **route_settings,
+            # The permission is in place before the route can send traffic to the function.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.permission]),
+        )
+
+        # Built from the same dicts the resources were built from, so nothing can change unnoticed; the ids add
+        # replacements (a new integration is a new target even with identical settings).
+        self.deployment_inputs = pulumi.Output.from_input(
+            {
+                "route": {**route_settings, "id": self.route.id},
+                "integration": {**integration_settings, "id": self.integration.id},
+            }
+        )
+        self.register_outputs({"route_id": self.route.id, "integration_id": self.integration.id})

@@ -1,0 +1,53 @@
+"""The DynamoDB table of live connections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from app.definition import Table
+
+
+@dataclass
+class ConnectionsTableArgs:
+    """The table's shape (from `app.definition`) and the stack's choices for it."""
+
+    table: Table
+    billing_mode: str
+    read_capacity: int | None
+    write_capacity: int | None
+    point_in_time_recovery: bool
+    kms_key_arn: str | None
+
+
+class ConnectionsTable(pulumi.ComponentResource):
+    """One row per open WebSocket connection, keyed by connection id, expiring through TTL."""
+
+    name: pulumi.Output[str]
+    arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ConnectionsTableArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("chat:index:ConnectionsTable", name, None, opts)
+
+        # $disconnect is best effort, so rows of vanished clients would pile up; TTL removes them for free.
+        self.table = aws.dynamodb.Table(
+            f"{name}-table",
+            hash_key=args.table.hash_key,
+            attributes=[aws.dynamodb.TableAttributeArgs(name=args.table.hash_key, type="S")],
+            billing_mode=args.billing_mode,
+            read_capacity=args.read_capacity,
+            write_capacity=args.write_capacity,
+            ttl=aws.dynamodb.TableTtlArgs(attribute_name=args.table.ttl_attribute, enabled=True),
+            point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=args.point_in_time_recovery),
+            # Enabled means a KMS key: the customer's when given, else the AWS-managed `aws/dynamodb` key.
+            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(
+                enabled=True, kms_key_arn=args.kms_key_arn
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        self.name = self.table.name
+        self.arn = self.table.arn
+        self.register_outputs({"name": self.name, "arn": self.arn})

@@ -1,0 +1,301 @@
+"""Run the real Pulumi program (`__main__.py`) under Pulumi's mocks and return everything it registered.
+
+The one shared entry point for tests of the deployed resources (these tests and the policy pack's):
+
+    run_program(stack="dev", overrides=None, *, preview=False) -> ProgramRun
+
+- `stack` picks `Pulumi.<stack>.yaml` (a stack without a file runs on the project defaults alone);
+- `overrides` replaces config values: bare keys are this project's (`{"lambdaMemoryMb": 512}`), namespaced keys
+  are taken as given (`{"aws:region": "eu-west-1"}`), and None removes a key;
+- the config is assembled as the Pulumi CLI does it: `Pulumi.yaml` defaults, then the stack file, then overrides,
+  every value a string;
+- the program runs afresh each call (a new root stack, new mocks, `__main__.py` executed again), so monkeypatched
+  definitions (`app.definition.ROUTES`, `infra.archive.SOURCE_ROOT`) take effect;
+- a program that raises is reported as `ProgramError`, carrying the exception and what was registered before it.
+
+The mocks answer like AWS would, deterministically: auto-generated physical names (`<logical name>-<7 hex>`), ids,
+ARNs, `invoke_arn`, `api_endpoint` and `execution_arn` in the stack's region and account `ACCOUNT_ID`. The same
+program and config always yield the same values, so two runs can be compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import runpy
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from app.settings import PROJECT
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+PROGRAM = REPOSITORY / "__main__.py"
+PROJECT_FILE = REPOSITORY / "Pulumi.yaml"
+ACCOUNT_ID = "123456789012"
+DEFAULT_REGION = "us-east-1"
+
+ConfigValue = str | int | float | bool | None
+
+
+@dataclass(frozen=True)
+class RegisteredResource:
+    """One resource the program registered: what it asked for (`inputs`) and what the mocks answered (`outputs`).
+
+    Property names are as on the wire (camelCase: `routeKey`, `defaultRouteSettings.throttlingBurstLimit`).
+    """
+
+    urn: str
+    type: str
+    """The type token, e.g. `aws:lambda/function:Function`."""
+    name: str
+    """The logical name, e.g. `send-message-function`."""
+    inputs: Mapping[str, Any]
+    outputs: Mapping[str, Any]
+    parent: str
+    """The parent's URN ("" for the root stack's children)."""
+    dependencies: frozenset[str]
+    """URNs of every resource this one depends on, explicit (`depends_on`) or through its inputs."""
+    custom: bool
+    """False for component resources."""
+
+    def __str__(self) -> str:
+        return self.urn
+
+
+@dataclass(frozen=True)
+class ProgramRun:
+    """Everything one run of the program registered, and its stack outputs (resolved)."""
+
+    stack: str
+    config: Mapping[str, str]
+    resources: tuple[RegisteredResource, ...]
+    outputs: Mapping[str, Any]
+
+    def of_type(self, type_token: str) -> list[RegisteredResource]:
+        """Every resource of one type, in registration order."""
+        return [resource for resource in self.resources if resource.type == type_token]
+
+    def one(self, type_token: str, name: str) -> RegisteredResource:
+        """The resource of this type and logical name; AssertionError naming what exists when there is none."""
+        for resource in self.of_type(type_token):
+            if resource.name == name:
+                return resource
+        names = ", ".join(resource.name for resource in self.of_type(type_token)) or "none"
+        raise AssertionError(f"no {type_token} named {name!r} was registered (registered: {names})")
+
+    def by_urn(self, urn: str) -> RegisteredResource:
+        """The resource with this URN."""
+        for resource in self.resources:
+            if resource.urn == urn:
+                return resource
+        raise AssertionError(f"no resource {urn} was registered")
+
+    def children(self, parent: RegisteredResource) -> list[RegisteredResource]:
+        """The resources registered with `parent=` this one."""
+        return [resource for resource in self.resources if resource.parent == parent.urn]
+
+    def __iter__(self) -> Iterator[RegisteredResource]:
+        return iter(self.resources)
+
+
+class ProgramError(Exception):
+    """The program raised; `error` is what it raised and `resources` what it had registered before that."""
+
+    def __init__(self, error: BaseException, resources: tuple[RegisteredResource, ...]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.resources = resources
+
+
+def stack_config(stack: str, overrides: Mapping[str, ConfigValue] | None = None) -> dict[str, str]:
+    """The config the Pulumi CLI would hand the program: project defaults, the stack file, then overrides."""
+    project = yaml.safe_load(PROJECT_FILE.read_text())
+    config: dict[str, str] = {}
+    for key, declaration in (project.get("config") or {}).items():
+        default = declaration.get("default") if isinstance(declaration, dict) else declaration
+        if default is not None:
+            config[_namespaced(key)] = _as_config_string(default)
+    stack_file = REPOSITORY / f"Pulumi.{stack}.yaml"
+    if stack_file.is_file():
+        for key, value in ((yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}).items():
+            config[_namespaced(key)] = _as_config_string(value)
+    for key, override in (overrides or {}).items():
+        if override is None:
+            config.pop(_namespaced(key), None)
+        else:
+            config[_namespaced(key)] = _as_config_string(override)
+    return config
+
+
+def run_program(
+    stack: str = "dev",
+    overrides: Mapping[str, ConfigValue] | None = None,
+    *,
+    preview: bool = False,
+) -> ProgramRun:
+    """Run `__main__.py` under mocks with a stack's config; see the module docstring."""
+    config = stack_config(stack, overrides)
+    mocks = AwsMocks(region=config.get("aws:region", DEFAULT_REGION))
+    monitor = RecordingMonitor(mocks)
+
+    pulumi_settings.SETTINGS.rpc_manager.clear()
+    pulumi_settings.SETTINGS.outputs.clear()
+    pulumi_settings.set_root_resource(None)  # type: ignore[arg-type]  # a fresh root stack for this run
+    pulumi.runtime.set_all_config(config)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+
+    def program() -> None:
+        runpy.run_path(str(PROGRAM), run_name="__main__")
+
+    try:
+        _sync_await(run_pulumi_func(program))
+    except Exception as error:
+        raise ProgramError(error, monitor.registered()) from error
+
+    root = pulumi_settings.get_root_resource()
+    exported: dict[str, Any] = dict(getattr(root, "outputs", {}))
+    outputs = _sync_await(pulumi.Output.from_input(exported).future()) if exported else {}
+    return ProgramRun(stack=stack, config=config, resources=monitor.registered(), outputs=outputs or {})
+
+
+class AwsMocks(pulumi_mocks.Mocks):
+    """Answers resource registrations and provider calls the way AWS would, deterministically."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self._answers: dict[str, Callable[[str, str, dict[str, Any]], dict[str, Any]]] = {
+            "aws:apigatewayv2/api:Api": self._api,
+            "aws:apigatewayv2/stage:Stage": self._stage,
+            "aws:lambda/function:Function": self._function,
+            "aws:iam/role:Role": self._named("arn:aws:iam::{account}:role/{name}"),
+            "aws:dynamodb/table:Table": self._named("arn:aws:dynamodb:{region}:{account}:table/{name}"),
+            "aws:cloudwatch/logGroup:LogGroup": self._named("arn:aws:logs:{region}:{account}:log-group:{name}"),
+        }
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        """The id and output state of a new resource: its inputs plus what AWS would compute."""
+        inputs = dict(args.inputs)
+        answer = self._answers.get(args.typ)
+        if answer is None:
+            return _token(args.typ, args.name, 12), inputs
+        state = answer(args.typ, args.name, inputs)
+        return state.pop("id"), {**inputs, **state}
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        """Provider functions (invokes) the program may call."""
+        if args.token == "aws:index/getRegion:getRegion":
+            return {"name": self.region, "region": self.region, "id": self.region}, None
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:root", "userId": ACCOUNT_ID}, None
+        if args.token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, None
+        raise NotImplementedError(f"the mocks do not answer {args.token}; add it to tests/infra/mocks.py")
+
+    def _named(self, arn_pattern: str) -> Callable[[str, str, dict[str, Any]], dict[str, Any]]:
+        def answer(type_token: str, logical_name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+            name = inputs.get("name") or _auto_name(type_token, logical_name)
+            arn = arn_pattern.format(region=self.region, account=ACCOUNT_ID, name=name)
+            return {"id": name, "name": name, "arn": arn}
+
+        return answer
+
+    def _api(self, type_token: str, logical_name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        api_id = _token(type_token, logical_name, 10)
+        return {
+            "id": api_id,
+            "name": inputs.get("name") or _auto_name(type_token, logical_name),
+            "apiEndpoint": f"wss://{api_id}.execute-api.{self.region}.amazonaws.com",
+            "executionArn": f"arn:aws:execute-api:{self.region}:{ACCOUNT_ID}:{api_id}",
+            "arn": f"arn:aws:apigateway:{self.region}::/apis/{api_id}",
+        }
+
+    def _stage(self, type_token: str, logical_name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        api_id, name = inputs["apiId"], inputs["name"]
+        return {
+            "id": name,
+            "invokeUrl": f"wss://{api_id}.execute-api.{self.region}.amazonaws.com/{name}",
+            "executionArn": f"arn:aws:execute-api:{self.region}:{ACCOUNT_ID}:{api_id}/{name}",
+            "arn": f"arn:aws:apigateway:{self.region}::/apis/{api_id}/stages/{name}",
+        }
+
+    def _function(self, type_token: str, logical_name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        name = inputs.get("name") or _auto_name(type_token, logical_name)
+        arn = f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{name}"
+        return {
+            "id": name,
+            "name": name,
+            "arn": arn,
+            "qualifiedArn": f"{arn}:$LATEST",
+            "invokeArn": f"arn:aws:apigateway:{self.region}:lambda:path/2015-03-31/functions/{arn}/invocations",
+        }
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The mock engine, also keeping each registration's inputs, parent and dependencies for the tests."""
+
+    def __init__(self, mocks: AwsMocks) -> None:
+        super().__init__(mocks)
+        self._requests: dict[str, tuple[str, str, frozenset[str], bool]] = {}
+        self._parents: dict[str, str] = {}
+        self._inputs: dict[str, dict[str, Any]] = {}
+        self._order: list[str] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802  (the gRPC method name)
+        """Record the registration, then answer it as the stock mock monitor does."""
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]  # untyped in the SDK
+        if request.type != "pulumi:pulumi:Stack":
+            urn = response.urn
+            self._order.append(urn)
+            dependencies = frozenset(request.dependencies)
+            self._requests[urn] = (request.type, request.name, dependencies, bool(request.custom))
+            self._inputs[urn] = dict(pulumi.runtime.rpc.deserialize_properties(request.object))
+            self._parents[urn] = request.parent
+        return response
+
+    def registered(self) -> tuple[RegisteredResource, ...]:
+        """Every resource registered so far, in order."""
+        resources = []
+        for urn in self._order:
+            type_token, name, dependencies, custom = self._requests[urn]
+            state = self.resources[urn].state if urn in self.resources else {}
+            resources.append(
+                RegisteredResource(
+                    urn=urn,
+                    type=type_token,
+                    name=name,
+                    inputs=self._inputs[urn],
+                    outputs=dict(state),
+                    parent=self._parents[urn],
+                    dependencies=dependencies,
+                    custom=custom,
+                )
+            )
+        return tuple(resources)
+
+
+def _namespaced(key: str) -> str:
+    return key if ":" in key else f"{PROJECT}:{key}"
+
+
+def _as_config_string(value: Any) -> str:
+    """Config values reach a program as strings; booleans as the CLI writes them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _token(type_token: str, logical_name: str, length: int) -> str:
+    return hashlib.sha256(f"{type_token}::{logical_name}".encode()).hexdigest()[:length]
+
+
+def _auto_name(type_token: str, logical_name: str) -> str:
+    """Pulumi's auto-naming: the logical name and seven random hex digits (here derived, so runs repeat)."""
+    return f"{logical_name}-{_token(type_token, logical_name, 7)}"
