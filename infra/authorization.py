@@ -1,0 +1,228 @@
+"""Who may connect: the signing secret in SSM, the authorizer function, and the REQUEST authorizer on `$connect`.
+
+Built only when the stack's `auth` setting is `token` (see `build_token_authorizer`). The `$connect` route then
+takes `authorization_type` and `authorizer_id` from this component, and the stage's deployment includes
+`deployment_inputs` so a change to the authorizer is redeployed like a change to a route.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from app.definition import AUTHORIZER
+from app.settings import PROJECT, StackSettings
+from handlers import environment
+from handlers.tokens import MIN_SECRET_BYTES
+from infra.policies import POLICY_VERSION, assume_role_policy
+
+SECRET_KEY = "authTokenSecret"
+"""The secret config value holding the signing secret (`app.settings.SECRET_KEYS`)."""
+
+AUTHORIZATION_TYPE = "CUSTOM"
+"""A WebSocket route guarded by a Lambda authorizer has authorization type CUSTOM."""
+
+AUTHORIZER_TYPE = "REQUEST"
+"""WebSocket APIs support Lambda authorizers of the REQUEST kind only (the whole request, not one token)."""
+
+IDENTITY_SOURCES: list[str] = []
+"""None, on purpose. API Gateway answers 401 without invoking the authorizer when ANY listed source is missing, so
+listing `route.request.querystring.token` would shut out header users and listing both would demand both. With no
+identity source every `$connect` reaches the function, which answers 401 itself when neither carries a token
+(docs/hardening.md). Caching is not available for WebSocket authorizers, so nothing is lost there."""
+
+BASIC_EXECUTION_POLICY_ARN = aws.iam.ManagedPolicy.AWS_LAMBDA_BASIC_EXECUTION_ROLE
+TRACING_POLICY_ARN = aws.iam.ManagedPolicy.AWSX_RAY_DAEMON_WRITE_ACCESS
+"""X-Ray's write actions support no resource-level scoping, so AWS's policy (resource `*`) is as narrow as it gets."""
+
+READ_SECRET_SID = "ReadTokenSigningSecret"
+
+
+@dataclass
+class TokenAuthorizerArgs:
+    """The API to guard, the signing secret, the function's code and the stack's settings."""
+
+    api_id: pulumi.Input[str]
+    execution_arn: pulumi.Input[str]
+    """`arn:aws:execute-api:{region}:{account}:{api-id}`; the invoke permission is scoped to this API's authorizer."""
+    secret: pulumi.Input[str]
+    """The signing secret (Pulumi secret config); stored as an SSM SecureString, never put in the environment."""
+    code: pulumi.Archive
+    """The authorizer's deployment package (`handlers/authorizer.py` and the modules it imports)."""
+    code_hash: pulumi.Input[str] | None
+    """Base64 SHA-256 of the package, so an unchanged archive leaves the function untouched; None to let Lambda tell."""
+    settings: StackSettings
+
+
+class TokenAuthorizer(pulumi.ComponentResource):
+    """A Lambda REQUEST authorizer for `$connect` that checks signed tokens against a secret only it can read."""
+
+    authorizer_id: pulumi.Output[str]
+    authorization_type: str
+    function_name: pulumi.Output[str]
+    parameter_name: pulumi.Output[str]
+    deployment_inputs: pulumi.Output[dict[str, Any]]
+    """The authorizer's settings and id, for the stage's redeployment fingerprint."""
+
+    def __init__(self, name: str, args: TokenAuthorizerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("chat:index:TokenAuthorizer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        settings = args.settings
+
+        # SecureString under the account's aws/ssm key, whose key policy already lets this account's principals
+        # decrypt through SSM: the role needs no kms:Decrypt statement. The name is auto-generated per stack.
+        self.parameter = aws.ssm.Parameter(
+            f"{name}-secret",
+            type="SecureString",
+            description="Signing secret of the chat's $connect tokens (set from Pulumi config, do not edit by hand)",
+            value=pulumi.Output.secret(args.secret).apply(_checked_secret),
+            opts=child,
+        )
+
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            retention_in_days=settings.log_retention_days,
+            opts=child,
+        )
+
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=pulumi.Output.json_dumps(assume_role_policy("lambda.amazonaws.com")),
+            opts=child,
+        )
+        permissions: list[pulumi.Resource] = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-basic-execution", role=self.role.name, policy_arn=BASIC_EXECUTION_POLICY_ARN, opts=child
+            ),
+            aws.iam.RolePolicy(
+                f"{name}-read-secret",
+                role=self.role.name,
+                policy=pulumi.Output.json_dumps(read_secret_policy(self.parameter.arn)),
+                opts=child,
+            ),
+        ]
+        if settings.tracing:
+            permissions.append(
+                aws.iam.RolePolicyAttachment(
+                    f"{name}-tracing", role=self.role.name, policy_arn=TRACING_POLICY_ARN, opts=child
+                )
+            )
+
+        self.function = aws.lambda_.Function(
+            f"{name}-function",
+            role=self.role.arn,
+            runtime=settings.lambda_runtime,
+            architectures=[settings.lambda_architecture],
+            handler=AUTHORIZER.handler,
+            code=args.code,
+            source_code_hash=args.code_hash,
+            memory_size=settings.lambda_memory_mb,
+            timeout=settings.lambda_timeout_seconds,
+            # The parameter's name only: the secret itself never enters the environment (CKV_AWS_45).
+            environment=aws.lambda_.FunctionEnvironmentArgs(
+                variables={environment.TOKEN_SECRET_PARAMETER: self.parameter.name}
+            ),
+            logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="Text", log_group=self.log_group.name),
+            tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active") if settings.tracing else None,
+            reserved_concurrent_executions=settings.reserved_concurrency,
+            # The rights and the log group exist before the first invocation, not merely before the role is named.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, *permissions]),
+        )
+
+        authorizer_settings: dict[str, Any] = {
+            "authorizer_type": AUTHORIZER_TYPE,
+            "authorizer_uri": self.function.invoke_arn,
+            "identity_sources": IDENTITY_SOURCES,
+        }
+        self.authorizer = aws.apigatewayv2.Authorizer(
+            f"{name}-authorizer",
+            api_id=args.api_id,
+            **authorizer_settings,
+            opts=child,
+        )
+
+        # Only this API's authorizer may invoke the function: API Gateway calls it with the source ARN
+        # `{execution-arn}/authorizers/{authorizer-id}`.
+        self.permission = aws.lambda_.Permission(
+            f"{name}-permission",
+            action="lambda:InvokeFunction",
+            function=self.function.name,
+            principal="apigateway.amazonaws.com",
+            source_arn=pulumi.Output.concat(args.execution_arn, "/authorizers/", self.authorizer.id),
+            opts=child,
+        )
+
+        self.authorizer_id = self.authorizer.id
+        self.authorization_type = AUTHORIZATION_TYPE
+        self.function_name = self.function.name
+        self.parameter_name = self.parameter.name
+        self.deployment_inputs = pulumi.Output.from_input(
+            {"authorizer": {**authorizer_settings, "id": self.authorizer.id}}
+        )
+        self.register_outputs(
+            {
+                "authorizer_id": self.authorizer_id,
+                "function_name": self.function_name,
+                "parameter_name": self.parameter_name,
+            }
+        )
+
+
+def read_secret_policy(parameter_arn: pulumi.Input[str]) -> dict[str, Any]:
+    """The authorizer's one right beyond logging: read (and decrypt) the signing secret's parameter, nothing else."""
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {"Sid": READ_SECRET_SID, "Effect": "Allow", "Action": "ssm:GetParameter", "Resource": parameter_arn},
+        ],
+    }
+
+
+def build_token_authorizer(
+    name: str,
+    *,
+    settings: StackSettings,
+    secret: pulumi.Input[str] | None,
+    api_id: pulumi.Input[str],
+    execution_arn: pulumi.Input[str],
+    code: pulumi.Archive,
+    code_hash: pulumi.Input[str] | None,
+    opts: pulumi.ResourceOptions | None = None,
+) -> TokenAuthorizer | None:
+    """The authorizer when `auth` is `token`, None when it is `none`.
+
+    `secret` is `pulumi.Config().get_secret("authTokenSecret")`; raises `pulumi.RunError` naming the key when auth
+    is on and the secret is not set.
+    """
+    if settings.auth != "token":
+        return None
+    if secret is None:
+        raise pulumi.RunError(
+            f"{PROJECT}:{SECRET_KEY} is required when {PROJECT}:auth is token; set it with "
+            f'`pulumi config set --secret {SECRET_KEY} "$(openssl rand -base64 32)"`'
+        )
+    return TokenAuthorizer(
+        name,
+        TokenAuthorizerArgs(
+            api_id=api_id,
+            execution_arn=execution_arn,
+            secret=secret,
+            code=code,
+            code_hash=code_hash,
+            settings=settings,
+        ),
+        opts,
+    )
+
+
+def _checked_secret(secret: str) -> str:
+    """The secret unchanged, or an error naming the key when it is too short to sign with (the value is not shown)."""
+    if len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
+        raise pulumi.RunError(
+            f"{PROJECT}:{SECRET_KEY} must be at least {MIN_SECRET_BYTES} bytes; generate one with "
+            f'`pulumi config set --secret {SECRET_KEY} "$(openssl rand -base64 32)"`'
+        )
+    return secret
