@@ -117,6 +117,11 @@ class TokenAuthorizer(pulumi.ComponentResource):
             runtime=settings.lambda_runtime,
             architectures=[settings.lambda_architecture],
             handler=AUTHORIZER.handler,
+            # Warm containers keep the secret they read. A new secret bumps the parameter's version, which changes
+            # this description, and a configuration change makes Lambda start fresh containers that read the new one.
+            description=pulumi.Output.concat(
+                "WebSocket chat $connect authorizer (signing secret version ", self.parameter.version.apply(str), ")"
+            ),
             code=args.code,
             source_code_hash=args.code_hash,
             memory_size=settings.lambda_memory_mb,

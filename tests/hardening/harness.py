@@ -30,6 +30,8 @@ from app.settings import PROJECT
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
+PARAMETER_VERSION = 3
+"""The version an SSM parameter reports (it counts the value's changes)."""
 REGIONAL_ZONE_ID = "Z1UJRXOUMOOFQ8"
 """API Gateway's regional hosted zone in us-east-1, which a regional domain name reports."""
 
@@ -122,7 +124,8 @@ class _AwsMocks(pulumi_mocks.Mocks):
             invoke = f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{arn}/invocations"
             state = {"id": name, "name": name, "arn": arn, "invokeArn": invoke}
         elif args.typ == "aws:ssm/parameter:Parameter":
-            state = {"id": name, "name": name, "arn": f"arn:aws:ssm:{REGION}:{ACCOUNT_ID}:parameter/{name}"}
+            arn = f"arn:aws:ssm:{REGION}:{ACCOUNT_ID}:parameter/{name}"
+            state = {"id": name, "name": name, "arn": arn, "version": PARAMETER_VERSION}
         elif args.typ == "aws:iam/role:Role":
             state = {"id": name, "name": name, "arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"}
         elif args.typ == "aws:cloudwatch/logGroup:LogGroup":

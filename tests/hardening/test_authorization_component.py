@@ -12,7 +12,15 @@ from app.definition import AUTHORIZER
 from app.settings import StackSettings
 from handlers import environment
 from infra.authorization import TokenAuthorizer, TokenAuthorizerArgs, build_token_authorizer
-from tests.hardening.harness import ACCOUNT_ID, REGION, ComponentRun, ComponentsError, Registered, run_components
+from tests.hardening.harness import (
+    ACCOUNT_ID,
+    PARAMETER_VERSION,
+    REGION,
+    ComponentRun,
+    ComponentsError,
+    Registered,
+    run_components,
+)
 
 API_ID = "a1b2c3d4e5"
 EXECUTION_ARN = f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{API_ID}"
@@ -159,6 +167,14 @@ def test_function_runs_the_authorizer_with_only_the_parameter_name(run: Componen
     )
     for dependency in (log_group, *run.of_type(ROLE_POLICY), *run.of_type(ATTACHMENT)):
         assert dependency.urn in function.dependencies, f"{function} may run before {dependency} exists"
+
+
+def test_a_new_secret_changes_the_function_configuration(run: ComponentRun) -> None:
+    # Warm containers cache the secret; only a configuration change retires them after a rotation.
+    description = _function(run).inputs["description"]
+    assert f"signing secret version {PARAMETER_VERSION})" in description, (
+        f"the authorizer function's description {description!r} does not follow the parameter's version"
+    )
 
 
 def test_only_this_apis_authorizer_may_invoke_the_function(run: ComponentRun) -> None:
