@@ -13,4 +13,4 @@ from pulumi_policy import PolicyPack
 
 from policy.pack import PACK_NAME, POLICIES
 
-PolicyPack(name=PACK_NAME, policies=[*POLICIES])
+PolicyPack(name=PACK_NAME, policies=POLICIES)

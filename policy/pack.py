@@ -1,4 +1,4 @@
-"""The rules of `policy/rules.py` as pulumi-policy `ResourceValidationPolicy` objects.
+"""The rules of `policy/rules.py` as pulumi-policy `ResourceValidationPolicy`/`StackValidationPolicy` objects.
 
 Importing this module only builds the policy objects; `policy/__main__.py` hands them to `PolicyPack`, which is
 what starts the analyzer server Pulumi talks to. Tests drive these same objects through pulumi-policy's own
@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from pulumi_policy import (
     EnforcementLevel,
+    Policy,
     ReportViolation,
     ResourceValidation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
+    StackValidation,
+    StackValidationArgs,
+    StackValidationPolicy,
 )
 
-from policy.rules import RULES, Rule
+from policy.rules import RULES, STACK_RULES, Rule, StackResource, StackRule
 
 PACK_NAME = "websocket-chat-guard-rails"
 """The name `pulumi preview` prints next to each violation."""
@@ -29,15 +33,40 @@ def _validator(rule: Rule) -> ResourceValidation:
     return validate
 
 
-def _policy(rule: Rule) -> ResourceValidationPolicy:
-    level = EnforcementLevel.MANDATORY if rule.mandatory else EnforcementLevel.ADVISORY
-    return ResourceValidationPolicy(
-        name=rule.name,
-        description=f"{rule.description} (scanners: {', '.join(rule.scanner_ids)})",
-        validate=_validator(rule),
-        enforcement_level=level,
+def _stack_validator(rule: StackRule) -> StackValidation:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        resources = [StackResource(resource.resource_type, resource.urn, resource.props) for resource in args.resources]
+        for urn, message in rule.check(resources):
+            report_violation(message, urn)
+
+    return validate
+
+
+def _level(mandatory: bool) -> EnforcementLevel:
+    return EnforcementLevel.MANDATORY if mandatory else EnforcementLevel.ADVISORY
+
+
+def _description(rule: Rule | StackRule) -> str:
+    return f"{rule.description} (scanners: {', '.join(rule.scanner_ids)})"
+
+
+RESOURCE_POLICIES: list[ResourceValidationPolicy] = [
+    ResourceValidationPolicy(
+        name=rule.name, description=_description(rule), validate=_validator(rule),
+        enforcement_level=_level(rule.mandatory),
     )
+    for rule in RULES
+]
+"""One policy per resource rule, in the order of `RULES`."""
 
+STACK_POLICIES: list[StackValidationPolicy] = [
+    StackValidationPolicy(
+        name=rule.name, description=_description(rule), validate=_stack_validator(rule),
+        enforcement_level=_level(rule.mandatory),
+    )
+    for rule in STACK_RULES
+]
+"""One policy per stack rule, in the order of `STACK_RULES`."""
 
-POLICIES: list[ResourceValidationPolicy] = [_policy(rule) for rule in RULES]
-"""One policy per rule, in the order of `RULES`."""
+POLICIES: list[Policy] = [*RESOURCE_POLICIES, *STACK_POLICIES]
+"""Everything the pack serves."""

@@ -3,6 +3,7 @@
 Each check returns the violations it finds as messages that say what is wrong and how to fix it; an empty list
 means compliant (or a resource type the rule does not cover). Inputs use Pulumi's property names (`sourceArn`,
 `accessLogSettings`), which is what the engine hands a policy pack and what the mocks in the tests see.
+One rule needs the whole stack (which log group a function writes to); it takes every resource's outputs instead.
 `policy/pack.py` registers each rule with pulumi-policy; the scanner ids name the finding each rule prevents (the
 table in the API Gateway reference).
 """
@@ -10,7 +11,7 @@ table in the API Gateway reference).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -232,6 +233,54 @@ def lambda_tracing(resource_type: str, props: Mapping[str, Any]) -> list[str]:
         "does not trace to X-Ray: set tracing_config={\"mode\": \"Active\"} (this program's tracing setting) and "
         "allow xray:PutTraceSegments and xray:PutTelemetryRecords in the function's role."
     ]
+
+
+@dataclass(frozen=True)
+class StackResource:
+    """One resource of the stack as a stack rule sees it: its type, URN and outputs."""
+
+    resource_type: str
+    urn: str
+    props: Mapping[str, Any]
+
+
+def lambda_logs_in_managed_group(resources: Sequence[StackResource]) -> list[tuple[str, str]]:
+    """Functions log to a log group the stack manages, so `log-group-retention` covers it. Otherwise Lambda
+    creates `/aws/lambda/<name>` on first use, outside the stack, keeping every event forever. Returns (URN,
+    message) pairs."""
+    managed = {_text(resource.props.get("name")) for resource in resources if resource.resource_type == LOG_GROUP}
+    violations = []
+    for resource in resources:
+        if resource.resource_type != FUNCTION:
+            continue
+        configured = _text(_mapping(resource.props.get("loggingConfig")).get("logGroup"))
+        target = configured or f"/aws/lambda/{_text(resource.props.get('name'))}"
+        if target not in managed:
+            violations.append((
+                resource.urn,
+                f"logs to {target}, a log group this stack does not manage (Lambda creates it on first use, with "
+                f"no retention): create an aws.cloudwatch.LogGroup with retention_in_days and point "
+                f"logging_config.log_group at its name.",
+            ))
+    return violations
+
+
+@dataclass(frozen=True)
+class StackRule:
+    """A policy over the whole stack: name, requirement, whether it blocks, and the check."""
+
+    name: str
+    description: str
+    mandatory: bool
+    scanner_ids: tuple[str, ...]
+    check: Callable[[Sequence[StackResource]], list[tuple[str, str]]]
+
+
+STACK_RULES: tuple[StackRule, ...] = (
+    StackRule("lambda-logs-in-managed-log-group",
+              "Lambda functions log to a log group of this stack (which has retention).", True,
+              ("CKV_AWS_66",), lambda_logs_in_managed_group),
+)
 
 
 @dataclass(frozen=True)

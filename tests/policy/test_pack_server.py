@@ -77,3 +77,15 @@ def test_advisory_violation_does_not_block(analyzer: Any) -> None:
 def test_compliant_resource_gets_no_diagnostics(analyzer: Any) -> None:
     diagnostics = analyze(analyzer, "aws:cloudwatch/logGroup:LogGroup", {"name": "/aws/x", "retentionInDays": 14})
     assert diagnostics == [], f"a log group with retention was reported: {diagnostics}"
+
+
+def test_stack_policy_reaches_the_engine(analyzer: Any) -> None:
+    function_urn = "urn:pulumi:dev::websocket-chat::aws:lambda/function:Function::connect-function"
+    function = analyzer_pb2.AnalyzerResource(type="aws:lambda/function:Function", urn=function_urn,
+                                             name="connect-function")
+    function.properties.update({"name": "connect-function-fcb5937", "runtime": "python3.13"})
+    diagnostics = list(analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[function]), timeout=30)
+                       .diagnostics)
+    assert [(d.policyName, d.urn, d.enforcementLevel) for d in diagnostics] == [
+        ("lambda-logs-in-managed-log-group", function_urn, analyzer_pb2.MANDATORY)
+    ], f"a function logging to an unmanaged group was not stopped: {diagnostics}"

@@ -14,7 +14,7 @@ import pytest
 
 from app import definition
 from tests.infra.mocks import ProgramRun, run_program
-from tests.policy.harness import Violation, run_policies
+from tests.policy.harness import Violation, run_policies, run_stack_policies
 from tests.policy.workflows import stack_configs
 
 JUDGED_TYPES = (
@@ -28,13 +28,14 @@ JUDGED_TYPES = (
 
 
 def program_violations(run: ProgramRun) -> list[Violation]:
-    """Every violation the pack reports on the program's resources (components are not sent to policies)."""
+    """Every violation the pack reports on the program's resources (components are not sent to policies):
+    resource policies on each one's inputs, stack policies on everyone's outputs."""
+    custom = [resource for resource in run.resources if resource.custom]
     return [
         violation
-        for resource in run.resources
-        if resource.custom
+        for resource in custom
         for violation in run_policies(resource.type, resource.inputs, resource.urn)
-    ]
+    ] + run_stack_policies([(resource.type, resource.urn, resource.outputs) for resource in custom])
 
 
 def mandatory(violations: list[Violation]) -> list[str]:

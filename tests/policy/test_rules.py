@@ -18,7 +18,7 @@ from pulumi_policy.proxy import UnknownValueError
 
 from policy import rules, runtimes
 from policy.pack import POLICIES
-from tests.policy.harness import engine_view, run_policies
+from tests.policy.harness import engine_view, run_policies, run_stack_policies, urn_of
 
 API_ARN = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5"
 CALLBACK_POST = f"{API_ARN}/dev/POST/@connections/*"
@@ -178,9 +178,44 @@ def test_broken_resource_fires_its_policy(case: Case) -> None:
     )
 
 
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+FUNCTION_URN = urn_of(FUNCTION, "send-message-function")
+GROUP_URN = urn_of(LOG_GROUP, "send-message-logs")
+FUNCTION_NAME = "send-message-function-95acaeb"
+
+
+def function_outputs(**changes: Any) -> dict[str, Any]:
+    return {**COMPLIANT[FUNCTION], "name": FUNCTION_NAME, **changes}
+
+
+def test_function_logging_to_a_managed_group_passes() -> None:
+    configured = [
+        (FUNCTION, FUNCTION_URN, function_outputs(loggingConfig={"logFormat": "Text", "logGroup": "chat-logs-1"})),
+        (LOG_GROUP, GROUP_URN, {"name": "chat-logs-1", "retentionInDays": 7}),
+    ]
+    conventional = [
+        (FUNCTION, FUNCTION_URN, function_outputs()),
+        (LOG_GROUP, GROUP_URN, {"name": f"/aws/lambda/{FUNCTION_NAME}", "retentionInDays": 7}),
+    ]
+    for stack in (configured, conventional):
+        assert not run_stack_policies(stack), f"a function logging to a managed group was reported: {stack}"
+
+
+@pytest.mark.parametrize("function", [
+    function_outputs(),
+    function_outputs(loggingConfig={"logFormat": "Text", "logGroup": "shared-logs-elsewhere"}),
+], ids=["implicit-group", "group-outside-stack"])
+def test_function_logging_outside_the_stack_fires(function: dict[str, Any]) -> None:
+    found = run_stack_policies([(FUNCTION, FUNCTION_URN, function), (LOG_GROUP, GROUP_URN, {"name": "unrelated"})])
+    assert [(v.policy, v.urn, v.mandatory) for v in found] == [
+        ("lambda-logs-in-managed-log-group", FUNCTION_URN, True)
+    ], f"expected one mandatory violation on the function: {found}"
+    assert "point logging_config.log_group" in found[0].message, f"message lacks the fix: {found[0].message}"
+
+
 def test_every_registered_policy_has_a_case_that_fires_it() -> None:
     registered = {policy.name for policy in POLICIES}
-    covered = {case.policy for case in CASES}
+    covered = {case.policy for case in CASES} | {"lambda-logs-in-managed-log-group"}
     assert registered == covered, (
         f"policies without a breaking case: {registered - covered}; cases naming no policy: {covered - registered}"
     )
