@@ -224,10 +224,12 @@ def test_display_name_rules(name: object, problem: str) -> None:
         tokens.mint_token(SECRET, name, 60, now=NOW)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("name", ["alice", "a" * 32, "Zoë 🙂", "bob smith", "O'Brien <x>"])
+@pytest.mark.parametrize("name", ["alice", "a" * 32, "Zoë 🙂", "bob smith", "O'Brien <x>", "🙂" * 32])
 def test_acceptable_display_names(name: str) -> None:
     assert tokens.display_name_problem(name) is None, f"name {name!r} was refused"
-    assert tokens.verify_token(SECRET, tokens.mint_token(SECRET, name, 60, now=NOW), now=NOW).name == name
+    token = tokens.mint_token(SECRET, name, tokens.MAX_TTL_SECONDS, now=NOW)
+    assert len(token) <= tokens.MAX_TOKEN_CHARS, f"a valid token for {name!r} is {len(token)} characters, over the cap"
+    assert tokens.verify_token(SECRET, token, now=NOW).name == name, f"name {name!r} did not survive the round trip"
 
 
 @pytest.mark.parametrize("ttl", [0, -1, tokens.MAX_TTL_SECONDS + 1, True, 1.5, "60"])
