@@ -46,6 +46,18 @@ def analyzer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         process.wait(timeout=30)
 
 
+def test_importing_the_rules_starts_no_server() -> None:
+    # PolicyPack() prints a port and serves forever; only `python policy/` may construct it.
+    result = subprocess.run(
+        [sys.executable, "-c", "import policy, policy.rules, policy.pack, policy.iam, policy.runtimes"],
+        cwd=PACK.parent, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0 and result.stdout == "", (
+        f"importing the policy modules did more than import: rc={result.returncode} out={result.stdout!r} "
+        f"err={result.stderr!r}"
+    )
+
+
 def analyze(stub: Any, resource_type: str, props: dict[str, Any]) -> list[Any]:
     """The diagnostics the pack returns for one resource."""
     name = "resource"
