@@ -14,7 +14,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -262,7 +262,7 @@ class Gateway:
     async def _on_message(self, connection: Connection, body: str) -> None:
         peer = connection.peer
         request_id = events.new_id()
-        route_key = self._select_route(body)
+        route_key = select_route(body, self._selection_path, self._pools.keys())
         if route_key is None:
             await self._send_frame(connection, {"message": "Forbidden", "connectionId": peer.connection_id,
                                                 "requestId": request_id})
@@ -273,21 +273,6 @@ class Gateway:
         if outcome is not None and not outcome.ok:
             await self._send_frame(connection, {"message": "Internal server error",
                                                 "connectionId": peer.connection_id, "requestId": request_id})
-
-    def _select_route(self, body: str) -> str | None:
-        """The route for a message: the value at the selection path, else `$default`, else None (no route)."""
-        key = "$default"
-        try:
-            value: Any = json.loads(body)
-        except ValueError:
-            value = None
-        for part in self._selection_path:
-            value = value.get(part) if isinstance(value, dict) else None
-        if value is not None:
-            selected = value if isinstance(value, str) else json.dumps(value)
-            if selected in self._pools and not selected.startswith("$"):
-                key = selected
-        return key if key in self._pools else None
 
     async def _send_frame(self, connection: Connection, frame: Mapping[str, Any]) -> None:
         if connection.state == "open" and connection.ws is not None and not connection.ws.closed:
@@ -415,6 +400,24 @@ class Gateway:
             async with asyncio.timeout(SHUTDOWN_WAIT_SECONDS):
                 for connection in connections:
                     await connection.finished.wait()
+
+
+def select_route(body: str, path: Sequence[str], route_keys: Collection[str]) -> str | None:
+    """The route for a message: the value at the selection path (stringified) if a route has that key, else
+    `$default`, else None (no route: the client gets an error frame and nothing runs)."""
+    value: Any
+    try:
+        value = json.loads(body)
+    except ValueError:
+        value = None
+    for part in path:
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is not None:
+        selected = value if isinstance(value, str) else json.dumps(value)
+        # `$connect`, `$disconnect` and `$default` are never chosen by a message's own action.
+        if selected in route_keys and not selected.startswith("$"):
+            return selected
+    return "$default" if "$default" in route_keys else None
 
 
 def describe(outcome: Invocation) -> str:

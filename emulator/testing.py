@@ -82,6 +82,10 @@ class RunningEmulator:
         """The chat page."""
         return f"http://127.0.0.1:{self.port}/"
 
+    def signal(self, signum: int) -> None:
+        """Send a signal to the emulator (SIGTERM, as a process manager would)."""
+        self._process.send_signal(signum)
+
     def stop(self) -> int:
         """SIGINT (Ctrl-C), then wait for the exit; killed if it takes too long. Returns the exit code."""
         if self._process.poll() is None:

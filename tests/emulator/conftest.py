@@ -34,25 +34,26 @@ STAGE = "test"
 FUNCTION_TIMEOUT_SECONDS = 1.5
 
 
-def test_function(name: str, handler: str, *names: str) -> FunctionSpec:
+def function_spec(name: str, handler: str, *names: str) -> FunctionSpec:
     """A function served by `tests/emulator/lambdas.py`; the task root holds the `tests` package only."""
     return FunctionSpec(name=name, handler=f"tests.emulator.lambdas.{handler}", code_root=PROJECT_ROOT,
                         packages=("tests",),
                         environment=names or (environment.TABLE_NAME, environment.ENDPOINT_URL))
 
 
-RECORD = test_function("record", "record", environment.TABLE_NAME)
-ECHO = test_function("echo", "echo", environment.TABLE_NAME, environment.ENDPOINT_URL, environment.MAX_MESSAGE_BYTES)
+RECORD = function_spec("record", "record", environment.TABLE_NAME)
+ECHO = function_spec("echo", "echo", environment.TABLE_NAME, environment.ENDPOINT_URL, environment.MAX_MESSAGE_BYTES)
 TEST_ROUTES = (
     RouteSpec("$connect", RECORD),
     RouteSpec("$disconnect", RECORD),
     RouteSpec("$default", ECHO),
     RouteSpec("echo", ECHO),
-    RouteSpec("rendezvous", test_function("rendezvous", "rendezvous")),
-    RouteSpec("crash", test_function("crash", "crash")),
-    RouteSpec("hang", test_function("hang", "hang")),
-    RouteSpec("exit", test_function("exit-process", "exit_process")),
-    RouteSpec("unserializable", test_function("unserializable", "unserializable")),
+    RouteSpec("rendezvous", function_spec("rendezvous", "rendezvous")),
+    RouteSpec("crash", function_spec("crash", "crash")),
+    RouteSpec("hang", function_spec("hang", "hang")),
+    RouteSpec("exit", function_spec("exit-process", "exit_process")),
+    RouteSpec("unserializable", function_spec("unserializable", "unserializable")),
+    RouteSpec("hog", function_spec("hog", "hog")),
 )
 
 
@@ -96,9 +97,12 @@ class CloudThread:
 
     def connect(self, query: str = "", **kwargs: Any) -> ClientConnection:
         """A real WebSocket client (no proxy, no compression, which API Gateway does not offer either)."""
-        url = self.cloud.ws_url + (f"?{query}" if query else "")
+        return self.connect_to(self.cloud.ws_url + (f"?{query}" if query else ""), **kwargs)
+
+    def connect_to(self, url: str, **kwargs: Any) -> ClientConnection:
+        """A WebSocket client for any URL."""
         client: ClientConnection = connect(url, proxy=None, compression=None, open_timeout=10, close_timeout=5,
-                                           **kwargs)
+                                           legacy=True, **kwargs)
         return client
 
     def callback_client(self, endpoint: str | None = None) -> ApiGatewayManagementApiClient:
@@ -111,9 +115,14 @@ class CloudThread:
 
     def recorded(self, route_key: str, connection_id: str) -> list[dict[str, Any]]:
         """Events `record` stored for this route and connection."""
-        prefix = f"{RECORD_PREFIX}{route_key}#{connection_id}#"
-        items = self.cloud.table.client().scan(TableName=self.cloud.table.name)["Items"]
-        return [json.loads(item["Event"]["S"]) for item in items if item["ConnectionId"]["S"].startswith(prefix)]
+        return self.recorded_all(f"{route_key}#{connection_id}#")
+
+    def recorded_all(self, prefix: str) -> list[dict[str, Any]]:
+        """Events `record` stored under keys starting with `prefix` (`$connect`, `$connect#ID#`...)."""
+        paginator = self.cloud.table.client().get_paginator("scan")
+        return [json.loads(item["Event"]["S"])
+                for page in paginator.paginate(TableName=self.cloud.table.name)
+                for item in page["Items"] if item["ConnectionId"]["S"].startswith(RECORD_PREFIX + prefix)]
 
     def recorded_eventually(self, route_key: str, connection_id: str, timeout: float = 10) -> list[dict[str, Any]]:
         """`recorded`, polling until at least one event is there (`$disconnect` runs after the close)."""
@@ -142,7 +151,7 @@ def receive_json(client: ClientConnection, timeout: float = 10) -> dict[str, Any
     return document
 
 
-def test_options(**overrides: Any) -> EmulatorOptions:
+def cloud_options(**overrides: Any) -> EmulatorOptions:
     """Options for a test cloud: any free port, short timeouts, the test routes."""
     base = EmulatorOptions(stack=STAGE, settings=StackSettings(stage_name=STAGE), routes=TEST_ROUTES, port=0,
                            function_timeout_seconds=FUNCTION_TIMEOUT_SECONDS, idle_timeout_seconds=30,
@@ -153,7 +162,7 @@ def test_options(**overrides: Any) -> EmulatorOptions:
 @pytest.fixture(scope="session")
 def cloud() -> Iterator[CloudThread]:
     """One cloud with the test routes, shared by the conformance tests (each uses its own connections)."""
-    running = CloudThread(test_options())
+    running = CloudThread(cloud_options())
     running.start()
     yield running
     running.stop()

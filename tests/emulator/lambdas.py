@@ -107,3 +107,10 @@ def exit_process(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def unserializable(event: dict[str, Any], context: Any) -> object:
     """Return something JSON cannot encode (Lambda reports Runtime.MarshalError)."""
     return {"statusCode": 200, "body": object()}
+
+
+def hog(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Touch more memory than the function's setting allows."""
+    block = bytearray(int(context.memory_limit_in_mb) * 1024 * 1024 + 64 * 1024 * 1024)
+    block[::4096] = b"x" * len(block[::4096])
+    return {"statusCode": 200, "touched": len(block)}

@@ -1,0 +1,87 @@
+"""The Lambda side: worker processes with the stack's environment, warm state, timeouts, crashes, concurrency."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from websockets.sync.client import ClientConnection
+
+from tests.emulator.conftest import FUNCTION_TIMEOUT_SECONDS, CloudThread, receive_json
+
+LAMBDA_RUNTIME_VARIABLES = {
+    "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_EXECUTION_ENV", "LAMBDA_TASK_ROOT", "_HANDLER",
+    "TZ", "LANG", "PATH",
+}
+COERCED_LOCALE = {"LC_CTYPE"}
+"""Python itself adds LC_CTYPE when the C locale is coerced to UTF-8 (PEP 538); not the emulator's doing."""
+
+
+def echo(client: ClientConnection) -> dict[str, Any]:
+    client.send(json.dumps({"action": "echo"}))
+    return receive_json(client)
+
+
+def test_a_worker_gets_exactly_the_stacks_environment_pointed_at_local_endpoints(cloud: CloudThread) -> None:
+    with cloud.connect() as client:
+        reply = echo(client)
+    environment = reply["environment"]
+    expected = LAMBDA_RUNTIME_VARIABLES | {"TABLE_NAME", "ENDPOINT_URL", "MAX_MESSAGE_BYTES",
+                                           "AWS_ENDPOINT_URL_DYNAMODB"}
+    assert set(environment) - COERCED_LOCALE == expected, \
+        f"worker environment differs: {sorted(set(environment) ^ expected)}"
+    local = cloud.cloud
+    assert environment["ENDPOINT_URL"] == local.callback_url, "ENDPOINT_URL must be the local callback API"
+    assert environment["TABLE_NAME"] == local.table.name, "TABLE_NAME must be the local table"
+    assert environment["AWS_ENDPOINT_URL_DYNAMODB"] == local.table.endpoint, "boto3 must reach the local DynamoDB"
+    assert environment["MAX_MESSAGE_BYTES"] == str(local.options.settings.max_message_bytes), "MAX_MESSAGE_BYTES"
+    assert environment["AWS_LAMBDA_FUNCTION_NAME"].startswith("echo-"), "function name is auto-named from echo"
+    assert environment["_HANDLER"] == "tests.emulator.lambdas.echo", "handler setting"
+    assert reply["functionName"] == environment["AWS_LAMBDA_FUNCTION_NAME"], "context.function_name"
+    assert reply["memoryLimitInMb"] == local.options.settings.lambda_memory_mb, "context.memory_limit_in_mb"
+    remaining = reply["remainingMs"]
+    assert isinstance(remaining, int) and 0 < remaining <= FUNCTION_TIMEOUT_SECONDS * 1000, \
+        "context.get_remaining_time_in_millis() counts down from the function timeout"
+    assert reply["appImportable"] is False, "only the zipped packages may be importable, as on Lambda"
+
+
+def test_module_state_stays_warm_between_invocations(cloud: CloudThread) -> None:
+    with cloud.connect() as client:
+        first = echo(client)
+        second = echo(client)
+    assert first["pid"] == second["pid"], "two sequential invocations should reuse the one warm worker"
+    assert second["invocations"] == first["invocations"] + 1, "a warm worker keeps its module state"
+
+
+def test_a_timed_out_or_exited_worker_is_replaced(cloud: CloudThread) -> None:
+    with cloud.connect() as client:
+        for action in ("hang", "exit"):
+            client.send(json.dumps({"action": action}))
+            assert receive_json(client)["message"] == "Internal server error", f"{action} must fail the invocation"
+        assert "Task timed out after 1.50 seconds" in cloud.log_text(), "a timeout must be logged as Lambda does"
+        assert "Runtime exited with error: exit status 3" in cloud.log_text(), "an exit must be logged"
+        # Both functions work again: each failure cost only its worker.
+        client.send(json.dumps({"action": "exit"}))
+        assert receive_json(client)["message"] == "Internal server error", "a fresh worker runs the handler again"
+        assert "invocations" in echo(client), "other functions are unaffected"
+
+
+def test_overlapping_invocations_run_in_parallel_workers_that_post_back(cloud: CloudThread) -> None:
+    group = uuid.uuid4().hex
+    with cloud.connect() as client:
+        for _ in range(3):
+            client.send(json.dumps({"action": "rendezvous", "group": group, "count": 3}))
+        replies = [receive_json(client) for _ in range(3)]
+    assert all(reply["met"] for reply in replies), \
+        f"three invocations were never in flight at once (one worker per function?): {replies}"
+    assert len({reply["pid"] for reply in replies}) == 3, "overlapping invocations need separate workers"
+
+
+def test_a_worker_over_its_memory_setting_fails_like_lambda(cloud: CloudThread) -> None:
+    with cloud.connect() as client:
+        client.send(json.dumps({"action": "hog"}))
+        assert receive_json(client)["message"] == "Internal server error", "exceeding memory fails the invocation"
+    assert "Runtime.OutOfMemory" in cloud.log_text(), "the out-of-memory failure must be logged"
