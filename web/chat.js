@@ -200,21 +200,33 @@
     if (frame && frame.type === "message" && typeof frame.message === "string") {
       addMessage(frame);
     } else if (frame && frame.type === "error") {
-      session.unconfirmed.shift();
-      addNotice("error", "The server refused the message", describeRefusal(frame), frame.requestId);
+      const kept = keepRefused();
+      addNotice("error", "The server refused the message", frame.error || "No reason given.", frame.requestId,
+        expectedOf(frame), kept);
     } else if (frame && frame.type === undefined && frame.message === GATEWAY_FAILURE) {
-      session.unconfirmed.shift();
+      const kept = keepRefused();
       addNotice("error", `API Gateway: ${GATEWAY_FAILURE}`, "The server failed to handle the message.",
-        frame.requestId);
+        frame.requestId, "", kept);
     } else {
       addNotice("error", "Unexpected frame from the server", String(data));
     }
   }
 
-  function describeRefusal(frame) {
-    const text = typeof frame.error === "string" && frame.error ? frame.error : "No reason given.";
+  function expectedOf(frame) {
     const expected = frame.expected && typeof frame.expected.message === "string" ? frame.expected.message : "";
-    return expected ? `${text} Expected message: ${expected}` : text;
+    return expected ? `Expected: ${expected}` : "";
+  }
+
+  // Error frames answer this connection's oldest unanswered message; give its text back unless the user is
+  // already typing something else, so a refused message is never lost.
+  function keepRefused() {
+    const refused = session.unconfirmed.shift();
+    if (refused === undefined || elements.message.value) {
+      return false;
+    }
+    elements.message.value = refused;
+    fitComposer();
+    return true;
   }
 
   function isMine(frame) {
@@ -286,11 +298,17 @@
     append(item);
   }
 
-  function addNotice(kind, title, detail, requestId) {
+  function addNotice(kind, title, detail, requestId, hint, kept) {
     const item = element("li", `notice ${kind}`);
     item.append(element("strong", "notice-title", title));
     if (detail) {
       item.append(element("span", "notice-detail", detail));
+    }
+    if (hint) {
+      item.append(element("span", "notice-hint", hint));
+    }
+    if (kept) {
+      item.append(element("span", "notice-hint", "Your message is back in the box below."));
     }
     if (requestId) {
       item.append(element("span", "notice-request", `Request id ${requestId}`));

@@ -1,0 +1,208 @@
+"""`python -m client` as a user runs it, against the emulator: the interactive chat and the smoke test."""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+from websockets.sync.client import connect
+
+from emulator.testing import RunningEmulator, running_emulator
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+WAIT_SECONDS = 15.0
+"""How long a test waits for the client to print something before failing with what it did print."""
+MESSAGE_LINE = r"\[\d\d:\d\d:\d\d\] "
+
+
+def client_command(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "client", *arguments]
+
+
+def run_client(*arguments: str, stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the client to completion, as `make smoke` or a pipe would."""
+    return subprocess.run(client_command(*arguments), input=stdin, capture_output=True, text=True, cwd=REPOSITORY,
+                          timeout=timeout, check=False)
+
+
+def refused_url() -> str:
+    """A ws:// URL on a port nothing listens on (bound, then released, so the kernel refuses connections)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"ws://127.0.0.1:{port}/dev"
+
+
+class InteractiveClient:
+    """`python -m client URL ...` with stdin kept open, its output read line by line as it arrives."""
+
+    def __init__(self, *arguments: str) -> None:
+        self.process = subprocess.Popen(client_command(*arguments), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, cwd=REPOSITORY)
+        self.lines: dict[str, queue.Queue[str]] = {"stdout": queue.Queue(), "stderr": queue.Queue()}
+        self.seen: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        for name, stream in (("stdout", self.process.stdout), ("stderr", self.process.stderr)):
+            threading.Thread(target=self._pump, args=(stream, self.lines[name]), daemon=True).start()
+
+    @staticmethod
+    def _pump(stream: IO[str] | None, lines: queue.Queue[str]) -> None:
+        assert stream is not None
+        for line in stream:
+            lines.put(line.rstrip("\n"))
+
+    def wait_for(self, stream: str, pattern: str) -> str:
+        """The next line on stdout or stderr matching the pattern; fails naming everything that was printed."""
+        while True:
+            try:
+                line = self.lines[stream].get(timeout=WAIT_SECONDS)
+            except queue.Empty:
+                pytest.fail(f"no line matching {pattern!r} on {stream} within {WAIT_SECONDS} s; printed: {self.seen}")
+            self.seen[stream].append(line)
+            if re.search(pattern, line):
+                return line
+
+    def type(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def end_input(self) -> None:
+        """Close stdin: Ctrl-D at a terminal, the end of a pipe."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+
+    def finish(self) -> int:
+        """Wait for the exit status (the test has made it quit)."""
+        try:
+            return self.process.wait(timeout=WAIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the client did not exit within {WAIT_SECONDS} s; printed: {self.seen}")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def interactive() -> Iterator[list[InteractiveClient]]:
+    """Interactive clients a test starts; any still running afterwards are killed."""
+    started: list[InteractiveClient] = []
+    yield started
+    for client in started:
+        client.kill()
+
+
+def start(started: list[InteractiveClient], *arguments: str) -> InteractiveClient:
+    client = InteractiveClient(*arguments)
+    started.append(client)
+    client.wait_for("stderr", r"^\* connected to ")
+    return client
+
+
+# --- smoke ----------------------------------------------------------------------------------------------------------
+
+def test_smoke_passes_against_the_emulator(emulator: RunningEmulator) -> None:
+    result = run_client("smoke", emulator.ws_url, "--timeout", "10")
+    assert result.returncode == 0, f"smoke failed against a healthy emulator: {result.stderr}"
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"smoke ok: {emulator.ws_url}: "), f"summary: {result.stdout!r}"
+
+
+def test_smoke_reports_a_refused_url_and_how_long_it_waited() -> None:
+    url = refused_url()
+    result = run_client("smoke", url, "--timeout", "3")
+    assert result.returncode == 1, f"smoke against {url} exited {result.returncode}: {result.stderr}"
+    assert result.stdout == "", f"a failed smoke printed a summary: {result.stdout!r}"
+    message = result.stderr.strip()
+    assert re.fullmatch(
+        rf"smoke FAILED: {re.escape(url)}: connect: client A could not connect: Connection refused "
+        r"\(after \d+\.\d\d s; each step waits at most 3 s\)",
+        message,
+    ), f"unexpected failure report: {message!r}"
+
+
+def test_smoke_reports_a_rejected_handshake(emulator: RunningEmulator) -> None:
+    wrong_stage = re.sub(r"/[^/]+$", "/no-such-stage", emulator.ws_url)
+    result = run_client("smoke", wrong_stage, "--timeout", "5")
+    assert result.returncode == 1, f"smoke against a wrong stage exited {result.returncode}: {result.stderr}"
+    assert "rejected the WebSocket handshake with HTTP" in result.stderr, f"no HTTP status: {result.stderr!r}"
+
+
+@pytest.mark.parametrize("url", ["", "https://example.com/dev", "127.0.0.1:3001"])
+def test_smoke_refuses_a_url_that_is_not_websocket(url: str) -> None:
+    result = run_client("smoke", url)
+    assert result.returncode == 2, f"bad URL {url!r} exited {result.returncode}"
+    assert "error: the URL" in result.stderr, f"no clear complaint about {url!r}: {result.stderr!r}"
+
+
+# --- interactive chat -------------------------------------------------------------------------------------------
+
+def test_piped_lines_are_sent_and_echoed(emulator: RunningEmulator) -> None:
+    result = run_client(emulator.ws_url, "--name", "piper", stdin="hello from a pipe\n\nsecond line\n")
+    assert result.returncode == 0, f"piped chat exited {result.returncode}: {result.stderr}"
+    # Each message is its own invocation, so the two echoes may come back in either order.
+    texts = sorted(re.sub(f"^{MESSAGE_LINE}", "", line) for line in result.stdout.splitlines())
+    assert texts == ["piper: hello from a pipe", "piper: second line"], (
+        f"expected both messages echoed as '[HH:MM:SS] piper: text' (the blank line is not sent): {result.stdout!r}"
+    )
+
+
+def test_refused_message_is_reported_on_stderr(emulator: RunningEmulator, max_message_bytes: int) -> None:
+    result = run_client(emulator.ws_url, "--name", "piper", stdin="x" * (max_message_bytes + 1) + "\n")
+    assert result.returncode == 0, f"chat exited {result.returncode}: {result.stderr}"
+    assert result.stdout == "", f"a refused message was printed as chat: {result.stdout[:200]!r}"
+    assert re.search(r"^error from server: \S", result.stderr, re.MULTILINE), f"no error line: {result.stderr!r}"
+
+
+def test_json_mode_sends_raw_lines_and_prints_raw_frames(emulator: RunningEmulator) -> None:
+    result = run_client(emulator.ws_url, "--json", stdin='{"action": "no-such-action"}\n')
+    assert result.returncode == 0, f"--json exited {result.returncode}: {result.stderr}"
+    frame = json.loads(result.stdout)
+    assert frame.get("type") == "error" and "sendmessage" in frame.get("acceptedActions", []), (
+        f"$default's answer was not printed raw: {result.stdout!r}"
+    )
+
+
+def test_two_clients_chat_and_ctrl_c_quits_cleanly(emulator: RunningEmulator,
+                                                   interactive: list[InteractiveClient]) -> None:
+    alice = start(interactive, emulator.ws_url, "--name", "alice")
+    bob = start(interactive, emulator.ws_url, "--name", "bob")
+    alice.type("hi bob")
+    bob.wait_for("stdout", MESSAGE_LINE + "alice: hi bob$")
+    with connect(f"{emulator.ws_url}?name=mallory") as prankster:
+        prankster.send(json.dumps({"action": "sendmessage", "message": "<b>\x1b[2Jboo\nfake line</b>"}))
+    escaped = bob.wait_for("stdout", "mallory")
+    assert escaped.endswith(r"mallory: <b>\x1b[2Jboo\nfake line</b>"), f"control characters not escaped: {escaped!r}"
+    bob.process.send_signal(signal.SIGINT)
+    assert bob.finish() == 0, f"Ctrl-C did not exit 0; printed: {bob.seen}"
+    alice.end_input()
+    assert alice.finish() == 0, f"end of input did not exit 0; printed: {alice.seen}"
+
+
+def test_client_exits_1_when_the_server_goes_away(interactive: list[InteractiveClient]) -> None:
+    with running_emulator() as server:
+        client = start(interactive, server.ws_url, "--name", "orphan")
+        server.stop()
+        client.wait_for("stderr", r"^\* connection closed by the server")
+        assert client.finish() == 1, f"a lost connection did not exit 1; printed: {client.seen}"
+
+
+def test_refused_url_fails_with_a_reason() -> None:
+    url = refused_url()
+    result = run_client(url, "--name", "nobody")
+    assert result.returncode == 1, f"chat with {url} exited {result.returncode}"
+    assert f"error: could not connect to {url}?name=nobody: Connection refused" in result.stderr, result.stderr

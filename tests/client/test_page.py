@@ -1,0 +1,163 @@
+"""The chat page (web/) in a real headless Chromium against the emulator, which serves it at GET /."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect
+from websockets.sync.client import connect
+
+from emulator.testing import RunningEmulator, running_emulator
+
+pytestmark = pytest.mark.browser
+
+RECONNECT_TIMEOUT_MS = 20_000
+"""Generous: the page backs off exponentially while the emulator is down and the restart takes a few seconds."""
+
+
+class ChatPage:
+    """One person's browser tab with the chat page, connected under a display name."""
+
+    def __init__(self, browser: Browser, address: str, name: str) -> None:
+        self.context = browser.new_context(viewport={"width": 900, "height": 640}, locale="en-GB")
+        self.page: Page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.goto(address)
+        self.name = name
+        if name:
+            self.page.fill("#name", name)
+        self.page.click("#connect")
+        self.expect_state("connected")
+
+    def expect_state(self, state: str, timeout: float = 5_000) -> None:
+        expect(self.page.locator("#status"), f"{self.name or 'anonymous'}'s page is not {state}").to_have_attribute(
+            "data-state", state, timeout=timeout
+        )
+
+    def send(self, text: str) -> None:
+        """Type the text and press Enter, as a person would (Shift+Enter for line breaks)."""
+        box = self.page.locator("#message")
+        for index, line in enumerate(text.split("\n")):
+            if index:
+                box.press("Shift+Enter")
+            box.type(line) if len(line) < 200 else box.fill(box.input_value() + line)
+        box.press("Enter")
+
+    def message(self, text: str) -> Locator:
+        """The locator of the chat message whose text is exactly `text`."""
+        return self.page.locator(".message").filter(has=self.page.locator(".text", has_text=re.compile(
+            f"^{re.escape(text)}$")))
+
+    def close(self) -> None:
+        self.context.close()
+        assert not self.errors, f"JavaScript errors on {self.name}'s page: {self.errors}"
+
+
+@pytest.fixture
+def pages(browser: Browser, emulator: RunningEmulator) -> Iterator[list[ChatPage]]:
+    """Pages opened by a test, closed (and checked for script errors) after it."""
+    opened: list[ChatPage] = []
+    yield opened
+    for page in opened:
+        page.close()
+
+
+def test_url_is_prefilled_from_the_page_address(browser: Browser, emulator: RunningEmulator) -> None:
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(emulator.http_url)
+        expect(page.locator("#url"), "URL field does not point at the emulator's stage").to_have_value(
+            emulator.ws_url)
+        page.goto(emulator.http_url + "?stage=prod")
+        expect(page.locator("#url"), "?stage= is not used").to_have_value(re.sub(r"/[^/]+$", "/prod",
+                                                                                emulator.ws_url))
+    finally:
+        context.close()
+
+
+def test_two_pages_chat_with_each_other(browser: Browser, emulator: RunningEmulator, pages: list[ChatPage],
+                                        artifacts: Path) -> None:
+    alice = ChatPage(browser, emulator.http_url, "Alice")
+    pages.append(alice)
+    bob = ChatPage(browser, emulator.http_url, "Bob")
+    pages.append(bob)
+
+    alice.send("Hi Bob! Is the dev stack up?")
+    for page, sender, side in ((alice, "Alice (you)", "mine"), (bob, "Alice", "theirs")):
+        line = page.message("Hi Bob! Is the dev stack up?")
+        expect(line, f"Alice's message missing on {page.name}'s page").to_have_count(1)
+        expect(line.locator(".sender"), f"wrong sender on {page.name}'s page").to_have_text(sender)
+        expect(line, f"Alice's message not shown as {side} on {page.name}'s page").to_have_class(
+            re.compile(rf"\b{side}\b"))
+        expect(line.locator("time"), f"no local time on {page.name}'s page").to_have_text(re.compile(r"^\d\d:\d\d$"))
+
+    reply = "Yes: the smoke test passed.\nDeploying to prod next."
+    bob.send(reply)
+    expect(alice.message(reply), "Bob's two-line reply did not reach Alice intact").to_have_count(1)
+    alice.send("Great, I'll keep an eye on the alarms.")
+    expect(bob.message("Great, I'll keep an eye on the alarms."), "Alice's second message missing for Bob"
+           ).to_have_count(1)
+    bob.send("Done. Café at five to celebrate?")
+    expect(alice.message("Done. Café at five to celebrate?"), "Bob's non-ASCII message missing for Alice"
+           ).to_have_count(1)
+
+    alice.page.screenshot(path=str(artifacts / "chat-alice.png"))
+    bob.page.screenshot(path=str(artifacts / "chat-bob.png"))
+
+
+def test_oversized_message_shows_the_servers_error(browser: Browser, emulator: RunningEmulator, pages: list[ChatPage],
+                                                   artifacts: Path, max_message_bytes: int) -> None:
+    oversized = "x" * (max_message_bytes + 1)
+    with connect(emulator.ws_url) as probe:  # what the server says about this message, to compare with the page
+        probe.send(json.dumps({"action": "sendmessage", "message": oversized}))
+        refusal = json.loads(probe.recv(timeout=10))
+    assert refusal.get("type") == "error", f"the emulator did not refuse an oversized message: {refusal}"
+
+    carol = ChatPage(browser, emulator.http_url, "Carol")
+    pages.append(carol)
+    carol.send(oversized)
+    error = carol.page.locator(".notice.error")
+    expect(error, "the server's error frame is not shown").to_have_count(1)
+    expect(error.locator(".notice-detail"), "the error shown is not the server's").to_contain_text(refusal["error"])
+    expect(carol.page.locator(".message"), "the refused message was shown as sent").to_have_count(0)
+    expect(carol.page.locator("#message"), "the refused text was lost").to_have_value(oversized)
+    carol.page.screenshot(path=str(artifacts / "chat-error.png"))
+
+
+def test_html_in_messages_and_names_is_shown_as_text(browser: Browser, emulator: RunningEmulator,
+                                                     pages: list[ChatPage]) -> None:
+    payload = '<img src=x onerror="window.injected=1"><script>window.injected=2</script><b>bold?</b>'
+    mallory = ChatPage(browser, emulator.http_url, "<i>mallory</i>")
+    pages.append(mallory)
+    dave = ChatPage(browser, emulator.http_url, "Dave")
+    pages.append(dave)
+    mallory.send(payload)
+    line = dave.message(payload)
+    expect(line, "the HTML payload is not shown verbatim as text").to_have_count(1)
+    expect(line.locator(".sender"), "the HTML name is not shown verbatim").to_have_text("<i>mallory</i>")
+    injected = dave.page.locator(".messages img, .messages script, .messages b, .messages i")
+    expect(injected, "message HTML became elements").to_have_count(0)
+    assert dave.page.evaluate("window.injected") is None, "the payload's script ran"
+
+
+def test_page_reconnects_when_the_emulator_restarts(browser: Browser, pages: list[ChatPage],
+                                                    artifacts: Path) -> None:
+    with running_emulator() as first:
+        port = first.port
+        erin = ChatPage(browser, first.http_url, "Erin")
+        pages.append(erin)
+        first.stop()
+        erin.expect_state("disconnected")
+        expect(erin.page.locator("#status"), "the status does not say so").to_contain_text("Disconnected")
+        erin.page.screenshot(path=str(artifacts / "chat-disconnected.png"))
+    with running_emulator(port=port):
+        erin.expect_state("connected", timeout=RECONNECT_TIMEOUT_MS)
+        erin.send("back online")
+        expect(erin.message("back online"), "no echo after reconnecting").to_have_count(1)
+        erin.page.screenshot(path=str(artifacts / "chat-reconnected.png"))
