@@ -1,10 +1,9 @@
 """The Pulumi program: read the stack's settings, build the chat backend, export how to reach it."""
 
-from pathlib import Path
-
 import pulumi
 
 from app import definition
+from infra import archive
 from infra.chat import ChatBackend, ChatBackendArgs
 from infra.config import load_settings
 
@@ -18,7 +17,7 @@ backend = ChatBackend(
         functions=definition.FUNCTIONS,
         routes=definition.ROUTES,
         route_selection_expression=definition.ROUTE_SELECTION_EXPRESSION,
-        build_directory=Path(__file__).resolve().parent / "build",
+        build_directory=archive.SOURCE_ROOT / "build",
     ),
 )
 

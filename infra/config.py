@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
-from app.settings import KEYS, PROJECT, SettingsError, StackSettings, parse_settings
+from app.settings import KEYS, PROJECT, SECRET_KEYS, SettingsError, StackSettings, parse_settings
 
 NOT_YET_BUILT: tuple[str, ...] = (
     "auth",
@@ -30,23 +30,42 @@ def load_settings(config: pulumi.Config, stack: str) -> StackSettings:
 
     Raises `pulumi.RunError` (printed by the CLI as one line, without a traceback) naming the key.
     """
-    values = {key.name: config.get(key.name) for key in KEYS}
+    # Secret values are never read here: they are not settings, and reading one as plain text would leak it.
+    names = _configured_names(config) - set(SECRET_KEYS)
+    values: dict[str, str | None] = {name: config.get(name) for name in names}
+    values.update({key.name: config.get(key.name) for key in KEYS})
+    # parse_settings checks the stack name as the default stage name even when stageName is set; handing it the
+    # configured name instead lets a stack whose name API Gateway refuses (`feature.one`) run with a valid stageName.
+    default_stage_name = values.get("stageName") or stack
     try:
-        settings = parse_settings(values, stack)
+        settings = parse_settings(values, default_stage_name)
     except SettingsError as error:
         raise pulumi.RunError(str(error)) from None
     _refuse_unbuilt(settings)
     return settings
 
 
+def _configured_names(config: pulumi.Config) -> set[str]:
+    """Bare names of every key set in this project's namespace, so that a misspelt key is reported, not ignored.
+
+    The SDK has no public way to list config keys; these are the two places it reads them from (values set by the
+    language host, and the `PULUMI_CONFIG` environment variable).
+    """
+    prefix = f"{config.name}:"
+    keys = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.config.get_config_env())
+    return {key[len(prefix):] for key in keys if key.startswith(prefix)}
+
+
 def _refuse_unbuilt(settings: StackSettings) -> None:
     defaults = StackSettings(stage_name=settings.stage_name)
     fields = {key.name: key.field for key in KEYS}
-    for name in NOT_YET_BUILT:
-        field = fields[name]
-        if getattr(settings, field) != getattr(defaults, field):
-            raise pulumi.RunError(
-                f"{PROJECT}:{name} is not supported by this program yet (it belongs to the hardening work, issue 7); "
-                "remove it from the stack's config"
-            )
-
+    offending = [
+        f"{PROJECT}:{name}"
+        for name in NOT_YET_BUILT
+        if getattr(settings, fields[name]) != getattr(defaults, fields[name])
+    ]
+    if offending:
+        raise pulumi.RunError(
+            f"{', '.join(offending)} {'is' if len(offending) == 1 else 'are'} not supported by this program yet "
+            "(the hardening work, issue 7, adds them); remove from the stack's config"
+        )

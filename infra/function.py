@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,8 @@ class ChatFunction(pulumi.ComponentResource):
             runtime=args.runtime,
             architectures=[args.architecture],
             handler=args.function.handler,
-            code=pulumi.FileArchive(str(args.archive_path)),
+            # Relative to the project directory (Pulumi's working directory), so state is the same on every machine.
+            code=pulumi.FileArchive(os.path.relpath(args.archive_path)),
             source_code_hash=args.archive_hash,
             memory_size=args.memory_mb,
             timeout=args.timeout_seconds,

@@ -57,6 +57,8 @@ class RegisteredResource:
     """The type token, e.g. `aws:lambda/function:Function`."""
     name: str
     """The logical name, e.g. `send-message-function`."""
+    id: str
+    """The physical id the mocks assigned (what `resource.id` resolves to in the program)."""
     inputs: Mapping[str, Any]
     outputs: Mapping[str, Any]
     parent: str
@@ -265,14 +267,15 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         resources = []
         for urn in self._order:
             type_token, name, dependencies, custom = self._requests[urn]
-            state = self.resources[urn].state if urn in self.resources else {}
+            registration = self.resources.get(urn)
             resources.append(
                 RegisteredResource(
                     urn=urn,
                     type=type_token,
                     name=name,
+                    id=registration.id if registration is not None else "",
                     inputs=self._inputs[urn],
-                    outputs=dict(state),
+                    outputs=dict(registration.state) if registration is not None else {},
                     parent=self._parents[urn],
                     dependencies=dependencies,
                     custom=custom,

@@ -1,0 +1,201 @@
+"""Stack configuration: Pulumi.yaml in step with app.settings, the stack profiles, and every validation error."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+
+from app.settings import KEYS, PROJECT, Key, StackSettings, settings_from_stack_config
+from infra.config import NOT_YET_BUILT
+from tests.infra.mocks import REPOSITORY, ProgramError, run_program
+
+PROJECT_FILE = REPOSITORY / "Pulumi.yaml"
+DEFAULTS = {field.name: field.default for field in dataclasses.fields(StackSettings)}
+PULUMI_TYPES = {int: "integer", bool: "boolean", str: "string", float: "string"}
+"""Project config types for each Python type; decimals are strings, as Pulumi config has no decimal type."""
+
+OPTIONAL = {key.name for key in KEYS if key.field == "stage_name" or DEFAULTS[key.field] is None}
+"""Keys without a fixed default, which Pulumi.yaml must not declare (a declared key without default is required)."""
+
+BAD_VALUES: dict[str, Any] = {
+    "stageName": "live stage",
+    "lambdaRuntime": "python3.8",
+    "lambdaArchitecture": "sparc",
+    "lambdaMemoryMb": -256,
+    "lambdaTimeoutSeconds": -1,
+    "maxMessageBytes": 64 * 1024,
+    "logRetentionDays": 10,
+    "throttlingBurstLimit": -5,
+    "throttlingRateLimit": -100,
+    "executionLoggingLevel": "DEBUG",
+    "tableBillingMode": "FREE",
+    "tableReadCapacity": -1,
+    "tableWriteCapacity": 0,
+    "pointInTimeRecovery": "sometimes",
+    "tableKmsKeyArn": "my-key",
+    "auth": "password",
+    "customDomainName": "Chat Example",
+    "certificateArn": "arn:aws:acm:certificate",
+    "hostedZoneId": "zone-1",
+    "alarmEmail": "nobody",
+    "alarmFunctionErrors": 0,
+    "alarmFunctionThrottles": -1,
+    "alarmApiErrors": "many",
+    "tracing": "yes",
+    "reservedConcurrency": 0,
+}
+"""A value each setting must refuse; a new setting without an entry here fails `test_every_setting_has_a_bad_value`."""
+
+UNBUILT_VALUES: dict[str, dict[str, Any]] = {
+    "auth": {"auth": "token"},
+    "customDomainName": {
+        "customDomainName": "chat.example.com",
+        "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/abc-123",
+    },
+    "certificateArn": {
+        "customDomainName": "chat.example.com",
+        "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/abc-123",
+    },
+    "hostedZoneId": {
+        "customDomainName": "chat.example.com",
+        "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/abc-123",
+        "hostedZoneId": "Z123ABC",
+    },
+    "alarmEmail": {"alarmEmail": "ops@example.com"},
+    "alarmFunctionErrors": {"alarmFunctionErrors": 3},
+    "alarmFunctionThrottles": {"alarmFunctionThrottles": 3},
+    "alarmApiErrors": {"alarmApiErrors": 9},
+    "tracing": {"tracing": True},
+    "reservedConcurrency": {"reservedConcurrency": 5},
+}
+
+
+def declared() -> dict[str, dict[str, Any]]:
+    config: dict[str, dict[str, Any]] = yaml.safe_load(PROJECT_FILE.read_text())["config"]
+    return config
+
+
+def failure(stack: str, overrides: dict[str, Any]) -> ProgramError:
+    with pytest.raises(ProgramError) as raised:
+        run_program(stack, overrides)
+    return raised.value
+
+
+def assert_stopped_before_any_resource(error: ProgramError, key: str) -> None:
+    assert isinstance(error.error, pulumi.RunError), f"{key}: the program raised {error.error!r}, not a RunError"
+    message = str(error.error)
+    assert f"{PROJECT}:{key}" in message, f"the message does not name {PROJECT}:{key}: {message}"
+    assert "\n" not in message, f"{key}: the message is more than one line: {message!r}"
+    assert error.resources == (), f"{key}: resources were registered before the error: {error.resources}"
+
+
+# --- Pulumi.yaml and app.settings stay in step ---
+
+
+def test_pulumi_yaml_declares_exactly_the_settings_with_a_default() -> None:
+    assert set(declared()) == {key.name for key in KEYS} - OPTIONAL, (
+        "Pulumi.yaml config keys differ from app.settings.KEYS that have a default"
+    )
+
+
+@pytest.mark.parametrize("key", [key for key in KEYS if key.name not in OPTIONAL], ids=lambda key: key.name)
+def test_declared_type_description_and_default_match_the_settings(key: Key) -> None:
+    declaration = declared()[key.name]
+    default = DEFAULTS[key.field]
+    assert declaration["type"] == PULUMI_TYPES[type(default)], f"Pulumi.yaml {key.name}: wrong type"
+    assert declaration["description"] == key.description, f"Pulumi.yaml {key.name}: description differs from KEYS"
+    assert key.parse(key.name, declaration["default"]) == default, (
+        f"Pulumi.yaml {key.name}: default {declaration['default']!r} differs from StackSettings ({default!r})"
+    )
+
+
+def test_optional_settings_are_listed_in_the_pulumi_yaml_comment() -> None:
+    comment = "\n".join(line for line in PROJECT_FILE.read_text().splitlines() if line.lstrip().startswith("#"))
+    missing = sorted(name for name in OPTIONAL if name not in comment)
+    assert not missing, f"optional settings not explained in Pulumi.yaml's comment: {missing}"
+
+
+def test_project_defaults_alone_give_the_settings_defaults() -> None:
+    run = run_program("defaults-only")
+    stage = run.one("aws:apigatewayv2/stage:Stage", "websocket-stage")
+    assert stage.inputs["name"] == "defaults-only", "the stage name does not default to the stack name"
+    function = run.one("aws:lambda/function:Function", "connect-function")
+    assert function.inputs["memorySize"] == DEFAULTS["lambda_memory_mb"], f"{function}: memory is not the default"
+    assert function.inputs["runtime"] == DEFAULTS["lambda_runtime"], f"{function}: runtime is not the default"
+
+
+# --- stack profiles ---
+
+
+def stack_settings(stack: str) -> StackSettings:
+    config = yaml.safe_load(Path(REPOSITORY / f"Pulumi.{stack}.yaml").read_text())["config"]
+    return settings_from_stack_config(config, stack)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_stack_file_sets_a_region_and_valid_settings(stack: str) -> None:
+    config = yaml.safe_load(Path(REPOSITORY / f"Pulumi.{stack}.yaml").read_text())["config"]
+    assert config.get("aws:region"), f"Pulumi.{stack}.yaml sets no aws:region"
+    stack_settings(stack)
+
+
+def test_prod_is_the_production_profile() -> None:
+    dev, prod = stack_settings("dev"), stack_settings("prod")
+    assert prod.log_retention_days >= 365 > dev.log_retention_days, "prod does not keep logs longer (>= 365 days)"
+    assert prod.point_in_time_recovery and not dev.point_in_time_recovery, "PITR is not on in prod only"
+    assert prod.throttling_burst_limit < dev.throttling_burst_limit, "prod burst throttling is not tighter"
+    assert prod.throttling_rate_limit < dev.throttling_rate_limit, "prod rate throttling is not tighter"
+
+
+# --- validation: one clear message naming the key, before any resource ---
+
+
+def test_every_setting_has_a_bad_value() -> None:
+    assert set(BAD_VALUES) == {key.name for key in KEYS}, "BAD_VALUES must cover exactly app.settings.KEYS"
+
+
+@pytest.mark.parametrize("key", sorted(BAD_VALUES))
+def test_a_bad_value_stops_the_program_naming_the_key(key: str) -> None:
+    assert_stopped_before_any_resource(failure("dev", {key: BAD_VALUES[key]}), key)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"tableReadCapacity": 5}, "tableReadCapacity"),
+        ({"tableWriteCapacity": 5}, "tableWriteCapacity"),
+        ({"tableBillingMode": "PROVISIONED", "tableWriteCapacity": 5}, "tableReadCapacity"),
+        ({"tableBillingMode": "PROVISIONED", "tableReadCapacity": 5}, "tableWriteCapacity"),
+    ],
+    ids=["read-on-demand", "write-on-demand", "provisioned-without-read", "provisioned-without-write"],
+)
+def test_capacity_must_match_the_billing_mode(overrides: dict[str, Any], key: str) -> None:
+    assert_stopped_before_any_resource(failure("dev", overrides), key)
+
+
+def test_a_misspelt_key_is_reported_not_ignored() -> None:
+    assert_stopped_before_any_resource(failure("dev", {"lambdaMemoryMB": 512}), "lambdaMemoryMB")
+
+
+def test_a_stack_name_that_is_no_valid_stage_name_needs_stage_name() -> None:
+    assert_stopped_before_any_resource(failure("feature.one", {}), "stageName")
+    run = run_program("feature.one", {"stageName": "feature-one"})
+    assert run.one("aws:apigatewayv2/stage:Stage", "websocket-stage").inputs["name"] == "feature-one", (
+        "stageName does not name the stage"
+    )
+
+
+def test_every_unbuilt_setting_has_a_valid_value_to_refuse() -> None:
+    assert set(UNBUILT_VALUES) == set(NOT_YET_BUILT), "UNBUILT_VALUES must cover exactly infra.config.NOT_YET_BUILT"
+
+
+@pytest.mark.parametrize("key", sorted(UNBUILT_VALUES))
+def test_a_setting_of_the_hardening_work_is_refused_until_built(key: str) -> None:
+    error = failure("dev", UNBUILT_VALUES[key])
+    assert_stopped_before_any_resource(error, key)
+    assert "not supported by this program yet" in str(error), f"{key}: unexpected message {error}"

@@ -1,0 +1,122 @@
+"""Least privilege, read from the policy documents the program registers (parsed JSON, never string matching)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from app import definition
+from app.definition import Function
+from tests.infra.mocks import ProgramRun, RegisteredResource
+
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+PERMISSION = "aws:lambda/permission:Permission"
+BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+
+
+def as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def document(resource: RegisteredResource, field: str) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(resource.inputs[field])
+    assert parsed.get("Version") == "2012-10-17", f"{resource}: {field} has version {parsed.get('Version')!r}"
+    return parsed
+
+
+def grants(resource: RegisteredResource) -> set[tuple[str, str]]:
+    """Every (action, resource) pair an Allow statement of a role policy grants."""
+    pairs: set[tuple[str, str]] = set()
+    for statement in document(resource, "policy")["Statement"]:
+        assert statement["Effect"] == "Allow", f"{resource}: unexpected {statement['Effect']} statement"
+        assert set(statement) <= {"Sid", "Effect", "Action", "Resource"}, f"{resource}: statement {statement}"
+        pairs |= {(action, arn) for action in as_list(statement["Action"]) for arn in as_list(statement["Resource"])}
+    return pairs
+
+
+def expected_grants(run: ProgramRun, function: Function) -> set[tuple[str, str]]:
+    table_arn = run.one("aws:dynamodb/table:Table", "connections-table").outputs["arn"]
+    execution_arn = run.one("aws:apigatewayv2/api:Api", "websocket-api").outputs["executionArn"]
+    stage_name = run.one("aws:apigatewayv2/stage:Stage", "websocket-stage").inputs["name"]
+    return {(action, table_arn) for action in function.table_actions} | {
+        ("execute-api:ManageConnections", f"{execution_arn}/{stage_name}/{method}/@connections/*")
+        for method in function.callback_methods
+    }
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("function", definition.FUNCTIONS, ids=lambda function: function.name)
+def test_role_policy_grants_exactly_what_the_function_does(
+    stack: str, function: Function, dev_run: ProgramRun, prod_run: ProgramRun
+) -> None:
+    run = dev_run if stack == "dev" else prod_run
+    policy = run.one(ROLE_POLICY, f"{function.name}-policy")
+    role = run.one(ROLE, f"{function.name}-role")
+    assert policy.inputs["role"] == role.outputs["name"], f"{policy}: attached to another role"
+    assert grants(policy) == expected_grants(run, function), f"{stack} {policy}: grants {sorted(grants(policy))}"
+
+
+def test_the_issue_s_least_privilege_holds(dev_run: ProgramRun) -> None:
+    """Spelled out as the issue does, in case the definition itself drifts."""
+    actions = {
+        function.name: {action for action, _ in grants(dev_run.one(ROLE_POLICY, f"{function.name}-policy"))}
+        for function in definition.FUNCTIONS
+    }
+    assert actions["connect"] == {"dynamodb:PutItem"}, f"connect may {actions['connect']}"
+    assert actions["disconnect"] == {"dynamodb:DeleteItem"}, f"disconnect may {actions['disconnect']}"
+    assert actions["send-message"] == {
+        "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:DeleteItem", "execute-api:ManageConnections",
+    }, f"send-message may {actions['send-message']}"
+    assert actions["default"] == {"execute-api:ManageConnections"}, f"default may {actions['default']}"
+    callback_resources = {
+        arn for _, arn in grants(dev_run.one(ROLE_POLICY, "send-message-policy")) if "@connections" in arn
+    }
+    assert all(arn.endswith("/dev/POST/@connections/*") for arn in callback_resources), (
+        f"callback grants not limited to POST on this stage: {callback_resources}"
+    )
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_no_wildcard_action_or_resource_anywhere(stack: str, dev_run: ProgramRun, prod_run: ProgramRun) -> None:
+    run = dev_run if stack == "dev" else prod_run
+    for policy in run.of_type(ROLE_POLICY):
+        for action, arn in grants(policy):
+            assert "*" not in action, f"{policy}: wildcard action {action}"
+            assert arn != "*", f"{policy}: grants {action} on every resource"
+            if not action.startswith("execute-api:"):
+                assert "*" not in arn, f"{policy}: wildcard in resource {arn}"
+            else:  # the connection id is only known at run time: the one place a trailing * is needed
+                assert arn.count("*") == 1 and arn.endswith("/@connections/*"), f"{policy}: resource {arn}"
+
+
+@pytest.mark.parametrize("function", definition.FUNCTIONS, ids=lambda function: function.name)
+def test_role_trusts_lambda_only_and_has_only_basic_execution_attached(
+    dev_run: ProgramRun, function: Function
+) -> None:
+    role = dev_run.one(ROLE, f"{function.name}-role")
+    trust = document(role, "assumeRolePolicy")
+    assert trust["Statement"] == [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ], f"{role}: trust policy {trust['Statement']}"
+    assert "inlinePolicies" not in role.inputs, f"{role}: inline policies beside the RolePolicy"
+    attached = [attachment.inputs["policyArn"] for attachment in dev_run.of_type(ATTACHMENT)
+                if attachment.inputs["role"] == role.outputs["name"]]
+    assert attached == [BASIC_EXECUTION], f"{role}: managed policies {attached}"
+
+
+def test_every_role_is_used_by_exactly_one_function(dev_run: ProgramRun) -> None:
+    users = [function.inputs["role"] for function in dev_run.of_type("aws:lambda/function:Function")]
+    assert len(set(users)) == len(users) == len(dev_run.of_type(ROLE)), f"roles shared between functions: {users}"
+
+
+def test_invoke_permissions_name_a_service_and_this_api(dev_run: ProgramRun) -> None:
+    execution_arn = dev_run.one("aws:apigatewayv2/api:Api", "websocket-api").outputs["executionArn"]
+    for permission in dev_run.of_type(PERMISSION):
+        assert permission.inputs["principal"] == "apigateway.amazonaws.com", f"{permission}: public or other principal"
+        source = permission.inputs.get("sourceArn", "")
+        assert source.startswith(f"{execution_arn}/dev/"), f"{permission}: source ARN {source!r} not this API's stage"
+        assert "*" not in source, f"{permission}: wildcard in source ARN {source}"

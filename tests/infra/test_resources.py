@@ -1,0 +1,325 @@
+"""Every resource `pulumi up` creates, with the properties the issue asks for, under the dev and prod configs."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pulumi
+import pytest
+
+from app import definition
+from app.definition import Function, Route
+from handlers import environment
+from infra.archive import SOURCE_ROOT, build_archive
+from tests.infra.mocks import ProgramRun, RegisteredResource, run_program
+
+API = "aws:apigatewayv2/api:Api"
+FUNCTION = "aws:lambda/function:Function"
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+TABLE = "aws:dynamodb/table:Table"
+INTEGRATION = "aws:apigatewayv2/integration:Integration"
+ROUTE = "aws:apigatewayv2/route:Route"
+PERMISSION = "aws:lambda/permission:Permission"
+DEPLOYMENT = "aws:apigatewayv2/deployment:Deployment"
+STAGE = "aws:apigatewayv2/stage:Stage"
+
+BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+KEBAB_CASE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+def api(run: ProgramRun) -> RegisteredResource:
+    return run.one(API, "websocket-api")
+
+
+def function_of(run: ProgramRun, function: Function) -> RegisteredResource:
+    return run.one(FUNCTION, f"{function.name}-function")
+
+
+def table(run: ProgramRun) -> RegisteredResource:
+    return run.one(TABLE, "connections-table")
+
+
+def stage(run: ProgramRun) -> RegisteredResource:
+    return run.one(STAGE, "websocket-stage")
+
+
+def callback_url(run: ProgramRun, stage_name: str, region: str = "us-east-1") -> str:
+    return f"https://{api(run).id}.execute-api.{region}.amazonaws.com/{stage_name}"
+
+
+# --- the inventory ---
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_program_creates_exactly_these_resources(stack: str, dev_run: ProgramRun, prod_run: ProgramRun) -> None:
+    run = dev_run if stack == "dev" else prod_run
+    functions, routes = len(definition.FUNCTIONS), len(definition.ROUTES)
+    expected = {
+        API: 1, TABLE: 1, DEPLOYMENT: 1, STAGE: 1,
+        FUNCTION: functions, ROLE: functions, ROLE_POLICY: functions, ATTACHMENT: functions,
+        LOG_GROUP: functions + 1,  # one per function and the stage's access logs
+        INTEGRATION: routes, ROUTE: routes, PERMISSION: routes,
+    }
+    actual = Counter(resource.type for resource in run.resources if resource.custom)
+    assert actual == expected, f"{stack}: resource inventory differs: {dict(actual)}"
+
+
+def test_every_resource_lives_in_a_component_with_a_kebab_case_name(dev_run: ProgramRun) -> None:
+    for resource in dev_run.resources:
+        assert KEBAB_CASE.match(resource.name), f"{resource}: logical name is not kebab-case"
+        if resource.custom:
+            parent = dev_run.by_urn(resource.parent)
+            assert not parent.custom, f"{resource}: parent {parent} is not a component"
+            assert resource.name.startswith(f"{parent.name}-"), f"{resource}: name not derived from {parent.name}"
+
+
+def test_no_physical_name_is_hard_coded(dev_run: ProgramRun) -> None:
+    for resource in dev_run.resources:
+        if not resource.custom or resource.type == STAGE:  # a stage name is a path segment within its API
+            continue
+        named = {"name", "namePrefix"} & set(resource.inputs)
+        assert not named, f"{resource}: sets {named}; physical names are left to Pulumi's auto-naming"
+
+
+# --- API ---
+
+
+def test_api_is_websocket_routing_on_the_action_field(dev_run: ProgramRun) -> None:
+    resource = api(dev_run)
+    assert resource.inputs["protocolType"] == "WEBSOCKET", f"{resource}: not a WebSocket API"
+    assert resource.inputs["routeSelectionExpression"] == "$request.body.action", f"{resource}: route selection"
+
+
+# --- functions ---
+
+
+@pytest.mark.parametrize("function", definition.FUNCTIONS, ids=lambda function: function.name)
+def test_function_runs_its_handler_with_the_dev_settings(dev_run: ProgramRun, function: Function) -> None:
+    resource = function_of(dev_run, function)
+    assert resource.inputs["handler"] == f"handlers.{function.module}.handler", f"{resource}: handler"
+    assert resource.inputs["runtime"] == "python3.13", f"{resource}: runtime"
+    assert resource.inputs["architectures"] == ["arm64"], f"{resource}: architectures"
+    assert resource.inputs["memorySize"] == 256, f"{resource}: memory"
+    assert resource.inputs["timeout"] == 29, f"{resource}: timeout"
+
+
+def test_function_settings_come_from_config() -> None:
+    run = run_program("dev", {
+        "lambdaRuntime": "python3.12", "lambdaArchitecture": "x86_64", "lambdaMemoryMb": 1024,
+        "lambdaTimeoutSeconds": 10,
+    })
+    for function in definition.FUNCTIONS:
+        resource = function_of(run, function)
+        assert resource.inputs["runtime"] == "python3.12", f"{resource}: runtime not from config"
+        assert resource.inputs["architectures"] == ["x86_64"], f"{resource}: architecture not from config"
+        assert resource.inputs["memorySize"] == 1024, f"{resource}: memory not from config"
+        assert resource.inputs["timeout"] == 10, f"{resource}: timeout not from config"
+
+
+@pytest.mark.parametrize("function", definition.FUNCTIONS, ids=lambda function: function.name)
+def test_function_environment_is_exactly_what_it_reads(dev_run: ProgramRun, function: Function) -> None:
+    resource = function_of(dev_run, function)
+    variables = resource.inputs["environment"]["variables"]
+    assert set(variables) == set(function.environment), f"{resource}: environment names {sorted(variables)}"
+    expected = {
+        environment.TABLE_NAME: table(dev_run).outputs["name"],
+        environment.ENDPOINT_URL: callback_url(dev_run, "dev"),
+        environment.MAX_MESSAGE_BYTES: "16384",
+    }
+    for name, value in variables.items():
+        assert value == expected[name], f"{resource}: {name}={value!r}, expected {expected[name]!r}"
+
+
+def test_max_message_bytes_and_stage_reach_the_environment() -> None:
+    run = run_program("dev", {"maxMessageBytes": 2048, "stageName": "beta"})
+    variables = function_of(run, definition.SEND_MESSAGE).inputs["environment"]["variables"]
+    assert variables[environment.MAX_MESSAGE_BYTES] == "2048", "MAX_MESSAGE_BYTES not from config"
+    assert variables[environment.ENDPOINT_URL] == callback_url(run, "beta"), "ENDPOINT_URL not on the configured stage"
+
+
+@pytest.mark.parametrize("function", definition.FUNCTIONS, ids=lambda function: function.name)
+def test_function_code_is_its_deterministic_archive(dev_run: ProgramRun, function: Function) -> None:
+    resource = function_of(dev_run, function)
+    code = resource.inputs["code"]
+    assert isinstance(code, pulumi.FileArchive), f"{resource}: code is {code!r}, not the zip file"
+    assert not Path(code.path).is_absolute(), f"{resource}: archive path {code.path} is machine-specific"
+    assert Path(code.path) == Path("build", f"{function.name}.zip"), f"{resource}: archive path {code.path}"
+    expected = build_archive(function)
+    assert (SOURCE_ROOT / code.path).read_bytes() == expected, f"{resource}: zip on disk differs from build_archive"
+    digest = base64.b64encode(hashlib.sha256(expected).digest()).decode()
+    assert resource.inputs["sourceCodeHash"] == digest, f"{resource}: sourceCodeHash is not the zip's SHA-256"
+
+
+@pytest.mark.parametrize("function", definition.FUNCTIONS, ids=lambda function: function.name)
+def test_function_has_its_own_role_and_log_group_created_first(dev_run: ProgramRun, function: Function) -> None:
+    resource = function_of(dev_run, function)
+    role = dev_run.one(ROLE, f"{function.name}-role")
+    logs = dev_run.one(LOG_GROUP, f"{function.name}-logs")
+    attachment = dev_run.one(ATTACHMENT, f"{function.name}-basic-execution")
+    policy = dev_run.one(ROLE_POLICY, f"{function.name}-policy")
+    assert resource.inputs["role"] == role.outputs["arn"], f"{resource}: runs with another role"
+    assert resource.inputs["loggingConfig"]["logGroup"] == logs.outputs["name"], f"{resource}: logs elsewhere"
+    for prerequisite in (logs, role, attachment, policy):
+        assert prerequisite.urn in resource.dependencies, f"{resource}: does not wait for {prerequisite}"
+
+
+@pytest.mark.parametrize("function", definition.FUNCTIONS, ids=lambda function: function.name)
+def test_basic_execution_is_a_managed_policy_attachment(dev_run: ProgramRun, function: Function) -> None:
+    role = dev_run.one(ROLE, f"{function.name}-role")
+    attachment = dev_run.one(ATTACHMENT, f"{function.name}-basic-execution")
+    assert attachment.inputs["policyArn"] == BASIC_EXECUTION, f"{attachment}: attaches {attachment.inputs['policyArn']}"
+    assert attachment.inputs["role"] == role.outputs["name"], f"{attachment}: attached to another role"
+    assert "managedPolicyArns" not in role.inputs, f"{role}: uses the deprecated managed_policy_arns"
+
+
+@pytest.mark.parametrize(("stack", "days"), [("dev", 7), ("prod", 365)])
+def test_every_log_group_keeps_logs_for_the_configured_retention(
+    stack: str, days: int, dev_run: ProgramRun, prod_run: ProgramRun
+) -> None:
+    run = dev_run if stack == "dev" else prod_run
+    for logs in run.of_type(LOG_GROUP):
+        assert logs.inputs["retentionInDays"] == days, f"{stack} {logs}: retention {logs.inputs['retentionInDays']}"
+
+
+# --- table ---
+
+
+def test_table_is_keyed_by_connection_with_ttl_encryption_and_on_demand(dev_run: ProgramRun) -> None:
+    resource = table(dev_run)
+    inputs = resource.inputs
+    assert inputs["hashKey"] == "ConnectionId", f"{resource}: hash key"
+    assert inputs["attributes"] == [{"name": "ConnectionId", "type": "S"}], f"{resource}: attributes"
+    assert "rangeKey" not in inputs, f"{resource}: has a range key"
+    assert inputs["billingMode"] == "PAY_PER_REQUEST", f"{resource}: not on-demand by default"
+    assert "readCapacity" not in inputs and "writeCapacity" not in inputs, f"{resource}: capacity on on-demand"
+    assert inputs["ttl"] == {"attributeName": "ExpiresAt", "enabled": True}, f"{resource}: TTL"
+    assert inputs["serverSideEncryption"] == {"enabled": True}, f"{resource}: SSE (AWS-managed key by default)"
+    assert inputs["pointInTimeRecovery"] == {"enabled": False}, f"{resource}: PITR on in dev"
+
+
+def test_prod_table_has_point_in_time_recovery(prod_run: ProgramRun) -> None:
+    resource = table(prod_run)
+    assert resource.inputs["pointInTimeRecovery"] == {"enabled": True}, f"{resource}: PITR off in prod"
+
+
+def test_table_capacity_and_customer_key_come_from_config() -> None:
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    run = run_program("dev", {
+        "tableBillingMode": "PROVISIONED", "tableReadCapacity": 5, "tableWriteCapacity": 3, "tableKmsKeyArn": key,
+    })
+    inputs = table(run).inputs
+    assert inputs["billingMode"] == "PROVISIONED", "billing mode not from config"
+    assert (inputs["readCapacity"], inputs["writeCapacity"]) == (5, 3), "capacity not from config"
+    assert inputs["serverSideEncryption"] == {"enabled": True, "kmsKeyArn": key}, "customer key not used"
+
+
+# --- routes, integrations, permissions ---
+
+
+@pytest.mark.parametrize("route", definition.ROUTES, ids=lambda route: route.key)
+def test_route_targets_an_aws_proxy_integration_of_its_function(dev_run: ProgramRun, route: Route) -> None:
+    api_id = api(dev_run).id
+    route_resource = dev_run.one(ROUTE, f"{route.logical_name}-route")
+    integration = dev_run.one(INTEGRATION, f"{route.logical_name}-integration")
+    function = function_of(dev_run, route.function)
+    assert route_resource.inputs["routeKey"] == route.key, f"{route_resource}: route key"
+    assert route_resource.inputs["apiId"] == api_id, f"{route_resource}: on another API"
+    assert route_resource.inputs["target"] == f"integrations/{integration.id}", f"{route_resource}: target"
+    assert integration.inputs["apiId"] == api_id, f"{integration}: on another API"
+    assert integration.inputs["integrationType"] == "AWS_PROXY", f"{integration}: type"
+    assert integration.inputs["integrationUri"] == function.outputs["invokeArn"], f"{integration}: wrong function"
+
+
+def test_routes_are_exactly_the_definition(dev_run: ProgramRun) -> None:
+    keys = sorted(route.inputs["routeKey"] for route in dev_run.of_type(ROUTE))
+    assert keys == sorted(route.key for route in definition.ROUTES), f"route keys {keys}"
+
+
+@pytest.mark.parametrize("route", definition.ROUTES, ids=lambda route: route.key)
+def test_only_this_api_stage_and_route_may_invoke_the_function(dev_run: ProgramRun, route: Route) -> None:
+    permission = dev_run.one(PERMISSION, f"{route.logical_name}-permission")
+    function = function_of(dev_run, route.function)
+    execution_arn = api(dev_run).outputs["executionArn"]
+    assert permission.inputs["action"] == "lambda:InvokeFunction", f"{permission}: action"
+    assert permission.inputs["principal"] == "apigateway.amazonaws.com", f"{permission}: principal"
+    assert permission.inputs["function"] == function.outputs["name"], f"{permission}: for another function"
+    assert permission.inputs["sourceArn"] == f"{execution_arn}/dev/{route.key}", f"{permission}: source ARN"
+    route_resource = dev_run.one(ROUTE, f"{route.logical_name}-route")
+    assert permission.urn in route_resource.dependencies, f"{route_resource}: may receive traffic before {permission}"
+
+
+# --- deployment and stage ---
+
+
+def test_deployment_depends_on_every_route(dev_run: ProgramRun) -> None:
+    deployment = dev_run.one(DEPLOYMENT, "websocket-deployment")
+    assert deployment.inputs["apiId"] == api(dev_run).id, f"{deployment}: on another API"
+    for route in dev_run.of_type(ROUTE):
+        assert route.urn in deployment.dependencies, f"{deployment}: does not depend on {route}"
+    assert re.fullmatch(r"[0-9a-f]{64}", deployment.inputs["triggers"]["redeployment"]), (
+        f"{deployment}: trigger is not a SHA-256 content hash"
+    )
+
+
+@pytest.mark.parametrize(("stack", "burst", "rate"), [("dev", 500, 1000), ("prod", 200, 100)])
+def test_stage_serves_the_deployment_with_throttling(
+    stack: str, burst: int, rate: float, dev_run: ProgramRun, prod_run: ProgramRun
+) -> None:
+    run = dev_run if stack == "dev" else prod_run
+    resource = stage(run)
+    deployment = run.one(DEPLOYMENT, "websocket-deployment")
+    assert resource.inputs["name"] == stack, f"{resource}: stage name is not the stack name"
+    assert resource.inputs["apiId"] == api(run).id, f"{resource}: on another API"
+    assert resource.inputs["deploymentId"] == deployment.id, f"{resource}: serves another deployment"
+    assert "autoDeploy" not in resource.inputs, f"{resource}: auto-deploy would bypass the deployment trigger"
+    settings = resource.inputs["defaultRouteSettings"]
+    assert settings["throttlingBurstLimit"] == burst, f"{resource}: burst {settings['throttlingBurstLimit']}"
+    assert settings["throttlingRateLimit"] == rate, f"{resource}: rate {settings['throttlingRateLimit']}"
+
+
+def test_stage_writes_json_access_logs_to_its_log_group(dev_run: ProgramRun) -> None:
+    resource = stage(dev_run)
+    logs = dev_run.one(LOG_GROUP, "websocket-access-logs")
+    access = resource.inputs["accessLogSettings"]
+    assert access["destinationArn"] == logs.outputs["arn"], f"{resource}: access logs go elsewhere"
+    fields = json.loads(access["format"])
+    assert {"requestId", "connectionId", "eventType", "routeKey", "status"} <= set(fields), (
+        f"{resource}: access log format lacks request, connection, event, route or status: {sorted(fields)}"
+    )
+    assert all(value.startswith("$context.") for value in fields.values()), f"{resource}: non-context log field"
+
+
+def test_execution_logging_is_off_by_default_and_a_switch(dev_run: ProgramRun) -> None:
+    default = stage(dev_run).inputs["defaultRouteSettings"]
+    assert default["loggingLevel"] == "OFF", "execution logging is not off by default (needs the account role)"
+    assert default["dataTraceEnabled"] is False, "data tracing would log every chat message"
+    switched = stage(run_program("dev", {"executionLoggingLevel": "ERROR"})).inputs["defaultRouteSettings"]
+    assert switched["loggingLevel"] == "ERROR", "executionLoggingLevel does not switch execution logging"
+
+
+# --- outputs ---
+
+
+def test_outputs_have_their_exact_formats(dev_run: ProgramRun) -> None:
+    api_id = api(dev_run).id
+    assert dev_run.outputs == {
+        "apiId": api_id,
+        "wssUrl": f"wss://{api_id}.execute-api.us-east-1.amazonaws.com/dev",
+        "callbackUrl": f"https://{api_id}.execute-api.us-east-1.amazonaws.com/dev",
+        "connectionsTable": table(dev_run).outputs["name"],
+    }, f"stack outputs: {dev_run.outputs}"
+
+
+def test_outputs_follow_the_region_and_stage() -> None:
+    run = run_program("dev", {"aws:region": "eu-west-1", "stageName": "live"})
+    api_id = api(run).id
+    assert run.outputs["wssUrl"] == f"wss://{api_id}.execute-api.eu-west-1.amazonaws.com/live", "wssUrl"
+    assert run.outputs["callbackUrl"] == callback_url(run, "live", "eu-west-1"), "callbackUrl"
