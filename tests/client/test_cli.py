@@ -183,9 +183,10 @@ def test_two_clients_chat_and_ctrl_c_quits_cleanly(emulator: RunningEmulator,
     bob = start(interactive, emulator.ws_url, "--name", "bob")
     alice.type("hi bob")
     bob.wait_for("stdout", MESSAGE_LINE + "alice: hi bob$")
+    # Stay connected until it arrives: the sender's name is looked up by connection, which $disconnect removes.
     with connect(f"{emulator.ws_url}?name=mallory") as prankster:
         prankster.send(json.dumps({"action": "sendmessage", "message": "<b>\x1b[2Jboo\nfake line</b>"}))
-    escaped = bob.wait_for("stdout", "mallory")
+        escaped = bob.wait_for("stdout", "mallory")
     assert escaped.endswith(r"mallory: <b>\x1b[2Jboo\nfake line</b>"), f"control characters not escaped: {escaped!r}"
     bob.process.send_signal(signal.SIGINT)
     assert bob.finish() == 0, f"Ctrl-C did not exit 0; printed: {bob.seen}"
