@@ -33,8 +33,6 @@ class ChatBackendArgs:
     route_selection_expression: str
     build_directory: Path
     """Where each function's zip is written (`build/` at the repository root; ignored by git)."""
-    source_root: Path | None = None
-    """The directory holding `handlers/`; None means the repository root."""
 
 
 class ChatBackend(pulumi.ComponentResource):
@@ -79,7 +77,7 @@ class ChatBackend(pulumi.ComponentResource):
             missing = sorted(set(function.environment) - set(available))
             if missing:
                 raise ValueError(f"function {function.name!r} reads {', '.join(missing)}, which this stack never sets")
-            archive_path, archive = write_archive(function, args.build_directory, args.source_root)
+            archive_path, archive = write_archive(function, args.build_directory)
             self.functions[function.name] = ChatFunction(
                 function.name,
                 ChatFunctionArgs(
@@ -103,7 +101,9 @@ class ChatBackend(pulumi.ComponentResource):
 
         self.routes: list[LambdaRoute] = []
         for route in args.routes:
-            serving = self.functions[route.function.name]
+            serving = self.functions.get(route.function.name)
+            if serving is None:
+                raise ValueError(f"route {route.key!r} is served by {route.function.name!r}, which is not deployed")
             self.routes.append(
                 LambdaRoute(
                     route.logical_name,

@@ -16,7 +16,7 @@ from app import definition
 from app.definition import Function, Route
 from handlers import environment
 from infra.archive import SOURCE_ROOT, build_archive
-from tests.infra.mocks import ProgramRun, RegisteredResource, run_program
+from tests.infra.mocks import ProgramError, ProgramRun, RegisteredResource, run_program
 
 API = "aws:apigatewayv2/api:Api"
 FUNCTION = "aws:lambda/function:Function"
@@ -87,6 +87,18 @@ def test_no_physical_name_is_hard_coded(dev_run: ProgramRun) -> None:
             continue
         named = {"name", "namePrefix"} & set(resource.inputs)
         assert not named, f"{resource}: sets {named}; physical names are left to Pulumi's auto-naming"
+
+
+def test_definition_drift_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    reads_unknown = Function(name="audit", module="connect", environment=("AUDIT_BUCKET",), table_actions=(),
+                             callback_methods=())
+    deployed = definition.FUNCTIONS
+    monkeypatch.setattr(definition, "FUNCTIONS", (*deployed, reads_unknown))
+    with pytest.raises(ProgramError, match=r"function 'audit' reads AUDIT_BUCKET, which this stack never sets"):
+        run_program("dev")
+    monkeypatch.setattr(definition, "FUNCTIONS", tuple(function for function in deployed if function.name != "default"))
+    with pytest.raises(ProgramError, match=r"route '\$default' is served by 'default', which is not deployed"):
+        run_program("dev")
 
 
 # --- API ---
