@@ -1,0 +1,38 @@
+"""`$default`: a message no route matched (not JSON, no `action`, or an unknown one) gets an error frame back."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from handlers import broadcast, clients, config, protocol
+from handlers.invocation import HANDLED_ERRORS, Invocation
+
+if TYPE_CHECKING:
+    from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
+
+RETRY = broadcast.Retry()
+
+
+def handler(event: dict[str, Any], context: object) -> dict[str, int]:
+    """Lambda entry point for the `$default` route."""
+    invocation = Invocation(event, context)
+    try:
+        fields = reply_unroutable(
+            event, clients.callback_api(config.endpoint_url()), config.max_message_bytes(), RETRY
+        )
+    except HANDLED_ERRORS as error:
+        return invocation.fail(error)
+    return invocation.finish(200, **fields)
+
+
+def reply_unroutable(
+    event: dict[str, Any],
+    callback_api: ApiGatewayManagementApiClient,
+    max_message_bytes: int,
+    retry: broadcast.Retry,
+) -> dict[str, Any]:
+    """Tell the sender what was wrong and what is expected; returns the fields for the invocation's log line."""
+    request = event["requestContext"]
+    reason = protocol.unroutable_reason(event)
+    frame = protocol.error_frame(reason, request.get("requestId", ""), max_message_bytes)
+    return {"rejected": reason, "reply": broadcast.post(callback_api, request["connectionId"], frame, retry)}

@@ -1,0 +1,55 @@
+"""One handler run: whom it serves, how long it took, and the single JSON log line it ends with.
+
+The line carries counts, ids and reasons, never the chat text, a query string or the event, so logs hold no
+message content or tokens. Failures of AWS calls and configuration end the run with 500 and an `error` field
+instead of a traceback (a traceback would be logged next to the event by anyone who prints it to debug).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from handlers.config import ConfigurationError
+
+HANDLED_ERRORS = (ClientError, BotoCoreError, ConfigurationError)
+"""What a handler answers with 500 and a log line: AWS refused or was unreachable (after botocore's retries), or
+the function is misconfigured. Anything else is a bug and is left to raise."""
+
+
+class Invocation:
+    """Started at the top of `handler(event, context)`; `finish` or `fail` writes the log line and the response."""
+
+    def __init__(self, event: dict[str, Any], context: object) -> None:
+        request = event.get("requestContext") or {}
+        self.route = str(request.get("routeKey", ""))
+        self.connection_id = str(request.get("connectionId", ""))
+        self.request_id = str(request.get("requestId", ""))
+        self.lambda_request_id = str(getattr(context, "aws_request_id", ""))
+        self.started = time.perf_counter()
+
+    def finish(self, status: int, **fields: Any) -> dict[str, int]:
+        """Log the run with `fields` (camelCase names) and return the response API Gateway acts on."""
+        record: dict[str, Any] = {
+            "level": "INFO" if status < 500 else "ERROR",
+            "route": self.route,
+            "connectionId": self.connection_id,
+            "requestId": self.request_id,
+            "lambdaRequestId": self.lambda_request_id,
+            "status": status,
+            **fields,
+            "durationMs": round((time.perf_counter() - self.started) * 1000, 1),
+        }
+        # print, not logging: Lambda's runtime prefixes logging records, and a bare JSON line is what Insights parses.
+        print(json.dumps(record, ensure_ascii=False, separators=(",", ":")), flush=True)
+        return {"statusCode": status}
+
+    def fail(self, error: Exception) -> dict[str, int]:
+        """Log a handled failure by its error code and AWS's message, and answer 500."""
+        if isinstance(error, ClientError):
+            details = error.response.get("Error", {})
+            return self.finish(500, error=details.get("Code", "ClientError"), detail=details.get("Message", ""))
+        return self.finish(500, error=type(error).__name__, detail=str(error))

@@ -1,0 +1,175 @@
+"""`$connect` and `$disconnect`: the row they write and delete, display names, and storage failures."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from app.definition import CONNECTIONS_TABLE
+from handlers import connect, disconnect
+from handlers.connections import CONNECTION_TTL_SECONDS
+from tests.handlers.conftest import FakeLambdaContext, load_event, log_lines, rows
+from tests.handlers.dynamodb_faults import answer_error, unreachable
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+CONNECTION_ID = "L0SM9cOFvHcCIhw="
+CONNECTED_AT_MS = 1795653305123
+
+
+def connect_event_named(name: str) -> dict[str, Any]:
+    """The `$connect` event of `ws://.../dev?name=<name>`."""
+    return load_event("connect", queryStringParameters={"name": name}, multiValueQueryStringParameters={"name": [name]})
+
+
+def test_connect_then_disconnect_round_trip(dynamodb: DynamoDBClient, lambda_context: FakeLambdaContext) -> None:
+    response = connect.handler(load_event("connect_with_name"), lambda_context)
+    assert response == {"statusCode": 200}, "a valid $connect must accept the handshake"
+    stored = rows(dynamodb)
+    assert stored == {
+        CONNECTION_ID: {
+            CONNECTIONS_TABLE.hash_key: CONNECTION_ID,
+            "ConnectedAt": str(CONNECTED_AT_MS),
+            CONNECTIONS_TABLE.ttl_attribute: str(CONNECTED_AT_MS // 1000 + CONNECTION_TTL_SECONDS),
+            "DisplayName": "alice",
+        }
+    }, "connect must store exactly the contract's attributes"
+
+    assert disconnect.handler(load_event("disconnect"), lambda_context) == {"statusCode": 200}
+    assert rows(dynamodb) == {}, "disconnect must delete the connection's row"
+
+
+def test_expiry_is_past_api_gateways_two_hour_limit() -> None:
+    assert 2 * 60 * 60 < CONNECTION_TTL_SECONDS <= 3 * 60 * 60, "rows must outlive a 2-hour connection, not by days"
+
+
+def test_connect_without_query_string_stores_no_display_name(
+    dynamodb: DynamoDBClient, lambda_context: FakeLambdaContext
+) -> None:
+    event = load_event("connect")
+    assert "queryStringParameters" not in event, "the fixture must be a $connect with no query string"
+    assert connect.handler(event, lambda_context) == {"statusCode": 200}
+    assert "DisplayName" not in rows(dynamodb)[CONNECTION_ID], "no name given, so no DisplayName attribute"
+
+
+def test_empty_name_parameter_counts_as_no_name(dynamodb: DynamoDBClient, lambda_context: FakeLambdaContext) -> None:
+    event = connect_event_named("")
+    assert connect.handler(event, lambda_context) == {"statusCode": 200}
+    assert "DisplayName" not in rows(dynamodb)[CONNECTION_ID], "an empty ?name= must not store an empty name"
+
+
+def test_authorizer_name_wins_over_query_string(dynamodb: DynamoDBClient, lambda_context: FakeLambdaContext) -> None:
+    event = load_event("connect_with_authorizer")
+    assert event["queryStringParameters"]["name"] == "mallory", "the fixture must also ask for another name"
+    assert connect.handler(event, lambda_context) == {"statusCode": 200}
+    assert rows(dynamodb)[CONNECTION_ID]["DisplayName"] == "alice", "the authorizer's verified name must win"
+
+
+def test_connect_log_line_carries_no_query_string(
+    dynamodb: DynamoDBClient, lambda_context: FakeLambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = load_event("connect_with_authorizer")
+    connect.handler(event, lambda_context)
+    output = capsys.readouterr().out
+    (line,) = log_lines(output)
+    assert line["route"] == "$connect" and line["connectionId"] == CONNECTION_ID and line["status"] == 200
+    assert event["queryStringParameters"]["token"] not in output, "the token must never reach the log"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["a" * 32, "Zoë 🎉", "Ada Lovelace"],
+    ids=["32-characters", "non-ascii", "inner-space"],
+)
+def test_acceptable_display_names_are_stored(
+    dynamodb: DynamoDBClient, lambda_context: FakeLambdaContext, name: str
+) -> None:
+    event = connect_event_named(name)
+    assert connect.handler(event, lambda_context) == {"statusCode": 200}, f"{name!r} is a valid display name"
+    assert rows(dynamodb)[CONNECTION_ID]["DisplayName"] == name, "the name must be stored exactly as given"
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("a" * 33, "at most 32"),
+        ("   ", "blank"),
+        ("bell\x07", "printable"),
+        ("tab\tname", "printable"),
+        ("zero\u200bwidth", "printable"),
+        (" alice", "whitespace"),
+    ],
+    ids=["33-characters", "blank", "control-character", "tab", "zero-width-space", "leading-space"],
+)
+def test_unacceptable_display_name_refuses_handshake(
+    dynamodb: DynamoDBClient,
+    lambda_context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    reason: str,
+) -> None:
+    event = connect_event_named(name)
+    assert connect.handler(event, lambda_context) == {"statusCode": 400}, f"{name!r} must be refused with 400"
+    assert rows(dynamodb) == {}, "a refused handshake must leave no row"
+    (line,) = log_lines(capsys.readouterr().out)
+    assert reason in line["reason"], f"the log line must say why {name!r} was refused: {line}"
+
+
+def test_storage_failure_refuses_handshake_after_retries(
+    dynamodb: DynamoDBClient, lambda_context: FakeLambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    attempts = unreachable(dynamodb, "PutItem")
+    response = connect.handler(load_event("connect_with_name"), lambda_context)
+    assert response == {"statusCode": 500}, "a storage failure must refuse the handshake"
+    assert len(attempts) == 3, f"botocore's standard mode must retry (3 attempts in all), saw {len(attempts)}"
+    assert rows(dynamodb) == {}, "a failed connect must leave no row behind"
+    output = capsys.readouterr().out
+    (line,) = log_lines(output)
+    assert line["error"] == "EndpointConnectionError" and line["level"] == "ERROR", f"log must name the error: {line}"
+    assert "Traceback" not in output and "alice" not in output, "no traceback, nothing from the event"
+
+
+def test_unrecoverable_error_is_not_retried(dynamodb: DynamoDBClient, lambda_context: FakeLambdaContext) -> None:
+    dynamodb.delete_table(TableName="connections-test")
+    response = connect.handler(load_event("connect"), lambda_context)
+    assert response == {"statusCode": 500}, "a missing table must give 500, not an unhandled exception"
+
+
+def test_missing_table_name_gives_500_naming_the_variable(
+    dynamodb: DynamoDBClient,
+    lambda_context: FakeLambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("TABLE_NAME")
+    assert connect.handler(load_event("connect"), lambda_context) == {"statusCode": 500}
+    (line,) = log_lines(capsys.readouterr().out)
+    assert line["error"] == "ConfigurationError" and "TABLE_NAME" in line["detail"], f"must name the variable: {line}"
+
+
+def test_disconnect_is_idempotent(dynamodb: DynamoDBClient, lambda_context: FakeLambdaContext) -> None:
+    connect.handler(load_event("connect"), lambda_context)
+    event = load_event("disconnect")
+    assert disconnect.handler(event, lambda_context) == {"statusCode": 200}
+    assert disconnect.handler(event, lambda_context) == {"statusCode": 200}, "a second disconnect must succeed too"
+    assert rows(dynamodb) == {}
+
+
+def test_disconnect_deletes_only_its_own_row(dynamodb: DynamoDBClient, lambda_context: FakeLambdaContext) -> None:
+    connect.handler(load_event("connect"), lambda_context)
+    other = load_event("connect")
+    other["requestContext"]["connectionId"] = "OtherConnId="
+    connect.handler(other, lambda_context)
+    disconnect.handler(load_event("disconnect"), lambda_context)
+    assert set(rows(dynamodb)) == {"OtherConnId="}, "disconnect must leave other connections alone"
+
+
+def test_disconnect_storage_failure_gives_500(
+    dynamodb: DynamoDBClient, lambda_context: FakeLambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answer_error(dynamodb, "DeleteItem", 400, "ValidationException")
+    assert disconnect.handler(load_event("disconnect"), lambda_context) == {"statusCode": 500}
+    (line,) = log_lines(capsys.readouterr().out)
+    assert line["error"] == "ValidationException", f"the log line must name the error: {line}"

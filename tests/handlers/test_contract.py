@@ -1,0 +1,66 @@
+"""The handlers' copies of shared facts equal the app's (handlers cannot import `app/`: it is not in their zips)."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+from app import definition, settings
+from handlers import config, display_name, environment, protocol, tokens
+
+HANDLERS = Path(__file__).resolve().parents[2] / "handlers"
+
+
+def test_accepted_actions_are_the_apps_actions() -> None:
+    assert protocol.ACCEPTED_ACTIONS == definition.ACTIONS, "$default must name exactly the routes clients may use"
+
+
+def test_default_message_limit_is_the_stack_default() -> None:
+    stack_default = settings.StackSettings(stage_name="dev").max_message_bytes
+    assert stack_default == config.DEFAULT_MAX_MESSAGE_BYTES, (
+        "the handlers' default MAX_MESSAGE_BYTES must equal the maxMessageBytes default"
+    )
+
+
+def test_frame_limit_is_the_apps() -> None:
+    assert protocol.FRAME_LIMIT_BYTES == settings.FRAME_LIMIT_BYTES, "one frame limit for handlers and settings"
+
+
+def test_largest_allowed_message_fits_a_frame_when_plain() -> None:
+    largest = settings.FRAME_LIMIT_BYTES - 1024  # the top of maxMessageBytes' range
+    frame = protocol.message_frame("x" * largest, "n" * display_name.MAX_DISPLAY_NAME_CHARS, "L0SM9cOFvHcCIhw=", 0)
+    assert len(frame) <= protocol.FRAME_LIMIT_BYTES, "the envelope's overhead must fit in the 1 KB settings reserve"
+
+
+def test_tokens_and_connect_share_the_display_name_rule() -> None:
+    assert tokens.display_name_problem is display_name.display_name_problem, "one display-name rule, not two"
+
+
+def test_handlers_read_only_declared_environment_variables() -> None:
+    declared = {name for function in definition.FUNCTIONS for name in function.environment}
+    read = {
+        node.attr
+        for path in HANDLERS.glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "environment"
+    }
+    known = {name for name in vars(environment) if name.isupper()}
+    assert read <= known, f"handlers read environment names that handlers/environment.py lacks: {read - known}"
+    assert read - {environment.TOKEN_SECRET_PARAMETER} <= declared, (
+        f"app.definition gives no function these variables the handlers read: {read - declared}"
+    )
+
+
+def test_handlers_import_only_the_standard_library_and_boto3() -> None:
+    allowed_third_party = {"boto3", "botocore", "mypy_boto3_apigatewaymanagementapi", "mypy_boto3_dynamodb",
+                           "mypy_boto3_ssm"}
+    imported: set[str] = set()
+    for path in HANDLERS.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    outside = {name for name in imported - sys.stdlib_module_names - allowed_third_party if name != "handlers"}
+    assert not outside, f"handlers may use the standard library and boto3 only, found {outside}"
