@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 from websockets.sync.client import connect
+from websockets.sync.server import ServerConnection, serve
 
 from emulator.testing import RunningEmulator, running_emulator
 
@@ -22,7 +24,7 @@ RECONNECT_TIMEOUT_MS = 20_000
 class ChatPage:
     """One person's browser tab with the chat page, connected under a display name."""
 
-    def __init__(self, browser: Browser, address: str, name: str) -> None:
+    def __init__(self, browser: Browser, address: str, name: str, chat_url: str | None = None) -> None:
         self.context = browser.new_context(viewport={"width": 900, "height": 640}, locale="en-GB")
         self.page: Page = self.context.new_page()
         self.errors: list[str] = []
@@ -31,6 +33,8 @@ class ChatPage:
         self.name = name
         if name:
             self.page.fill("#name", name)
+        if chat_url:
+            self.page.fill("#url", chat_url)
         self.page.click("#connect")
         self.expect_state("connected")
 
@@ -161,3 +165,26 @@ def test_page_reconnects_when_the_emulator_restarts(browser: Browser, pages: lis
         erin.send("back online")
         expect(erin.message("back online"), "no echo after reconnecting").to_have_count(1)
         erin.page.screenshot(path=str(artifacts / "chat-reconnected.png"))
+
+
+def test_api_gateways_failure_frame_is_shown_distinctly(browser: Browser, emulator: RunningEmulator,
+                                                        pages: list[ChatPage]) -> None:
+    # The emulator sends this frame only when a handler crashes, which ours do not on purpose; a stand-in server
+    # answers every message with it instead, while the page itself still comes from the emulator.
+    failure = {"message": "Internal server error", "connectionId": "L0SM9cOFvHcCIhw=", "requestId": "req-crash-1"}
+
+    def fail_everything(connection: ServerConnection) -> None:
+        for _ in connection:
+            connection.send(json.dumps(failure))
+
+    with serve(fail_everything, "127.0.0.1", 0) as stand_in:
+        threading.Thread(target=stand_in.serve_forever, daemon=True).start()
+        stand_in_url = f"ws://127.0.0.1:{stand_in.socket.getsockname()[1]}/dev"
+        frank = ChatPage(browser, emulator.http_url, "Frank", chat_url=stand_in_url)
+        pages.append(frank)
+        frank.send("does this crash?")
+        error = frank.page.locator(".notice.error")
+        expect(error.locator(".notice-title"), "API Gateway's failure is not shown as an error").to_have_text(
+            "API Gateway: Internal server error")
+        expect(error.locator(".notice-request"), "the request id is not shown").to_have_text("Request id req-crash-1")
+        expect(frank.page.locator("#message"), "the failed text was lost").to_have_value("does this crash?")
