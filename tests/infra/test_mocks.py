@@ -1,0 +1,29 @@
+"""The shared runner itself: config assembled as the Pulumi CLI does, and answers that repeat."""
+
+from __future__ import annotations
+
+from tests.infra.mocks import ACCOUNT_ID, ProgramRun, run_program, stack_config
+
+
+def test_config_is_project_defaults_then_stack_file_then_overrides() -> None:
+    defaults = stack_config("no-such-stack")
+    assert defaults["websocket-chat:logRetentionDays"] == "14", "Pulumi.yaml defaults are not applied"
+    assert "aws:region" not in defaults, "a stack without a file got a region from somewhere"
+    dev = stack_config("dev")
+    assert dev["websocket-chat:logRetentionDays"] == "7", "Pulumi.dev.yaml does not override the project default"
+    assert dev["aws:region"] == "us-east-1", "Pulumi.dev.yaml's region is missing"
+    assert dev["websocket-chat:pointInTimeRecovery"] == "false", "booleans are not written as the CLI writes them"
+    overridden = stack_config("dev", {"logRetentionDays": 30, "aws:region": "eu-west-1", "pointInTimeRecovery": None})
+    assert overridden["websocket-chat:logRetentionDays"] == "30", "a bare override is not in the project namespace"
+    assert overridden["aws:region"] == "eu-west-1", "a namespaced override is not taken as given"
+    assert "websocket-chat:pointInTimeRecovery" not in overridden, "None does not remove a key"
+
+
+def test_answers_are_deterministic_and_in_the_stack_s_region(dev_run: ProgramRun) -> None:
+    again = run_program("dev")
+    assert {(r.urn, r.id) for r in again} == {(r.urn, r.id) for r in dev_run}, "ids differ between runs"
+    function = dev_run.one("aws:lambda/function:Function", "connect-function")
+    assert function.outputs["arn"] == f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:{function.outputs['name']}", (
+        f"{function}: ARN not in the stack's region and account"
+    )
+    assert function.outputs["name"].startswith("connect-function-"), f"{function}: not auto-named like Pulumi"
