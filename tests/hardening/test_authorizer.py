@@ -14,6 +14,7 @@ from moto import mock_aws
 
 from app import definition
 from handlers import authorizer, environment, tokens
+from infra.archive import archive_members
 
 EVENT_FILE = Path(__file__).parent / "events" / "authorizer_connect.json"
 SECRET_TEXT = "dev-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
@@ -226,3 +227,14 @@ def test_event_without_method_arn_is_refused(ssm: Any) -> None:
     with pytest.raises(ValueError, match="methodArn"):
         authorizer.handler(event, None)
 
+
+
+def test_deployment_package_holds_the_authorizer_and_what_it_imports() -> None:
+    members = archive_members(definition.AUTHORIZER)
+    assert members == [
+        "handlers/__init__.py",
+        "handlers/authorizer.py",
+        "handlers/display_name.py",
+        "handlers/environment.py",
+        "handlers/tokens.py",
+    ], f"the authorizer's zip would hold {members}"
