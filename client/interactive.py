@@ -21,6 +21,7 @@ from typing import TextIO
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from app.settings import FRAME_LIMIT_BYTES
 from client.connection import CONNECT_FAILURES, describe_failure, open_connection
 from client.frames import ChatMessage, GatewayError, ServerError, format_message, format_problem, parse_frame
 from client.urls import redacted
@@ -96,6 +97,12 @@ async def _send_lines(connection: ClientConnection, lines: asyncio.Queue[str | N
         if not talk.raw and not line.strip():
             continue  # an empty Enter is not a message; --json sends it anyway for experiments
         frame = line if talk.raw else json.dumps({"action": "sendmessage", "message": line})
+        size = len(frame.encode("utf-8"))
+        if not talk.raw and size > FRAME_LIMIT_BYTES:
+            # API Gateway would close the whole connection (1009); --json still sends it, to see that happen.
+            print(f"error: not sent: that line makes a {size}-byte frame and API Gateway closes the connection on "
+                  f"frames over {FRAME_LIMIT_BYTES} bytes", file=talk.err, flush=True)
+            continue
         talk.sent(line)
         await connection.send(frame)
 

@@ -11,6 +11,7 @@
   const FIRST_RETRY_MS = 500;
   const LONGEST_RETRY_MS = 30000;
   const GATEWAY_FAILURE = "Internal server error";
+  const FRAME_LIMIT_BYTES = 32 * 1024; // API Gateway's WebSocket frame quota (app/settings.py FRAME_LIMIT_BYTES)
   const NAME_KEY = "chat.displayName";
 
   const elements = {
@@ -327,7 +328,15 @@
     if (!text.trim() || !socket || socket.readyState !== WebSocket.OPEN) {
       return;
     }
-    socket.send(JSON.stringify({ action: "sendmessage", message: text }));
+    const frame = JSON.stringify({ action: "sendmessage", message: text });
+    const size = new TextEncoder().encode(frame).length;
+    if (size > FRAME_LIMIT_BYTES) {
+      // API Gateway would close the whole connection (1009) rather than answer; keep the text for editing.
+      addNotice("error", "Not sent", `This message makes a ${size}-byte frame; API Gateway closes the connection ` +
+        `on frames over ${FRAME_LIMIT_BYTES} bytes. Shorten it and send again.`);
+      return;
+    }
+    socket.send(frame);
     session.unconfirmed.push(text);
     elements.message.value = "";
     fitComposer();

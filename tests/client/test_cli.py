@@ -17,6 +17,7 @@ from typing import IO
 import pytest
 from websockets.sync.client import connect
 
+from app.settings import FRAME_LIMIT_BYTES
 from emulator.testing import RunningEmulator, running_emulator
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -166,6 +167,17 @@ def test_refused_message_is_reported_on_stderr(emulator: RunningEmulator, max_me
     assert result.returncode == 0, f"chat exited {result.returncode}: {result.stderr}"
     assert result.stdout == "", f"a refused message was printed as chat: {result.stdout[:200]!r}"
     assert re.search(r"^error from server: \S", result.stderr, re.MULTILINE), f"no error line: {result.stderr!r}"
+
+
+def test_line_too_big_for_one_frame_is_not_sent(emulator: RunningEmulator) -> None:
+    oversized = "y" * (FRAME_LIMIT_BYTES + 1)
+    result = run_client(emulator.ws_url, "--name", "piper", stdin=f"{oversized}\nstill connected\n")
+    assert result.returncode == 0, f"chat exited {result.returncode}: {result.stderr}"
+    assert re.search(rf"^error: not sent: that line makes a \d+-byte frame .* over {FRAME_LIMIT_BYTES} bytes$",
+                     result.stderr, re.MULTILINE), f"no local refusal on stderr: {result.stderr!r}"
+    assert re.fullmatch(MESSAGE_LINE + "piper: still connected\n", result.stdout), (
+        f"the connection did not survive the oversized line: {result.stdout!r}"
+    )
 
 
 def test_json_mode_sends_raw_lines_and_prints_raw_frames(emulator: RunningEmulator) -> None:

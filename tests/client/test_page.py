@@ -13,6 +13,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from websockets.sync.client import connect
 from websockets.sync.server import ServerConnection, serve
 
+from app.settings import FRAME_LIMIT_BYTES
 from emulator.testing import RunningEmulator, running_emulator
 
 pytestmark = pytest.mark.browser
@@ -132,6 +133,20 @@ def test_oversized_message_shows_the_servers_error(browser: Browser, emulator: R
     expect(carol.page.locator(".message"), "the refused message was shown as sent").to_have_count(0)
     expect(carol.page.locator("#message"), "the refused text was lost").to_have_value(oversized)
     carol.page.screenshot(path=str(artifacts / "chat-error.png"))
+
+
+def test_message_too_big_for_one_frame_is_kept_and_not_sent(browser: Browser, emulator: RunningEmulator,
+                                                            pages: list[ChatPage]) -> None:
+    oversized = "z" * (FRAME_LIMIT_BYTES + 1)
+    grace = ChatPage(browser, emulator.http_url, "Grace")
+    pages.append(grace)
+    grace.send(oversized)
+    expect(grace.page.locator(".notice.error .notice-title"), "no local refusal shown").to_have_text("Not sent")
+    expect(grace.page.locator("#message"), "the oversized text was lost").to_have_value(oversized)
+    grace.page.fill("#message", "shorter now")
+    grace.page.press("#message", "Enter")
+    expect(grace.message("shorter now"), "the connection did not survive the oversized message").to_have_count(1)
+    grace.expect_state("connected")
 
 
 def test_html_in_messages_and_names_is_shown_as_text(browser: Browser, emulator: RunningEmulator,
