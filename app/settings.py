@@ -222,7 +222,14 @@ def parse_settings(values: Mapping[str, Any], stack: str) -> StackSettings:
         raise SettingsError(
             f"{_key(unknown[0])} is not a setting of this program; known settings: {', '.join(sorted(known))}"
         )
-    fields: dict[str, Any] = {"stage_name": _stage_name("stageName", stack)}
+    fields: dict[str, Any] = {}
+    if values.get("stageName") is None:
+        if not STAGE_NAME_PATTERN.fullmatch(stack):
+            raise SettingsError(
+                f"{_key('stageName')} is unset, so the stage would be named after the stack, but {stack!r} is not a "
+                f"valid stage name (1 to 128 letters, digits, hyphens or underscores); set {_key('stageName')}"
+            )
+        fields["stage_name"] = stack
     for name, value in values.items():
         if value is None or name in SECRET_KEYS:
             continue

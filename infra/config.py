@@ -34,11 +34,8 @@ def load_settings(config: pulumi.Config, stack: str) -> StackSettings:
     names = _configured_names(config) - set(SECRET_KEYS)
     values: dict[str, str | None] = {name: config.get(name) for name in names}
     values.update({key.name: config.get(key.name) for key in KEYS})
-    # parse_settings checks the stack name as the default stage name even when stageName is set; handing it the
-    # configured name instead lets a stack whose name API Gateway refuses (`feature.one`) run with a valid stageName.
-    default_stage_name = values.get("stageName") or stack
     try:
-        settings = parse_settings(values, default_stage_name)
+        settings = parse_settings(values, stack)
     except SettingsError as error:
         raise pulumi.RunError(str(error)) from None
     _refuse_unbuilt(settings)
