@@ -38,7 +38,7 @@ def dynamodb() -> DynamoDBClient:
 def callback_api(endpoint_url: str) -> ApiGatewayManagementApiClient:
     """The `@connections` client for one API stage.
 
-    botocore makes one attempt only: `handlers.callback` retries 429 and 5xx itself, so attempts do not multiply
+    botocore makes one attempt only: `handlers.broadcast` retries 429 and 5xx itself, so attempts do not multiply
     across two layers. Short timeouts keep one stuck connection from holding a pool thread near the 29 s limit.
     """
     return boto3.client(

@@ -1,0 +1,90 @@
+"""Cold start: each function's deployment zip (size) and the import of its handler in a fresh interpreter (time).
+
+Each zip is built by `infra.archive.build_archive`, exactly as deployed, and extracted to a scratch directory; the
+handler is imported from there, so a module missing from the zip fails here as it would on Lambda. Python runs with
+`-B` and a fresh directory per run, so the handler's modules are compiled on every import, as on Lambda, whose
+read-only code directory keeps no `__pycache__`. The baseline is a bare `import boto3` in the same kind of fresh
+interpreter, in the same run, interleaved with the handler imports; each time is the median of several runs.
+Usage: `python bench/coldstart.py [--runs 9]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app.definition import FUNCTIONS, Function  # after the path fix, so the script runs from any directory
+from infra.archive import build_archive
+
+ZIP_TARGET_BYTES = 10 * 1024
+IMPORT_TARGET_RATIO = 1.2
+TIMER = "import time; started = time.perf_counter(); import {module}; print(time.perf_counter() - started)"
+
+
+def import_seconds(module: str, directory: Path) -> float:
+    """Seconds to import `module` in a new interpreter whose working directory (first on sys.path) is `directory`."""
+    completed = subprocess.run(
+        [sys.executable, "-B", "-c", TIMER.format(module=module)],
+        cwd=directory,
+        env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(completed.stdout)
+
+
+def deflated_size(archive: bytes) -> int:
+    """The same members deflated, for comparison: what compression would save over the stored zip."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(archive)) as stored, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as packed:
+        for info in stored.infolist():
+            packed.writestr(info.filename, stored.read(info), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+    return len(buffer.getvalue())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=9, help="fresh interpreters per measurement (median taken)")
+    arguments = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="coldstart-") as scratch:
+        archives: dict[Function, bytes] = {function: build_archive(function) for function in FUNCTIONS}
+        empty = Path(scratch, "empty")
+        empty.mkdir()
+        baseline: list[float] = []
+        timings: dict[Function, list[float]] = {function: [] for function in FUNCTIONS}
+        for run in range(arguments.runs):
+            baseline.append(import_seconds("boto3", empty))
+            for function, archive in archives.items():
+                directory = Path(scratch, f"{function.name}-{run}")  # fresh each run: nothing compiled is reused
+                zipfile.ZipFile(io.BytesIO(archive)).extractall(directory)
+                timings[function].append(import_seconds(function.handler.rsplit(".", 1)[0], directory))
+
+    boto3_ms = statistics.median(baseline) * 1000
+    print(f"Python {sys.version.split()[0]}; median of {arguments.runs} fresh interpreters per import")
+    print(f"baseline: import boto3 {boto3_ms:.1f} ms")
+    print(f"{'function':<14} {'zip':>8} {'deflated':>9} {'members':>8} {'import':>9} {'ratio':>6}  targets")
+    for function, archive in archives.items():
+        handler_ms = statistics.median(timings[function]) * 1000
+        ratio = handler_ms / boto3_ms
+        size_verdict = "met" if len(archive) < ZIP_TARGET_BYTES else "MISSED"
+        ratio_verdict = "met" if ratio <= IMPORT_TARGET_RATIO else "MISSED"
+        members = len(zipfile.ZipFile(io.BytesIO(archive)).namelist())
+        print(
+            f"{function.name:<14} {len(archive):>7}B {deflated_size(archive):>8}B {members:>8} {handler_ms:>7.1f}ms "
+            f"{ratio:>5.2f}x  zip < {ZIP_TARGET_BYTES} B: {size_verdict}; import <= {IMPORT_TARGET_RATIO}x: "
+            f"{ratio_verdict}"
+        )
+
+
+if __name__ == "__main__":
+    main()
