@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from client import interactive, smoke
 from client.urls import BadUrlError, chat_url
+from handlers.display_name import display_name_problem
 
 EXAMPLES = """examples:
   python -m client ws://127.0.0.1:3001/dev --name alice
@@ -34,8 +35,8 @@ def _positive_seconds(value: str) -> float:
 def _chat_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m client",
-        description="Chat over the WebSocket API: each line you type is sent as a sendmessage action; messages print "
-                    "as '[HH:MM:SS] name: text', errors go to stderr. Ctrl-D or Ctrl-C quits. "
+        description="Chat over the WebSocket API: each line you type is sent as a sendmessage action;\n"
+                    "messages print as '[HH:MM:SS] name: text', errors go to stderr. Ctrl-D or Ctrl-C quits.\n"
                     "'python -m client smoke URL' runs the smoke test instead.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -80,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                          err=lambda line: print(line, file=sys.stderr, flush=True))
     parser = _chat_parser()
     options = parser.parse_args(arguments)
+    # The same rule $connect applies, checked here so a bad name gets its reason instead of a bare HTTP 400.
+    name_problem = None if options.name is None else display_name_problem(options.name)
+    if name_problem:
+        parser.error(f"--name: {name_problem}")
     try:
         url = chat_url(options.url, name=options.name, token=options.token)
     except BadUrlError as error:

@@ -27,6 +27,7 @@ def describe_failure(error: BaseException, timeout: float) -> str:
     if isinstance(error, InvalidStatus):
         status = error.response.status_code
         hint = {
+            400: " (bad request: is the display name acceptable?)",
             401: " (no credentials: is a token needed?)",
             403: " (forbidden: wrong stage in the URL, or the token was refused)",
             404: " (not found: is the stage in the URL right?)",

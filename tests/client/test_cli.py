@@ -214,6 +214,15 @@ def test_client_exits_1_when_the_server_goes_away(interactive: list[InteractiveC
         assert client.finish() == 1, f"a lost connection did not exit 1; printed: {client.seen}"
 
 
+@pytest.mark.parametrize(("name", "complaint"), [("x" * 33, "must be at most 32 characters"),
+                                                  ("bell\x07", "must contain printable characters only"),
+                                                  (" padded", "must not start or end with whitespace")])
+def test_unacceptable_name_is_refused_before_connecting(name: str, complaint: str) -> None:
+    result = run_client(refused_url(), "--name", name)
+    assert result.returncode == 2, f"name {name!r} exited {result.returncode}: {result.stderr}"
+    assert f"error: --name: a display name {complaint}" in result.stderr, f"no reason for {name!r}: {result.stderr!r}"
+
+
 def test_refused_url_fails_with_a_reason() -> None:
     url = refused_url()
     result = run_client(url, "--name", "nobody")
