@@ -25,7 +25,8 @@ RECONNECT_TIMEOUT_MS = 20_000
 class ChatPage:
     """One person's browser tab with the chat page, connected under a display name."""
 
-    def __init__(self, browser: Browser, address: str, name: str, chat_url: str | None = None) -> None:
+    def __init__(self, browser: Browser, address: str, name: str, chat_url: str | None = None,
+                 token: str | None = None) -> None:
         self.context = browser.new_context(viewport={"width": 900, "height": 640}, locale="en-GB")
         self.page: Page = self.context.new_page()
         self.errors: list[str] = []
@@ -36,6 +37,8 @@ class ChatPage:
             self.page.fill("#name", name)
         if chat_url:
             self.page.fill("#url", chat_url)
+        if token:
+            self.page.fill("#token", token)
         self.page.click("#connect")
         self.expect_state("connected")
 
@@ -203,3 +206,26 @@ def test_api_gateways_failure_frame_is_shown_distinctly(browser: Browser, emulat
             "API Gateway: Internal server error")
         expect(error.locator(".notice-request"), "the request id is not shown").to_have_text("Request id req-crash-1")
         expect(frank.page.locator("#message"), "the failed text was lost").to_have_value("does this crash?")
+
+
+def test_name_and_token_travel_in_the_query_string(browser: Browser, emulator: RunningEmulator,
+                                                   pages: list[ChatPage]) -> None:
+    # API Gateway hands `$connect` the query string; a stand-in server records what the page asked for.
+    requested: list[str] = []
+
+    def record(connection: ServerConnection) -> None:
+        assert connection.request is not None
+        requested.append(connection.request.path)
+        for _ in connection:
+            pass
+
+    with serve(record, "127.0.0.1", 0) as stand_in:
+        threading.Thread(target=stand_in.serve_forever, daemon=True).start()
+        stand_in_url = f"ws://127.0.0.1:{stand_in.socket.getsockname()[1]}/dev?debug=1"
+        zoe = ChatPage(browser, emulator.http_url, "Zoë & co", chat_url=stand_in_url, token="v1.a+b.c=&")
+        pages.append(zoe)
+    stored = zoe.page.evaluate("JSON.stringify(window.localStorage)")
+    assert "Zoë & co" in stored and "v1.a+b.c" not in stored, f"the name should be remembered, the token not: {stored}"
+    assert requested == ["/dev?debug=1&name=Zo%C3%AB+%26+co&token=v1.a%2Bb.c%3D%26"], (
+        f"the page connected with {requested}, not the URL plus ?name= and ?token= encoded"
+    )
