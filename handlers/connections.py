@@ -47,6 +47,7 @@ class ConnectionsTable:
             TableName=self.name,
             Key={"ConnectionId": {"S": connection_id}},
             ProjectionExpression="DisplayName",
+            ConsistentRead=True,  # a message sent right after connecting must still show the sender's name
         )
         name = response.get("Item", {}).get("DisplayName", {}).get("S")
         return name if isinstance(name, str) else None
