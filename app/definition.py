@@ -76,7 +76,8 @@ SEND_MESSAGE = Function(
 DEFAULT = Function(
     name="default",
     module="default",
-    environment=(environment.ENDPOINT_URL,),
+    # MAX_MESSAGE_BYTES: its error frame tells the client the size limit `sendmessage` applies.
+    environment=(environment.ENDPOINT_URL, environment.MAX_MESSAGE_BYTES),
     table_actions=(),
     # Replies to the sender with an error frame naming the accepted actions.
     callback_methods=("POST",),
