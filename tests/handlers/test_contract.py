@@ -33,6 +33,13 @@ def test_largest_allowed_message_fits_a_frame_when_plain() -> None:
     assert len(frame) <= protocol.FRAME_LIMIT_BYTES, "the envelope's overhead must fit in the 1 KB settings reserve"
 
 
+def test_functions_that_build_error_frames_know_the_limit() -> None:
+    for function in (definition.SEND_MESSAGE, definition.DEFAULT):
+        assert environment.MAX_MESSAGE_BYTES in function.environment, (
+            f"{function.name} states the size limit in its error frames, so it needs MAX_MESSAGE_BYTES"
+        )
+
+
 def test_tokens_and_connect_share_the_display_name_rule() -> None:
     assert tokens.display_name_problem is display_name.display_name_problem, "one display-name rule, not two"
 
