@@ -147,7 +147,8 @@
         addNotice("warning", `Connection lost${event.code ? ` (code ${event.code})` : ""}`);
       } else if (!session.everConnected && session.failures === 0) {
         // Browsers hide why a handshake failed (refused, wrong stage, token denied): say what to check, once.
-        addNotice("warning", "Cannot connect", "Check the server URL, its stage, the display name and the token. Retrying…");
+        addNotice("warning", "Cannot connect",
+          "Check the server URL, its stage, the display name and the token. Retrying…");
       }
       if (session.wanted) {
         scheduleRetry();
