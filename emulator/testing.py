@@ -82,6 +82,11 @@ class RunningEmulator:
         """The chat page."""
         return f"http://127.0.0.1:{self.port}/"
 
+    @property
+    def pid(self) -> int:
+        """The emulator's process id (its workers are its children)."""
+        return self._process.pid
+
     def signal(self, signum: int) -> None:
         """Send a signal to the emulator (SIGTERM, as a process manager would)."""
         self._process.send_signal(signum)

@@ -159,7 +159,7 @@ def cloud_options(**overrides: Any) -> EmulatorOptions:
     return dataclasses.replace(base, **overrides)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cloud() -> Iterator[CloudThread]:
     """One cloud with the test routes, shared by the conformance tests (each uses its own connections)."""
     running = CloudThread(cloud_options())

@@ -77,7 +77,7 @@ def rendezvous(event: dict[str, Any], context: Any) -> dict[str, Any]:
     message = json.loads(event["body"])
     table = _table()
     table.put_item(Item={"ConnectionId": f"rendezvous#{message['group']}#{event['requestContext']['messageId']}"})
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20
     met = False
     while time.monotonic() < deadline and not met:
         items = table.scan(FilterExpression="begins_with(ConnectionId, :prefix)",

@@ -1,0 +1,235 @@
+"""Benchmark: the chat on the local emulator against a bare aiohttp broadcast server, measured in the same run.
+
+50 clients each send 20 `sendmessage` messages; every message is broadcast to all 50 clients. Each client sends
+its next message once its previous one came back to it (closed loop), so latency is send-to-receipt under load.
+Printed for both servers: delivered / expected, latency p50 and p99, messages delivered per second; then the
+emulator's figures as ratios of the floor, and where the emulator's time goes (from its own invocation log).
+
+`python bench/emulator.py [--clients 50] [--messages 20]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from emulator.testing import running_emulator
+
+STALL_SECONDS = 60.0
+"""Give up when no frame arrives for this long (a lost message would otherwise hang the run)."""
+
+
+@dataclass
+class Result:
+    """What one run measured."""
+
+    name: str
+    delivered: int
+    expected: int
+    latencies_ms: list[float]
+    elapsed_s: float
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies_ms) if self.latencies_ms else float("nan")
+
+    @property
+    def p99(self) -> float:
+        if len(self.latencies_ms) < 2:
+            return float("nan")
+        return statistics.quantiles(self.latencies_ms, n=100)[98]
+
+    @property
+    def per_second(self) -> float:
+        return self.delivered / self.elapsed_s if self.elapsed_s else 0.0
+
+    def line(self) -> str:
+        return (f"{self.name:<10} delivered {self.delivered}/{self.expected}  p50 {self.p50:8.1f} ms  "
+                f"p99 {self.p99:8.1f} ms  {self.per_second:9.0f} msg/s  ({self.elapsed_s:.1f} s)")
+
+
+async def run_clients(name: str, url: str, clients: int, messages: int) -> Result:
+    """Connect every client, run the closed loop, collect latencies of every delivery."""
+    expected = clients * messages * clients
+    latencies: list[float] = []
+    last_frame = time.monotonic()
+    async with aiohttp.ClientSession() as session:
+        sockets = [await session.ws_connect(f"{url}?name=c{index}", max_msg_size=0) for index in range(clients)]
+        own_echo = [asyncio.Event() for _ in range(clients)]
+
+        async def receive(index: int, ws: aiohttp.ClientWebSocketResponse) -> None:
+            nonlocal last_frame
+            async for frame in ws:
+                if frame.type is not aiohttp.WSMsgType.TEXT:
+                    break
+                now = time.perf_counter_ns()
+                last_frame = time.monotonic()
+                document = json.loads(frame.data)
+                if document.get("type") != "message":
+                    continue
+                sender, _, sent_ns = document["message"].partition(":")
+                latencies.append((now - int(sent_ns)) / 1e6)
+                if int(sender) == index:
+                    own_echo[index].set()
+
+        async def send(index: int, ws: aiohttp.ClientWebSocketResponse) -> None:
+            for _ in range(messages):
+                own_echo[index].clear()
+                await ws.send_str(json.dumps({"action": "sendmessage",
+                                              "message": f"{index}:{time.perf_counter_ns()}"}))
+                await own_echo[index].wait()
+
+        receivers = [asyncio.create_task(receive(index, ws)) for index, ws in enumerate(sockets)]
+        started = time.monotonic()
+        senders = asyncio.gather(*(send(index, ws) for index, ws in enumerate(sockets)))
+        while len(latencies) < expected and time.monotonic() - last_frame < STALL_SECONDS:
+            if senders.done() and len(latencies) >= expected:
+                break
+            await asyncio.sleep(0.05)
+        elapsed = time.monotonic() - started
+        senders.cancel()
+        await asyncio.gather(senders, return_exceptions=True)
+        for ws in sockets:
+            await ws.close()
+        for task in receivers:
+            task.cancel()
+    return Result(name, len(latencies), expected, latencies, elapsed)
+
+
+def serve_floor(port: int) -> None:
+    """The floor: one aiohttp process that broadcasts each message to every socket, no Lambda, no database."""
+    connected: set[web.WebSocketResponse] = set()
+
+    async def chat(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(compress=False)
+        await ws.prepare(request)
+        connected.add(ws)
+        try:
+            async for message in ws:
+                document = json.loads(message.data)
+                frame = json.dumps({"type": "message", "message": document["message"], "from": "floor"})
+                for peer in list(connected):
+                    await peer.send_str(frame)
+        finally:
+            connected.discard(ws)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/dev", chat)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def floor_result(clients: int, messages: int) -> Result:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port)])
+    try:
+        for _ in range(100):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        return asyncio.run(run_clients("floor", f"ws://127.0.0.1:{port}/dev", clients, messages))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of one process so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """CPU seconds of the gateway process (aiohttp loop and moto thread) and of its live worker processes."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    workers = 0.0
+    for child in children:
+        with contextlib.suppress(OSError):
+            workers += cpu_seconds(int(child))
+    return cpu_seconds(pid), workers
+
+
+def where_the_time_goes(output: str, clients: int) -> list[str]:
+    """Invocation durations from the emulator's own log lines."""
+    durations = [float(value) for value in re.findall(r"\[sendmessage\] \S+ -> send-message status 200 in "
+                                                      r"([\d.]+) ms", output)]
+    connects = [float(value) for value in re.findall(r"\[\$connect\] \S+ -> connect status 200 in ([\d.]+) ms",
+                                                     output)]
+    if not durations:
+        return ["no sendmessage invocations were logged"]
+    median = statistics.median(durations)
+    return [
+        f"sendmessage invocations: {len(durations)}, median {median:.1f} ms, p99 "
+        f"{statistics.quantiles(durations, n=100)[98]:.1f} ms "
+        f"(each one: a GetItem, a Scan and {clients} POSTs to @connections, about {median / clients:.2f} ms per "
+        f"recipient)",
+        f"$connect invocations: median {statistics.median(connects):.1f} ms" if connects else "",
+    ]
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run both servers, print both results and the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--messages", type=int, default=20)
+    parser.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    arguments = parser.parse_args(argv)
+    if arguments.serve_floor:
+        serve_floor(arguments.serve_floor)
+        return 0
+    clients, messages = arguments.clients, arguments.messages
+    print(f"{clients} clients x {messages} messages, each broadcast to all {clients}", flush=True)
+    floor = floor_result(clients, messages)
+    print(floor.line(), flush=True)
+    with running_emulator(extra_args=("--function-timeout", "29")) as emulator:
+        gateway_before, workers_before = cpu_split(emulator.pid)
+        local = asyncio.run(run_clients("emulator", emulator.ws_url, clients, messages))
+        gateway_after, workers_after = cpu_split(emulator.pid)
+        output = emulator.output_text()
+    print(local.line())
+    if not (floor.delivered and local.delivered):
+        print("nothing delivered: no ratios", file=sys.stderr)
+        return 1
+    print(f"ratios (emulator / floor): p50 x{local.p50 / floor.p50:.1f}, p99 x{local.p99 / floor.p99:.1f}, "
+          f"throughput x{local.per_second / floor.per_second:.3f}")
+    gateway_cpu, workers_cpu = gateway_after - gateway_before, workers_after - workers_before
+    deliveries = max(local.delivered, 1)
+    print(f"CPU during the run: gateway process (aiohttp + moto thread) {gateway_cpu:.1f} s, function workers "
+          f"{workers_cpu:.1f} s, wall {local.elapsed_s:.1f} s on {os.cpu_count()} cores; per delivery: gateway "
+          f"{gateway_cpu / deliveries * 1000:.2f} ms, workers {workers_cpu / deliveries * 1000:.2f} ms")
+    for line in where_the_time_goes(output, clients):
+        if line:
+            print(line)
+    complete = local.delivered == local.expected and floor.delivered == floor.expected
+    if not complete:
+        print("NOT every message was delivered", file=sys.stderr)
+    return 0 if complete else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
