@@ -1,0 +1,1 @@
+"""Benchmarks: scripts run as `python bench/NAME.py`; a package only so mypy names them bench.NAME."""
