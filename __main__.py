@@ -1,13 +1,15 @@
-"""The Pulumi program: read the stack's settings, build the chat backend, export how to reach it."""
+"""The Pulumi program: read the stack's settings, build the chat backend, export how to reach and watch it."""
 
 import pulumi
 
 from app import definition
 from infra import archive
 from infra.chat import ChatBackend, ChatBackendArgs
-from infra.config import load_settings
+from infra.config import load_settings, load_token_secret
 
-settings = load_settings(pulumi.Config(), pulumi.get_stack())
+config = pulumi.Config()
+settings = load_settings(config, pulumi.get_stack())
+token_secret = load_token_secret(config, settings)
 
 backend = ChatBackend(
     "chat",
@@ -17,6 +19,9 @@ backend = ChatBackend(
         functions=definition.FUNCTIONS,
         routes=definition.ROUTES,
         route_selection_expression=definition.ROUTE_SELECTION_EXPRESSION,
+        authorizer=definition.AUTHORIZER,
+        authorized_route=definition.AUTHORIZER_ROUTE,
+        token_secret=token_secret,
         build_directory=archive.SOURCE_ROOT / "build",
     ),
 )
@@ -25,3 +30,8 @@ pulumi.export("apiId", backend.api_id)
 pulumi.export("wssUrl", backend.wss_url)
 pulumi.export("callbackUrl", backend.callback_url)
 pulumi.export("connectionsTable", backend.table_name)
+pulumi.export("dashboardUrl", backend.dashboard_url)
+pulumi.export("alarmTopicArn", backend.alarm_topic_arn)
+if backend.custom_domain_target is not None:
+    # Where to point the custom domain's DNS (a CNAME) when no Route 53 zone is configured to do it.
+    pulumi.export("customDomainTarget", backend.custom_domain_target)

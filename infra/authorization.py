@@ -17,7 +17,8 @@ from app.definition import AUTHORIZER
 from app.settings import PROJECT, StackSettings
 from handlers import environment
 from handlers.tokens import MIN_SECRET_BYTES
-from infra.policies import POLICY_VERSION, assume_role_policy
+from infra.function import tracing_config
+from infra.policies import POLICY_VERSION, assume_role_policy, tracing_policy
 
 SECRET_KEY = "authTokenSecret"
 """The secret config value holding the signing secret (`app.settings.SECRET_KEYS`)."""
@@ -35,8 +36,6 @@ identity source every `$connect` reaches the function, which answers 401 itself 
 (docs/hardening.md). Caching is not available for WebSocket authorizers, so nothing is lost there."""
 
 BASIC_EXECUTION_POLICY_ARN = aws.iam.ManagedPolicy.AWS_LAMBDA_BASIC_EXECUTION_ROLE
-TRACING_POLICY_ARN = aws.iam.ManagedPolicy.AWSX_RAY_DAEMON_WRITE_ACCESS
-"""X-Ray's write actions support no resource-level scoping, so AWS's policy (resource `*`) is as narrow as it gets."""
 
 READ_SECRET_SID = "ReadTokenSigningSecret"
 
@@ -105,9 +104,13 @@ class TokenAuthorizer(pulumi.ComponentResource):
             ),
         ]
         if settings.tracing:
+            # The same grant as every other function's (infra.policies.tracing_policy, the one `*` resource).
             permissions.append(
-                aws.iam.RolePolicyAttachment(
-                    f"{name}-tracing", role=self.role.name, policy_arn=TRACING_POLICY_ARN, opts=child
+                aws.iam.RolePolicy(
+                    f"{name}-tracing",
+                    role=self.role.name,
+                    policy=pulumi.Output.json_dumps(tracing_policy()),
+                    opts=child,
                 )
             )
 
@@ -131,7 +134,7 @@ class TokenAuthorizer(pulumi.ComponentResource):
                 variables={environment.TOKEN_SECRET_PARAMETER: self.parameter.name}
             ),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="Text", log_group=self.log_group.name),
-            tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active") if settings.tracing else None,
+            tracing_config=tracing_config(settings.tracing),
             reserved_concurrent_executions=settings.reserved_concurrency,
             # The rights and the log group exist before the first invocation, not merely before the role is named.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, *permissions]),
@@ -205,10 +208,7 @@ def build_token_authorizer(
     if settings.auth != "token":
         return None
     if secret is None:
-        raise pulumi.RunError(
-            f"{PROJECT}:{SECRET_KEY} is required when {PROJECT}:auth is token; set it with "
-            f'`pulumi config set --secret {SECRET_KEY} "$(openssl rand -base64 32)"`'
-        )
+        raise missing_secret_error()
     return TokenAuthorizer(
         name,
         TokenAuthorizerArgs(
@@ -220,6 +220,14 @@ def build_token_authorizer(
             settings=settings,
         ),
         opts,
+    )
+
+
+def missing_secret_error() -> pulumi.RunError:
+    """The error for `auth` token without the secret: names the key and how to set it."""
+    return pulumi.RunError(
+        f"{PROJECT}:{SECRET_KEY} is required when {PROJECT}:auth is token; set it with "
+        f'`pulumi config set --secret {SECRET_KEY} "$(openssl rand -base64 32)"`'
     )
 
 

@@ -1,21 +1,29 @@
-"""The whole chat backend: table, functions, WebSocket API, routes and stage, built from `app.definition`."""
+"""The whole chat backend, built from `app.definition`: table, functions, WebSocket API, routes and stage, and the
+hardening the settings ask for (token authorizer on `$connect`, custom domain, tracing, reserved concurrency) plus the
+alarms and dashboard every stack gets."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 
 from app.definition import Function, Route, Table
 from app.settings import StackSettings
 from handlers import environment
 from infra.api import WebSocketApi, WebSocketApiArgs
 from infra.archive import write_archive
+from infra.authorization import TokenAuthorizer, build_token_authorizer
+from infra.domain import CustomDomain, build_custom_domain
 from infra.function import ChatFunction, ChatFunctionArgs
+from infra.monitoring import Monitoring, MonitoringArgs
 from infra.policies import function_policy
 from infra.routes import LambdaRoute, LambdaRouteArgs
 from infra.stage import ApiStage, ApiStageArgs
@@ -31,6 +39,12 @@ class ChatBackendArgs:
     functions: Sequence[Function]
     routes: Sequence[Route]
     route_selection_expression: str
+    authorizer: Function
+    """The token authorizer's function, deployed when `settings.auth` is `token`."""
+    authorized_route: str
+    """The route the authorizer guards (`$connect`, the only one API Gateway lets carry an authorizer)."""
+    token_secret: pulumi.Input[str] | None
+    """The token-signing secret (a Pulumi secret) when `settings.auth` is `token`, else None."""
     build_directory: Path
     """Where each function's zip is written (`build/` at the repository root; ignored by git)."""
 
@@ -42,6 +56,10 @@ class ChatBackend(pulumi.ComponentResource):
     wss_url: pulumi.Output[str]
     callback_url: pulumi.Output[str]
     table_name: pulumi.Output[str]
+    dashboard_url: pulumi.Output[str]
+    alarm_topic_arn: pulumi.Output[str]
+    custom_domain_target: pulumi.Output[str] | None
+    """The regional host a custom domain must resolve to; None without a custom domain."""
 
     def __init__(self, name: str, args: ChatBackendArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("chat:index:ChatBackend", name, None, opts)
@@ -83,11 +101,13 @@ class ChatBackend(pulumi.ComponentResource):
                 ChatFunctionArgs(
                     function=function,
                     archive_path=archive_path,
-                    archive_hash=base64.b64encode(hashlib.sha256(archive).digest()).decode(),
+                    archive_hash=_archive_hash(archive),
                     runtime=settings.lambda_runtime,
                     architecture=settings.lambda_architecture,
                     memory_mb=settings.lambda_memory_mb,
                     timeout_seconds=settings.lambda_timeout_seconds,
+                    tracing=settings.tracing,
+                    reserved_concurrency=settings.reserved_concurrency,
                     log_retention_days=settings.log_retention_days,
                     environment={variable: available[variable] for variable in function.environment},
                     policy=function_policy(
@@ -99,11 +119,28 @@ class ChatBackend(pulumi.ComponentResource):
                 opts=child,
             )
 
+        # With auth on, a REQUEST authorizer checks the token before the guarded route's function ever runs.
+        self.authorizer: TokenAuthorizer | None = None
+        if settings.auth == "token":
+            authorizer_path, authorizer_archive = write_archive(args.authorizer, args.build_directory)
+            self.authorizer = build_token_authorizer(
+                args.authorizer.name,
+                settings=settings,
+                secret=args.token_secret,
+                api_id=self.api.id,
+                execution_arn=self.api.execution_arn,
+                code=pulumi.FileArchive(os.path.relpath(authorizer_path)),
+                code_hash=_archive_hash(authorizer_archive),
+                opts=child,
+            )
+
         self.routes: list[LambdaRoute] = []
         for route in args.routes:
             serving = self.functions.get(route.function.name)
             if serving is None:
                 raise ValueError(f"route {route.key!r} is served by {route.function.name!r}, which is not deployed")
+            # API Gateway authorizes a WebSocket once, when it opens: every other route stays NONE.
+            authorizer = self.authorizer if route.key == args.authorized_route else None
             self.routes.append(
                 LambdaRoute(
                     route.logical_name,
@@ -113,18 +150,29 @@ class ChatBackend(pulumi.ComponentResource):
                         route_key=route.key,
                         function_name=serving.name,
                         function_invoke_arn=serving.invoke_arn,
+                        authorization_type=authorizer.authorization_type if authorizer is not None else "NONE",
+                        authorizer_id=authorizer.authorizer_id if authorizer is not None else None,
                     ),
                     opts=child,
                 )
             )
+        if self.authorizer is not None and not any(route.key == args.authorized_route for route in args.routes):
+            raise ValueError(f"the authorizer guards {args.authorized_route!r}, which is not a route of this API")
+
+        deployed: list[pulumi.Resource] = [route.route for route in self.routes]
+        deployment_inputs: list[pulumi.Input[Any]] = [route.deployment_inputs for route in self.routes]
+        if self.authorizer is not None:
+            # The deployment must not go live before API Gateway may invoke the authorizer's function.
+            deployed += [self.authorizer.authorizer, self.authorizer.permission]
+            deployment_inputs.append(self.authorizer.deployment_inputs)
 
         self.stage = ApiStage(
             "websocket",
             ApiStageArgs(
                 api=self.api,
                 stage_name=stage_name,
-                routes=[route.route for route in self.routes],
-                deployment_inputs=[route.deployment_inputs for route in self.routes],
+                deployed=deployed,
+                deployment_inputs=deployment_inputs,
                 throttling_burst_limit=settings.throttling_burst_limit,
                 throttling_rate_limit=settings.throttling_rate_limit,
                 execution_logging_level=settings.execution_logging_level,
@@ -133,16 +181,49 @@ class ChatBackend(pulumi.ComponentResource):
             opts=child,
         )
 
+        # The mapping takes the Stage resource's name, so it is created once the stage exists.
+        self.domain: CustomDomain | None = build_custom_domain(
+            "websocket", settings=settings, api_id=self.api.id, stage_name=self.stage.name, opts=child
+        )
+
+        watched: dict[str, pulumi.Input[str]] = {name: function.name for name, function in self.functions.items()}
+        if self.authorizer is not None:
+            watched[args.authorizer.name] = self.authorizer.function_name
+        self.monitoring = Monitoring(
+            "monitoring",
+            MonitoringArgs(
+                api_id=self.api.id,
+                stage_name=self.stage.name,
+                functions=watched,
+                region=aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region,
+                settings=settings,
+            ),
+            opts=child,
+        )
+
         self.api_id = self.api.id
-        # From the Stage resource, so the URLs exist only once the stage serving them does.
-        self.wss_url = self.api.wss_url(self.stage.name)
+        # From the Stage resource, so the URLs exist only once the stage serving them does. With a custom domain,
+        # clients connect to its root (the mapping has no path); the callback API stays on execute-api, where
+        # posting to connections is not subject to a custom domain's 403s.
+        self.wss_url = self.domain.wss_url if self.domain is not None else self.api.wss_url(self.stage.name)
         self.callback_url = self.api.callback_url(self.stage.name)
         self.table_name = self.table.name
+        self.dashboard_url = self.monitoring.dashboard_url
+        self.alarm_topic_arn = self.monitoring.topic_arn
+        self.custom_domain_target = self.domain.target_domain_name if self.domain is not None else None
         self.register_outputs(
             {
                 "api_id": self.api_id,
                 "wss_url": self.wss_url,
                 "callback_url": self.callback_url,
                 "table_name": self.table_name,
+                "dashboard_url": self.dashboard_url,
+                "alarm_topic_arn": self.alarm_topic_arn,
+                "custom_domain_target": self.custom_domain_target,
             }
         )
+
+
+def _archive_hash(archive: bytes) -> str:
+    """Base64 SHA-256 of a zip, as Lambda's `source_code_hash` compares it."""
+    return base64.b64encode(hashlib.sha256(archive).digest()).decode()

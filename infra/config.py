@@ -4,25 +4,8 @@ from __future__ import annotations
 
 import pulumi
 
-from app.settings import KEYS, PROJECT, SECRET_KEYS, SettingsError, StackSettings, parse_settings
-
-NOT_YET_BUILT: tuple[str, ...] = (
-    "auth",
-    "customDomainName",
-    "certificateArn",
-    "hostedZoneId",
-    "alarmEmail",
-    "alarmFunctionErrors",
-    "alarmFunctionThrottles",
-    "alarmApiErrors",
-    "tracing",
-    "reservedConcurrency",
-)
-"""Settings of the hardening work (issue 7) that this program does not deploy yet.
-
-`app.settings` already accepts them; setting one to anything but its default would otherwise be ignored without a
-word, so the program refuses it instead. Each entry leaves this tuple when the feature it configures is built.
-"""
+from app.settings import KEYS, SECRET_KEYS, SettingsError, StackSettings, parse_settings
+from infra.authorization import SECRET_KEY, missing_secret_error
 
 
 def load_settings(config: pulumi.Config, stack: str) -> StackSettings:
@@ -35,11 +18,24 @@ def load_settings(config: pulumi.Config, stack: str) -> StackSettings:
     values: dict[str, str | None] = {name: config.get(name) for name in names}
     values.update({key.name: config.get(key.name) for key in KEYS})
     try:
-        settings = parse_settings(values, stack)
+        return parse_settings(values, stack)
     except SettingsError as error:
         raise pulumi.RunError(str(error)) from None
-    _refuse_unbuilt(settings)
-    return settings
+
+
+def load_token_secret(config: pulumi.Config, settings: StackSettings) -> pulumi.Output[str] | None:
+    """The token-signing secret (a Pulumi secret output) when `auth` is `token`; None when auth is off.
+
+    Raises `pulumi.RunError` naming the key when auth is on and the secret is unset, so the program stops before any
+    resource is registered. Its length is checked where it is stored (`infra.authorization`), as the value is only
+    seen inside an output.
+    """
+    if settings.auth != "token":
+        return None
+    secret = config.get_secret(SECRET_KEY)
+    if secret is None:
+        raise missing_secret_error()
+    return secret
 
 
 def _configured_names(config: pulumi.Config) -> set[str]:
@@ -51,18 +47,3 @@ def _configured_names(config: pulumi.Config) -> set[str]:
     prefix = f"{config.name}:"
     keys = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.config.get_config_env())
     return {key[len(prefix):] for key in keys if key.startswith(prefix)}
-
-
-def _refuse_unbuilt(settings: StackSettings) -> None:
-    defaults = StackSettings(stage_name=settings.stage_name)
-    fields = {key.name: key.field for key in KEYS}
-    offending = [
-        f"{PROJECT}:{name}"
-        for name in NOT_YET_BUILT
-        if getattr(settings, fields[name]) != getattr(defaults, fields[name])
-    ]
-    if offending:
-        raise pulumi.RunError(
-            f"{', '.join(offending)} {'is' if len(offending) == 1 else 'are'} not supported by this program yet "
-            "(the hardening work, issue 7, adds them); remove from the stack's config"
-        )

@@ -12,7 +12,7 @@ import pulumi
 import pulumi_aws as aws
 
 from app.definition import Function
-from infra.policies import assume_role_policy
+from infra.policies import assume_role_policy, tracing_policy
 
 BASIC_EXECUTION_POLICY_ARN = aws.iam.ManagedPolicy.AWS_LAMBDA_BASIC_EXECUTION_ROLE
 """AWS-managed: CloudWatch Logs only (its `*` resource is AWS's, and the function logs to its own group anyway)."""
@@ -31,6 +31,10 @@ class ChatFunctionArgs:
     architecture: str
     memory_mb: int
     timeout_seconds: int
+    tracing: bool
+    """X-Ray active tracing, with the role's right to write traces."""
+    reserved_concurrency: int | None
+    """Concurrent executions reserved for (and capping) this function; None shares the account's pool."""
     log_retention_days: int
     environment: Mapping[str, pulumi.Input[str]]
     policy: Mapping[str, Any] | None
@@ -79,6 +83,15 @@ class ChatFunction(pulumi.ComponentResource):
                     opts=child,
                 )
             )
+        if args.tracing:
+            permissions.append(
+                aws.iam.RolePolicy(
+                    f"{name}-tracing",
+                    role=self.role.name,
+                    policy=pulumi.Output.json_dumps(tracing_policy()),
+                    opts=child,
+                )
+            )
 
         self.function = aws.lambda_.Function(
             f"{name}-function",
@@ -93,6 +106,8 @@ class ChatFunction(pulumi.ComponentResource):
             timeout=args.timeout_seconds,
             environment=aws.lambda_.FunctionEnvironmentArgs(variables=dict(args.environment)),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="Text", log_group=self.log_group.name),
+            tracing_config=tracing_config(args.tracing),
+            reserved_concurrent_executions=args.reserved_concurrency,
             # The rights must exist before the first invocation, not merely before the role is referenced.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, *permissions]),
         )
@@ -101,3 +116,11 @@ class ChatFunction(pulumi.ComponentResource):
         self.name = self.function.name
         self.invoke_arn = self.function.invoke_arn
         self.register_outputs({"arn": self.arn, "name": self.name, "invoke_arn": self.invoke_arn})
+
+
+def tracing_config(tracing: bool) -> aws.lambda_.FunctionTracingConfigArgs:
+    """Active X-Ray tracing, or Lambda's default PassThrough, always spelled out.
+
+    The provider keeps the last mode when the block is left out, so a stack that turns tracing off must say so.
+    """
+    return aws.lambda_.FunctionTracingConfigArgs(mode="Active" if tracing else "PassThrough")

@@ -16,6 +16,11 @@ POLICY_VERSION = "2012-10-17"
 
 CONNECTIONS_TABLE_SID = "ConnectionsTable"
 CALLBACK_API_SID = "ReplyThroughCallbackApi"
+TRACING_SID = "WriteTraces"
+
+TRACING_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
+"""What Lambda's active tracing needs from the function's role (the write half of AWSXRayDaemonWriteAccess; the
+handlers use no X-Ray SDK, so the sampling-rule reads of that managed policy are left out)."""
 
 
 def assume_role_policy(service: str) -> dict[str, Any]:
@@ -62,3 +67,15 @@ def function_policy(
     if not statements:
         return None
     return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def tracing_policy() -> dict[str, Any]:
+    """The X-Ray write actions active tracing needs, on resource `*`.
+
+    The one `*` resource in our policies: X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level
+    permissions (the Service Authorization Reference lists no resource type for them), so nothing narrower exists.
+    """
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [{"Sid": TRACING_SID, "Effect": "Allow", "Action": list(TRACING_ACTIONS), "Resource": "*"}],
+    }

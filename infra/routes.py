@@ -25,7 +25,9 @@ class LambdaRouteArgs:
     function_name: pulumi.Input[str]
     function_invoke_arn: pulumi.Input[str]
     authorization_type: str = "NONE"
-    """Only `$connect` can carry an authorizer (CUSTOM); the hardening work sets it there."""
+    """NONE, or CUSTOM with `authorizer_id` on `$connect`: API Gateway authorizes a WebSocket once, when it opens."""
+    authorizer_id: pulumi.Input[str] | None = None
+    """The Lambda authorizer guarding this route (CUSTOM only)."""
 
 
 class LambdaRoute(pulumi.ComponentResource):
@@ -36,6 +38,11 @@ class LambdaRoute(pulumi.ComponentResource):
     """Everything about this route and its integration that a stage deployment captures (see `ApiStage`)."""
 
     def __init__(self, name: str, args: LambdaRouteArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        if (args.authorization_type == "CUSTOM") != (args.authorizer_id is not None):
+            raise ValueError(
+                f"route {args.route_key!r}: authorization type {args.authorization_type} "
+                f"{'needs' if args.authorizer_id is None else 'takes no'} authorizer id"
+            )
         super().__init__("chat:index:LambdaRoute", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -67,6 +74,9 @@ class LambdaRoute(pulumi.ComponentResource):
             "authorization_type": args.authorization_type,
             "target": pulumi.Output.concat("integrations/", self.integration.id),
         }
+        if args.authorizer_id is not None:
+            # Only when set, so the fingerprint of a route without an authorizer is what it always was.
+            route_settings["authorizer_id"] = args.authorizer_id
         self.route = aws.apigatewayv2.Route(
             f"{name}-route",
             api_id=args.api.id,

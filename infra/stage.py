@@ -40,10 +40,11 @@ class ApiStageArgs:
 
     api: WebSocketApi
     stage_name: str
-    routes: Sequence[aws.apigatewayv2.Route]
-    """The deployment depends on every one: a deployment taken before a route exists would not contain it."""
+    deployed: Sequence[pulumi.Resource]
+    """Every route, and the authorizer with its invoke permission when there is one: the deployment depends on each,
+    as a deployment taken before one exists would not contain it (or would point at a function it cannot call)."""
     deployment_inputs: Sequence[pulumi.Input[Any]]
-    """What a deployment captures: routes, integrations and (with the hardening work) authorizers."""
+    """What a deployment captures: routes, integrations and the authorizer."""
     throttling_burst_limit: int
     throttling_rate_limit: float
     execution_logging_level: str
@@ -72,14 +73,14 @@ class ApiStage(pulumi.ComponentResource):
             opts=child,
         )
 
-        # Changes to routes or integrations reach clients only through a new deployment; the trigger replaces this
-        # one exactly when they change, and code-only updates (same invoke ARN) leave it alone.
+        # Changes to routes, integrations or the authorizer reach clients only through a new deployment; the trigger
+        # replaces this one exactly when they change, and code-only updates (same invoke ARN) leave it alone.
         self.deployment = aws.apigatewayv2.Deployment(
             f"{name}-deployment",
             api_id=args.api.id,
             description="Routes and integrations of the chat API",
             triggers={"redeployment": deployment_fingerprint(args.deployment_inputs)},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.routes)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.deployed)),
         )
 
         self.stage = aws.apigatewayv2.Stage(

@@ -162,9 +162,9 @@ def test_function_runs_the_authorizer_with_only_the_parameter_name(run: Componen
     assert inputs["sourceCodeHash"] == CODE_HASH, f"{function} does not pin its code hash"
     assert inputs["loggingConfig"]["logGroup"] == log_group.outputs["name"], f"{function} logs elsewhere"
     assert log_group.inputs["retentionInDays"] == SETTINGS.log_retention_days, f"{log_group} retention"
-    assert "tracingConfig" not in inputs and "reservedConcurrentExecutions" not in inputs, (
-        f"{function} sets tracing or reserved concurrency although the settings leave them off"
-    )
+    # PassThrough is spelled out: the provider keeps the last mode when the block is left out.
+    assert inputs["tracingConfig"] == {"mode": "PassThrough"}, f"{function} is traced although tracing is off"
+    assert "reservedConcurrentExecutions" not in inputs, f"{function} reserves concurrency although it is unset"
     for dependency in (log_group, *run.of_type(ROLE_POLICY), *run.of_type(ATTACHMENT)):
         assert dependency.urn in function.dependencies, f"{function} may run before {dependency} exists"
 
@@ -198,8 +198,18 @@ def test_tracing_and_reserved_concurrency_follow_the_settings() -> None:
     function = _function(run)
     assert function.inputs["tracingConfig"] == {"mode": "Active"}, f"{function} is not actively traced"
     assert function.inputs["reservedConcurrentExecutions"] == 7, f"{function} reserved concurrency"
+    tracing = run.one(ROLE_POLICY, "auth-tracing")
+    assert tracing.inputs["role"] == run.one(ROLE, "auth-role").outputs["name"], f"{tracing} is on another role"
+    # X-Ray's write actions have no resource-level permissions: `*` is the narrowest resource there is.
+    assert tracing.policy()["Statement"] == [
+        {"Sid": "WriteTraces", "Effect": "Allow", "Action": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
+         "Resource": "*"}
+    ], f"{tracing} grants {tracing.policy()['Statement']}"
+    assert tracing.urn in function.dependencies, f"{function} may run before it may write traces"
     attached = {attachment.inputs["policyArn"] for attachment in run.of_type(ATTACHMENT)}
-    assert "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess" in attached, f"tracing on but role has only {attached}"
+    assert attached == {"arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}, (
+        f"tracing on attaches {attached}; the inline grant replaces AWSXRayDaemonWriteAccess and its sampling reads"
+    )
 
 
 def test_short_secret_fails_naming_the_key() -> None:

@@ -8,14 +8,16 @@ The one shared entry point for tests of the deployed resources (these tests and 
 - `overrides` replaces config values: bare keys are this project's (`{"lambdaMemoryMb": 512}`), namespaced keys
   are taken as given (`{"aws:region": "eu-west-1"}`), and None removes a key;
 - the config is assembled as the Pulumi CLI does it: `Pulumi.yaml` defaults, then the stack file, then overrides,
-  every value a string;
+  every value a string; keys of `app.settings.SECRET_KEYS` (`authTokenSecret`) are marked secret, as
+  `pulumi config set --secret` marks them;
 - the program runs afresh each call (a new root stack, new mocks, `__main__.py` executed again), so monkeypatched
   definitions (`app.definition.ROUTES`, `infra.archive.SOURCE_ROOT`) take effect;
 - a program that raises is reported as `ProgramError`, carrying the exception and what was registered before it.
 
 The mocks answer like AWS would, deterministically: auto-generated physical names (`<logical name>-<7 hex>`), ids,
-ARNs, `invoke_arn`, `api_endpoint` and `execution_arn` in the stack's region and account `ACCOUNT_ID`. The same
-program and config always yield the same values, so two runs can be compared.
+ARNs, `invoke_arn`, `api_endpoint` and `execution_arn` in the stack's region and account `ACCOUNT_ID`, an SSM
+parameter's `version` (`PARAMETER_VERSION`), a domain name's regional target, and `aws.get_region` (the one provider
+function the program calls). The same program and config always yield the same values, so two runs can be compared.
 """
 
 from __future__ import annotations
@@ -34,13 +36,17 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from app.settings import PROJECT
+from app.settings import PROJECT, SECRET_KEYS
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PROGRAM = REPOSITORY / "__main__.py"
 PROJECT_FILE = REPOSITORY / "Pulumi.yaml"
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-east-1"
+PARAMETER_VERSION = 1
+"""The version a new SSM parameter reports."""
+REGIONAL_ZONE_ID = "Z1UJRXOUMOOFQ8"
+"""The hosted zone id a regional API Gateway domain name reports (us-east-1's; the mocks use it in every region)."""
 
 ConfigValue = str | int | float | bool | None
 
@@ -151,7 +157,8 @@ def run_program(
     pulumi_settings.SETTINGS.rpc_manager.clear()
     pulumi_settings.SETTINGS.outputs.clear()
     pulumi_settings.set_root_resource(None)  # type: ignore[arg-type]  # a fresh root stack for this run
-    pulumi.runtime.set_all_config(config)
+    secret_keys = [key for key in config if key.split(":", 1)[0] == PROJECT and key.split(":", 1)[1] in SECRET_KEYS]
+    pulumi.runtime.set_all_config(config, secret_keys)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
 
     def program() -> None:
@@ -180,6 +187,9 @@ class AwsMocks(pulumi_mocks.Mocks):
             "aws:iam/role:Role": self._named("arn:aws:iam::{account}:role/{name}"),
             "aws:dynamodb/table:Table": self._named("arn:aws:dynamodb:{region}:{account}:table/{name}"),
             "aws:cloudwatch/logGroup:LogGroup": self._named("arn:aws:logs:{region}:{account}:log-group:{name}"),
+            "aws:sns/topic:Topic": self._named("arn:aws:sns:{region}:{account}:{name}"),
+            "aws:ssm/parameter:Parameter": self._parameter,
+            "aws:apigatewayv2/domainName:DomainName": self._domain_name,
         }
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
@@ -192,7 +202,10 @@ class AwsMocks(pulumi_mocks.Mocks):
         return state.pop("id"), {**inputs, **state}
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        """Provider functions (invokes): the program calls none; one that starts to must be answered here."""
+        """Provider functions (invokes): `aws.get_region`; one the program starts to call must be answered here."""
+        if args.token == "aws:index/getRegion:getRegion":
+            return {"id": self.region, "name": self.region, "region": self.region,
+                    "endpoint": f"ec2.{self.region}.amazonaws.com", "description": self.region}, []
         raise NotImplementedError(f"the mocks do not answer {args.token}; add it to tests/infra/mocks.py")
 
     def _named(self, arn_pattern: str) -> Callable[[str, str, dict[str, Any]], dict[str, Any]]:
@@ -221,6 +234,18 @@ class AwsMocks(pulumi_mocks.Mocks):
             "executionArn": f"arn:aws:execute-api:{self.region}:{ACCOUNT_ID}:{api_id}/{name}",
             "arn": f"arn:aws:apigateway:{self.region}::/apis/{api_id}/stages/{name}",
         }
+
+    def _parameter(self, type_token: str, logical_name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        name = inputs.get("name") or _auto_name(type_token, logical_name)
+        arn = f"arn:aws:ssm:{self.region}:{ACCOUNT_ID}:parameter/{name}"
+        return {"id": name, "name": name, "arn": arn, "version": PARAMETER_VERSION}
+
+    def _domain_name(self, type_token: str, logical_name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        configuration = dict(inputs["domainNameConfiguration"])
+        target = f"d-{_token(type_token, logical_name, 10)}.execute-api.{self.region}.amazonaws.com"
+        configuration["targetDomainName"] = target
+        configuration["hostedZoneId"] = REGIONAL_ZONE_ID
+        return {"id": inputs["domainName"], "domainNameConfiguration": configuration}
 
     def _function(self, type_token: str, logical_name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         name = inputs.get("name") or _auto_name(type_token, logical_name)

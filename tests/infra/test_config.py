@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 from app.settings import KEYS, PROJECT, Key, StackSettings, settings_from_stack_config
-from infra.config import NOT_YET_BUILT
 from tests.infra.mocks import REPOSITORY, ProgramError, run_program
 
 PROJECT_FILE = REPOSITORY / "Pulumi.yaml"
@@ -50,30 +49,6 @@ BAD_VALUES: dict[str, Any] = {
     "reservedConcurrency": 0,
 }
 """A value each setting must refuse; a new setting without an entry here fails `test_every_setting_has_a_bad_value`."""
-
-UNBUILT_VALUES: dict[str, dict[str, Any]] = {
-    "auth": {"auth": "token"},
-    "customDomainName": {
-        "customDomainName": "chat.example.com",
-        "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/abc-123",
-    },
-    "certificateArn": {
-        "customDomainName": "chat.example.com",
-        "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/abc-123",
-    },
-    "hostedZoneId": {
-        "customDomainName": "chat.example.com",
-        "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/abc-123",
-        "hostedZoneId": "Z123ABC",
-    },
-    "alarmEmail": {"alarmEmail": "ops@example.com"},
-    "alarmFunctionErrors": {"alarmFunctionErrors": 3},
-    "alarmFunctionThrottles": {"alarmFunctionThrottles": 3},
-    "alarmApiErrors": {"alarmApiErrors": 9},
-    "tracing": {"tracing": True},
-    "reservedConcurrency": {"reservedConcurrency": 5},
-}
-
 
 def declared() -> dict[str, dict[str, Any]]:
     config: dict[str, dict[str, Any]] = yaml.safe_load(PROJECT_FILE.read_text())["config"]
@@ -150,6 +125,13 @@ def test_prod_is_the_production_profile() -> None:
     assert prod.point_in_time_recovery and not dev.point_in_time_recovery, "PITR is not on in prod only"
     assert prod.throttling_burst_limit < dev.throttling_burst_limit, "prod burst throttling is not tighter"
     assert prod.throttling_rate_limit < dev.throttling_rate_limit, "prod rate throttling is not tighter"
+    assert prod.tracing and not dev.tracing, "X-Ray tracing is not on in prod only"
+    assert prod.reserved_concurrency is not None and dev.reserved_concurrency is None, (
+        "reserved concurrency is not set in prod only (dev accounts often have too small a pool to reserve any)"
+    )
+    # Five functions (four and the authorizer) must leave 100 of the default 1,000-execution pool unreserved.
+    assert prod.reserved_concurrency * 5 <= 900, f"prod reserves {prod.reserved_concurrency} per function: too much"
+    assert prod.alarm_api_errors != DEFAULTS["alarm_api_errors"], "prod alarm thresholds are not its own"
 
 
 # --- validation: one clear message naming the key, before any resource ---
@@ -190,12 +172,23 @@ def test_a_stack_name_that_is_no_valid_stage_name_needs_stage_name() -> None:
     )
 
 
-def test_every_unbuilt_setting_has_a_valid_value_to_refuse() -> None:
-    assert set(UNBUILT_VALUES) == set(NOT_YET_BUILT), "UNBUILT_VALUES must cover exactly infra.config.NOT_YET_BUILT"
+SECRET = "k3Q1xv0cB7oW2yq5G9r8Zt4nL6mH1sDfJ2pAe0uYiKc="
 
 
-@pytest.mark.parametrize("key", sorted(UNBUILT_VALUES))
-def test_a_setting_of_the_hardening_work_is_refused_until_built(key: str) -> None:
-    error = failure("dev", UNBUILT_VALUES[key])
-    assert_stopped_before_any_resource(error, key)
-    assert "not supported by this program yet" in str(error), f"{key}: unexpected message {error}"
+def test_token_auth_without_its_secret_stops_the_program_naming_the_key() -> None:
+    error = failure("dev", {"auth": "token"})
+    assert_stopped_before_any_resource(error, "authTokenSecret")
+    assert "pulumi config set --secret authTokenSecret" in str(error), f"the message says not how to fix it: {error}"
+
+
+def test_a_short_token_secret_is_refused_without_repeating_it() -> None:
+    error = failure("dev", {"auth": "token", "authTokenSecret": "too-short-a-secret"})
+    message = str(error.error)
+    assert f"{PROJECT}:authTokenSecret must be at least 32 bytes" in message, f"unexpected message: {message}"
+    assert "too-short-a-secret" not in message, "the error message repeats the secret"
+
+
+def test_the_secret_is_neither_a_setting_nor_required_without_auth() -> None:
+    run = run_program("dev", {"authTokenSecret": SECRET})
+    assert run.of_type("aws:apigatewayv2/authorizer:Authorizer") == [], "a secret alone turned auth on"
+    assert SECRET not in str([resource.inputs for resource in run.resources]), "the unused secret reached a resource"

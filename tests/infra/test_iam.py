@@ -16,6 +16,8 @@ ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 PERMISSION = "aws:lambda/permission:Permission"
 BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+XRAY_WRITE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+"""What active tracing needs; X-Ray offers no resource-level permissions for them, so they are granted on `*`."""
 
 
 def as_list(value: str | list[str]) -> list[str]:
@@ -86,6 +88,8 @@ def test_no_wildcard_action_or_resource_anywhere(stack: str, dev_run: ProgramRun
     for policy in run.of_type(ROLE_POLICY):
         for action, arn in grants(policy):
             assert "*" not in action, f"{policy}: wildcard action {action}"
+            if action in XRAY_WRITE:  # the one documented exception (docs/infrastructure.md, "Where * appears")
+                continue
             assert arn != "*", f"{policy}: grants {action} on every resource"
             if not action.startswith("execute-api:"):
                 assert "*" not in arn, f"{policy}: wildcard in resource {arn}"
@@ -120,3 +124,23 @@ def test_invoke_permissions_name_a_service_and_this_api(dev_run: ProgramRun) -> 
         source = permission.inputs.get("sourceArn", "")
         assert source.startswith(f"{execution_arn}/dev/"), f"{permission}: source ARN {source!r} not this API's stage"
         assert "*" not in source, f"{permission}: wildcard in source ARN {source}"
+
+
+@pytest.mark.parametrize(("stack", "traced"), [("dev", False), ("prod", True)])
+def test_tracing_grants_only_the_x_ray_writes_and_only_when_on(
+    stack: str, traced: bool, dev_run: ProgramRun, prod_run: ProgramRun
+) -> None:
+    run = dev_run if stack == "dev" else prod_run
+    for function in definition.FUNCTIONS:
+        role = run.one(ROLE, f"{function.name}-role")
+        tracing = [policy for policy in run.of_type(ROLE_POLICY) if policy.name == f"{function.name}-tracing"]
+        if not traced:
+            assert tracing == [], f"{stack}: {role} may write traces although tracing is off"
+            continue
+        assert len(tracing) == 1, f"{stack}: {role} has {len(tracing)} tracing policies"
+        assert tracing[0].inputs["role"] == role.outputs["name"], f"{tracing[0]}: attached to another role"
+        assert grants(tracing[0]) == {(action, "*") for action in XRAY_WRITE}, (
+            f"{tracing[0]}: grants {sorted(grants(tracing[0]))}, expected only the X-Ray writes"
+        )
+        function_resource = run.one("aws:lambda/function:Function", f"{function.name}-function")
+        assert tracing[0].urn in function_resource.dependencies, f"{function_resource}: may trace before it may write"

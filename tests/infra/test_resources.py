@@ -30,6 +30,9 @@ ROUTE = "aws:apigatewayv2/route:Route"
 PERMISSION = "aws:lambda/permission:Permission"
 DEPLOYMENT = "aws:apigatewayv2/deployment:Deployment"
 STAGE = "aws:apigatewayv2/stage:Stage"
+TOPIC = "aws:sns/topic:Topic"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
 
 BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 KEBAB_CASE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -62,11 +65,14 @@ def callback_url(run: ProgramRun, stage_name: str, region: str = "us-east-1") ->
 def test_the_program_creates_exactly_these_resources(stack: str, dev_run: ProgramRun, prod_run: ProgramRun) -> None:
     run = dev_run if stack == "dev" else prod_run
     functions, routes = len(definition.FUNCTIONS), len(definition.ROUTES)
+    traced = stack == "prod"  # prod turns tracing on: one more inline policy per function
     expected = {
         API: 1, TABLE: 1, DEPLOYMENT: 1, STAGE: 1,
-        FUNCTION: functions, ROLE: functions, ROLE_POLICY: functions, ATTACHMENT: functions,
+        FUNCTION: functions, ROLE: functions, ROLE_POLICY: functions * (2 if traced else 1), ATTACHMENT: functions,
         LOG_GROUP: functions + 1,  # one per function and the stage's access logs
         INTEGRATION: routes, ROUTE: routes, PERMISSION: routes,
+        # Monitoring, always on: the API's two error alarms and two per function, one topic, one dashboard.
+        TOPIC: 1, ALARM: 2 + 2 * functions, DASHBOARD: 1,
     }
     actual = Counter(resource.type for resource in run.resources if resource.custom)
     assert actual == expected, f"{stack}: resource inventory differs: {dict(actual)}"
@@ -83,7 +89,9 @@ def test_every_resource_lives_in_a_component_with_a_kebab_case_name(dev_run: Pro
 
 def test_no_physical_name_is_hard_coded(dev_run: ProgramRun) -> None:
     for resource in dev_run.resources:
-        if not resource.custom or resource.type == STAGE:  # a stage name is a path segment within its API
+        # A stage name is a path segment within its API; a dashboard has no auto-naming, and its name is derived
+        # from the API id and stage (tests/infra/test_hardening.py).
+        if not resource.custom or resource.type in (STAGE, DASHBOARD):
             continue
         named = {"name", "namePrefix"} & set(resource.inputs)
         assert not named, f"{resource}: sets {named}; physical names are left to Pulumi's auto-naming"
@@ -322,11 +330,14 @@ def test_execution_logging_is_off_by_default_and_a_switch(dev_run: ProgramRun) -
 
 def test_outputs_have_their_exact_formats(dev_run: ProgramRun) -> None:
     api_id = api(dev_run).id
+    dashboard = f"monitoring-{api_id}-dev"
     assert dev_run.outputs == {
         "apiId": api_id,
         "wssUrl": f"wss://{api_id}.execute-api.us-east-1.amazonaws.com/dev",
         "callbackUrl": f"https://{api_id}.execute-api.us-east-1.amazonaws.com/dev",
         "connectionsTable": table(dev_run).outputs["name"],
+        "dashboardUrl": f"https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards:name={dashboard}",
+        "alarmTopicArn": dev_run.one(TOPIC, "monitoring-alarms").outputs["arn"],
     }, f"stack outputs: {dev_run.outputs}"
 
 
@@ -335,3 +346,7 @@ def test_outputs_follow_the_region_and_stage() -> None:
     api_id = api(run).id
     assert run.outputs["wssUrl"] == f"wss://{api_id}.execute-api.eu-west-1.amazonaws.com/live", "wssUrl"
     assert run.outputs["callbackUrl"] == callback_url(run, "live", "eu-west-1"), "callbackUrl"
+    assert run.outputs["dashboardUrl"].startswith("https://eu-west-1.console.aws.amazon.com/cloudwatch/home"
+                                                  f"?region=eu-west-1#dashboards:name=monitoring-{api_id}-live"), (
+        f"dashboardUrl {run.outputs['dashboardUrl']} is not the stack's region and stage"
+    )

@@ -12,7 +12,12 @@ import re
 import pytest
 
 from app.settings import SUPPORTED_RUNTIMES
+from handlers import environment
 from tests.infra.mocks import ProgramRun, run_program
+
+SECRET = "k3Q1xv0cB7oW2yq5G9r8Zt4nL6mH1sDfJ2pAe0uYiKc="
+XRAY_WRITE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+"""X-Ray offers no resource-level permissions for these: the one place a policy may name resource `*`."""
 
 RULES = (
     "CKV_AWS_76", "AWS-0001", "APIGateway.9",
@@ -46,18 +51,19 @@ CHECKED = {
     "CKV_AWS_62": "test_iam_has_no_wildcards_or_admin",
     "KICS-1b6799eb": "test_execution_logging_level_when_switched_on",
     "APIGateway.1": "test_execution_logging_level_when_switched_on",
+    "CKV_AWS_50": "test_prod_functions_are_actively_traced",
+    "AWS-0066": "test_prod_functions_are_actively_traced",
+    "CKV_AWS_115": "test_prod_functions_have_reserved_concurrency",
 }
 """Rule -> the test below that checks it (some only in the profile where they apply, as the test says)."""
 
 SKIPPED = {
-    "CKV_AWS_309": "Route authorization: only $connect can carry an authorizer, and the token authorizer is the "
-    "hardening work (issue 7); $disconnect, $default and sendmessage can never have one, since API Gateway "
-    "authorizes a WebSocket once, at $connect.",
-    "APIGateway.8": "Same as CKV_AWS_309 (Security Hub's name for the route authorization rule): only $connect "
-    "can be authorized, and that is the hardening work (issue 7).",
-    "CKV_AWS_50": "X-Ray tracing is the hardening work (issue 7, setting `tracing`, refused until built).",
-    "AWS-0066": "Same as CKV_AWS_50 (trivy's X-Ray rule, which wants Active tracing): the hardening work, issue 7.",
-    "CKV_AWS_115": "Reserved concurrency is the hardening work (issue 7, setting `reservedConcurrency`).",
+    "CKV_AWS_309": "Route authorization: API Gateway authorizes a WebSocket once, at $connect, and allows an "
+    "authorizer there only. With auth=token $connect is CUSTOM with the token authorizer "
+    "(test_connect_is_authorized_when_auth_is_on); $disconnect, $default and sendmessage can never carry one and stay "
+    "NONE, as does $connect when a stack chooses auth=none (the default, for open chats and development).",
+    "APIGateway.8": "Same as CKV_AWS_309 (Security Hub's name for the route authorization rule): only $connect can be "
+    "authorized, and it is whenever auth=token (test_connect_is_authorized_when_auth_is_on).",
     "CKV_AWS_116": "A dead-letter queue never receives anything here: API Gateway invokes synchronously, so a failed "
     "invocation is reported to the client, not retried or queued.",
     "CKV_AWS_117": "No VPC: the functions reach only DynamoDB and the execute-api endpoint, both public AWS APIs; a "
@@ -69,7 +75,7 @@ SKIPPED = {
     "CKV_AWS_158": "Log groups use CloudWatch's default encryption; they hold request metadata, never message "
     "bodies (data tracing is off), so a customer key would add cost and key policy work for no gain.",
 }
-"""Rule -> why it does not apply to this stack (yet)."""
+"""Rule -> why it does not apply to this stack, or to some of its resources."""
 
 
 def test_every_rule_is_checked_or_skipped_with_a_reason() -> None:
@@ -100,6 +106,16 @@ def test_no_secrets_in_function_environment(dev_run: ProgramRun) -> None:
         for name, value in function.inputs["environment"]["variables"].items():
             assert not suspicious.search(name), f"{function}: environment variable {name} looks like a secret"
             assert not re.search(r"AKIA[0-9A-Z]{16}", value), f"{function}: {name} holds an access key"
+    # With tokens on, the authorizer gets the name of the SSM parameter holding the secret, never the secret.
+    run = run_program("prod", {"auth": "token", "authTokenSecret": SECRET})
+    parameter = run.one("aws:ssm/parameter:Parameter", "authorizer-secret")
+    for function in run.of_type("aws:lambda/function:Function"):
+        variables = function.inputs["environment"]["variables"]
+        assert SECRET not in json.dumps(variables), f"{function}: the token secret is in its environment"
+        if environment.TOKEN_SECRET_PARAMETER in variables:
+            assert variables[environment.TOKEN_SECRET_PARAMETER] == parameter.outputs["name"], (
+                f"{function}: {environment.TOKEN_SECRET_PARAMETER} is not the parameter's name"
+            )
 
 
 def test_runtime_is_supported(dev_run: ProgramRun, prod_run: ProgramRun) -> None:
@@ -142,16 +158,59 @@ def test_log_groups_have_retention(dev_run: ProgramRun, prod_run: ProgramRun) ->
         assert group.inputs["retentionInDays"] >= 365, f"prod {group}: retention under a year"
 
 
-def test_iam_has_no_wildcards_or_admin(dev_run: ProgramRun) -> None:
-    documents = [json.loads(policy.inputs["policy"]) for policy in dev_run.of_type("aws:iam/rolePolicy:RolePolicy")]
-    documents += [json.loads(role.inputs["assumeRolePolicy"]) for role in dev_run.of_type("aws:iam/role:Role")]
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_iam_has_no_wildcards_or_admin(stack: str, dev_run: ProgramRun, prod_run: ProgramRun) -> None:
+    """No `*` action anywhere; `*` resource only for X-Ray's writes (no resource-level permissions exist for them)."""
+    run = dev_run if stack == "dev" else prod_run
+    documents = [json.loads(policy.inputs["policy"]) for policy in run.of_type("aws:iam/rolePolicy:RolePolicy")]
+    documents += [json.loads(role.inputs["assumeRolePolicy"]) for role in run.of_type("aws:iam/role:Role")]
     for document in documents:
         for statement in document["Statement"]:
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             assert not any(action == "*" or action.endswith(":*") for action in actions), f"wildcard in {statement}"
             resources = statement.get("Resource", [])
             resources = resources if isinstance(resources, list) else [resources]
-            assert "*" not in resources, f"resource * in {statement}"
+            if "*" in resources:
+                assert set(actions) <= XRAY_WRITE, f"{stack}: resource * for {actions} in {statement}"
     attached = {attachment.inputs["policyArn"]
-                for attachment in dev_run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")}
+                for attachment in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")}
     assert not any("AdministratorAccess" in arn or "FullAccess" in arn for arn in attached), f"admin: {attached}"
+
+
+def _with_auth_on(stack: str) -> ProgramRun:
+    return run_program(stack, {"auth": "token", "authTokenSecret": SECRET})
+
+
+def test_prod_functions_are_actively_traced(prod_run: ProgramRun, dev_run: ProgramRun) -> None:
+    """Prod traces every function, the authorizer included. Dev leaves tracing off (`tracing` false): traces are
+    billed per trace and a development stack is debugged from its logs."""
+    for run in (prod_run, _with_auth_on("prod")):
+        functions = run.of_type("aws:lambda/function:Function")
+        for function in functions:
+            assert function.inputs["tracingConfig"] == {"mode": "Active"}, f"prod {function}: not actively traced"
+    for function in dev_run.of_type("aws:lambda/function:Function"):
+        assert function.inputs["tracingConfig"] == {"mode": "PassThrough"}, f"dev {function}: tracing not off"
+
+
+def test_prod_functions_have_reserved_concurrency(prod_run: ProgramRun, dev_run: ProgramRun) -> None:
+    """Prod reserves `reservedConcurrency` for every function, the authorizer included. Dev reserves none: new
+    accounts often have a concurrency limit too low to reserve anything, and a reservation caps the function too."""
+    reserved = int(prod_run.config["websocket-chat:reservedConcurrency"])
+    for run in (prod_run, _with_auth_on("prod")):
+        for function in run.of_type("aws:lambda/function:Function"):
+            assert function.inputs.get("reservedConcurrentExecutions") == reserved, (
+                f"prod {function}: reserved concurrency {function.inputs.get('reservedConcurrentExecutions')}"
+            )
+    for function in dev_run.of_type("aws:lambda/function:Function"):
+        assert "reservedConcurrentExecutions" not in function.inputs, f"dev {function}: reserves concurrency"
+
+
+def test_connect_is_authorized_when_auth_is_on() -> None:
+    run = _with_auth_on("prod")
+    authorizer = run.one("aws:apigatewayv2/authorizer:Authorizer", "authorizer-authorizer")
+    for route in run.of_type("aws:apigatewayv2/route:Route"):
+        if route.inputs["routeKey"] == "$connect":
+            assert route.inputs["authorizationType"] == "CUSTOM", f"{route}: not guarded by the authorizer"
+            assert route.inputs["authorizerId"] == authorizer.id, f"{route}: guarded by another authorizer"
+        else:
+            assert route.inputs["authorizationType"] == "NONE", f"{route}: API Gateway allows no authorizer here"
