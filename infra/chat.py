@@ -122,6 +122,8 @@ class ChatBackend(pulumi.ComponentResource):
         # With auth on, a REQUEST authorizer checks the token before the guarded route's function ever runs.
         self.authorizer: TokenAuthorizer | None = None
         if settings.auth == "token":
+            if not any(route.key == args.authorized_route for route in args.routes):
+                raise ValueError(f"the authorizer guards {args.authorized_route!r}, which is not a route of this API")
             authorizer_path, authorizer_archive = write_archive(args.authorizer, args.build_directory)
             self.authorizer = build_token_authorizer(
                 args.authorizer.name,
@@ -156,9 +158,6 @@ class ChatBackend(pulumi.ComponentResource):
                     opts=child,
                 )
             )
-        if self.authorizer is not None and not any(route.key == args.authorized_route for route in args.routes):
-            raise ValueError(f"the authorizer guards {args.authorized_route!r}, which is not a route of this API")
-
         deployed: list[pulumi.Resource] = [route.route for route in self.routes]
         deployment_inputs: list[pulumi.Input[Any]] = [route.deployment_inputs for route in self.routes]
         if self.authorizer is not None:

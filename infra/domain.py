@@ -89,7 +89,10 @@ class CustomDomain(pulumi.ComponentResource):
                 opts=child,
             )
 
-        self.wss_url = pulumi.Output.concat("wss://", self.domain.domain_name)
+        # Through the mapping's id as well, so the URL is published only once the domain serves the stage.
+        self.wss_url = pulumi.Output.all(self.domain.domain_name, self.mapping.id).apply(
+            lambda values: f"wss://{values[0]}"
+        )
         self.register_outputs(
             {
                 "wss_url": self.wss_url,

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pytest
@@ -19,9 +19,18 @@ import pytest
 from app import definition
 from handlers import environment
 from infra import authorization
+from infra.api import WebSocketApi
 from infra.archive import SOURCE_ROOT, build_archive
+from infra.routes import LambdaRoute, LambdaRouteArgs
 from policy.rules import STACK_RULES, StackResource, violations
-from tests.infra.mocks import PARAMETER_VERSION, REGIONAL_ZONE_ID, ProgramRun, RegisteredResource, run_program
+from tests.infra.mocks import (
+    PARAMETER_VERSION,
+    REGIONAL_ZONE_ID,
+    ProgramError,
+    ProgramRun,
+    RegisteredResource,
+    run_program,
+)
 
 SECRET = "k3Q1xv0cB7oW2yq5G9r8Zt4nL6mH1sDfJ2pAe0uYiKc="
 AUTH_ON = {"auth": "token", "authTokenSecret": SECRET}
@@ -364,3 +373,31 @@ def test_prod_passes_every_policy_of_the_pack(prod_run: ProgramRun, everything_r
     for run in (prod_run, everything_run):
         findings = policy_findings(run)
         assert findings == [], f"prod ({run.config.get('websocket-chat:auth')} auth): " + "\n".join(findings)
+
+
+# --- definition drift ---
+
+
+def test_an_authorizer_on_a_route_that_does_not_exist_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(definition, "AUTHORIZER_ROUTE", "$join")
+    with pytest.raises(ProgramError, match=r"the authorizer guards '\$join', which is not a route of this API"):
+        run_program("dev", AUTH_ON)
+
+
+@pytest.mark.parametrize(
+    ("authorization_type", "authorizer_id"), [("CUSTOM", None), ("NONE", "a1b2c3")], ids=["custom-alone", "id-alone"]
+)
+def test_a_route_takes_an_authorizer_id_with_custom_authorization_only(
+    authorization_type: str, authorizer_id: str | None
+) -> None:
+    args = LambdaRouteArgs(
+        api=cast(WebSocketApi, None),  # refused before the API is used
+        stage_name="dev",
+        route_key="$connect",
+        function_name="connect-function",
+        function_invoke_arn="arn:aws:apigateway:us-east-1:lambda:path/functions/connect/invocations",
+        authorization_type=authorization_type,
+        authorizer_id=authorizer_id,
+    )
+    with pytest.raises(ValueError, match=rf"route '\$connect': authorization type {authorization_type}"):
+        LambdaRoute("connect", args)
