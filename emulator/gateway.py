@@ -183,7 +183,7 @@ class Gateway:
         try:
             inspect_frames(request.transport, inspector)
             await ws.prepare(request)
-        except (ConnectionResetError, RuntimeError):
+        except (OSError, RuntimeError):
             # $connect accepted (and may have stored the connection), so $disconnect still runs.
             connection.client_close = (CLOSE_ABNORMAL, "")
             await self._disconnect(connection)
@@ -297,7 +297,11 @@ class Gateway:
         task = asyncio.ensure_future(pool.invoke(event))
         done, _ = await asyncio.wait({task}, timeout=INTEGRATION_TIMEOUT_SECONDS)
         if done:
-            outcome = task.result()
+            try:
+                outcome = task.result()
+            except Exception as error:
+                # Whatever went wrong on the Lambda side, the gateway answers like API Gateway and carries on.
+                outcome = Invocation(ok=False, error_type="Emulator.InvokeError", error_message=repr(error))
         else:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
@@ -333,7 +337,10 @@ class Gateway:
     async def _post(self, request: web.Request, connection_id: str) -> web.StreamResponse:
         if (request.content_length or 0) > MESSAGE_LIMIT_BYTES:
             return error_response(413, "PayloadTooLargeException", "Request entity too large")
-        data = await request.read()
+        try:
+            data = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return error_response(413, "PayloadTooLargeException", "Request entity too large")
         if len(data) > MESSAGE_LIMIT_BYTES:
             return error_response(413, "PayloadTooLargeException", "Request entity too large")
         connection = self._open_connection(connection_id)

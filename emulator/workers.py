@@ -63,11 +63,14 @@ class Worker:
     async def start(self) -> Invocation | None:
         """Start the process and run the init; returns the init failure, if any."""
         started = time.monotonic()
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", str(RUNTIME_SCRIPT), str(self._task_root), self._spec.handler,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env=self._environment, cwd=self._task_root, limit=PROTOCOL_LINE_LIMIT,
-        )
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable, "-I", str(RUNTIME_SCRIPT), str(self._task_root), self._spec.handler,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                env=self._environment, cwd=self._task_root, limit=PROTOCOL_LINE_LIMIT,
+            )
+        except OSError as error:
+            return Invocation(ok=False, error_type="Runtime.InitError", error_message=f"cannot start worker: {error}")
         self._output = asyncio.create_task(self._relay_output())
         self.alive = True
         try:
@@ -102,6 +105,11 @@ class Worker:
                               duration_ms=(time.monotonic() - started) * 1000)
         except (BrokenPipeError, ConnectionResetError):
             response = None
+        except ValueError as error:
+            # Unparseable protocol output: the worker cannot be trusted any more.
+            await self.kill()
+            return Invocation(ok=False, error_type="Runtime.InvalidResponse", error_message=str(error),
+                              duration_ms=(time.monotonic() - started) * 1000)
         if response is None:
             return await self._exited(started)
         duration_ms = (time.monotonic() - started) * 1000
@@ -137,7 +145,15 @@ class Worker:
     async def _relay_output(self) -> None:
         """Copy the handler's output (stdout and stderr alike) to the terminal, line by line, under its name."""
         assert self._process is not None and self._process.stderr is not None
-        while line := await self._process.stderr.readline():
+        stderr = self._process.stderr
+        while True:
+            try:
+                line = await stderr.readline()
+            except ValueError:
+                # A line longer than the stream's limit: pass on what is buffered rather than stall the worker.
+                line = await stderr.read(PROTOCOL_LINE_LIMIT)
+            if not line:
+                return
             self._log(self._spec.name, line.decode("utf-8", "replace").rstrip("\n"))
 
     async def kill(self) -> None:
