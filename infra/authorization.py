@@ -77,7 +77,7 @@ class TokenAuthorizer(pulumi.ComponentResource):
             f"{name}-secret",
             type="SecureString",
             description="Signing secret of the chat's $connect tokens (set from Pulumi config, do not edit by hand)",
-            value=pulumi.Output.secret(args.secret).apply(_checked_secret),
+            value=pulumi.Output.secret(args.secret).apply(checked_secret),
             opts=child,
         )
 
@@ -231,7 +231,7 @@ def missing_secret_error() -> pulumi.RunError:
     )
 
 
-def _checked_secret(secret: str) -> str:
+def checked_secret(secret: str) -> str:
     """The secret unchanged, or an error naming the key when it is too short to sign with (the value is not shown)."""
     if len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
         raise pulumi.RunError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 
 from app.settings import KEYS, SECRET_KEYS, SettingsError, StackSettings, parse_settings
-from infra.authorization import SECRET_KEY, missing_secret_error
+from infra.authorization import SECRET_KEY, checked_secret, missing_secret_error
 
 
 def load_settings(config: pulumi.Config, stack: str) -> StackSettings:
@@ -26,15 +26,17 @@ def load_settings(config: pulumi.Config, stack: str) -> StackSettings:
 def load_token_secret(config: pulumi.Config, settings: StackSettings) -> pulumi.Output[str] | None:
     """The token-signing secret (a Pulumi secret output) when `auth` is `token`; None when auth is off.
 
-    Raises `pulumi.RunError` naming the key when auth is on and the secret is unset, so the program stops before any
-    resource is registered. Its length is checked where it is stored (`infra.authorization`), as the value is only
-    seen inside an output.
+    Raises `pulumi.RunError` naming the key (never showing the value) when auth is on and the secret is unset or too
+    short to sign with, so the program stops before any resource is registered.
     """
     if settings.auth != "token":
         return None
     secret = config.get_secret(SECRET_KEY)
     if secret is None:
         raise missing_secret_error()
+    # The CLI hands the program its config decrypted, so the length can be checked now rather than inside an output,
+    # where the failure would surface only after resources were registered. Only the length is looked at.
+    checked_secret(config.get(SECRET_KEY) or "")
     return secret
 
 

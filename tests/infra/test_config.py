@@ -183,9 +183,9 @@ def test_token_auth_without_its_secret_stops_the_program_naming_the_key() -> Non
 
 def test_a_short_token_secret_is_refused_without_repeating_it() -> None:
     error = failure("dev", {"auth": "token", "authTokenSecret": "too-short-a-secret"})
-    message = str(error.error)
-    assert f"{PROJECT}:authTokenSecret must be at least 32 bytes" in message, f"unexpected message: {message}"
-    assert "too-short-a-secret" not in message, "the error message repeats the secret"
+    assert_stopped_before_any_resource(error, "authTokenSecret")
+    assert "must be at least 32 bytes" in str(error), f"unexpected message: {error}"
+    assert "too-short-a-secret" not in str(error), "the error message repeats the secret"
 
 
 def test_the_secret_is_neither_a_setting_nor_required_without_auth() -> None:
