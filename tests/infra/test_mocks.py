@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pulumi
+
 from tests.infra.mocks import ACCOUNT_ID, ProgramRun, run_program, stack_config
 
 
@@ -27,3 +29,14 @@ def test_answers_are_deterministic_and_in_the_stack_s_region(dev_run: ProgramRun
         f"{function}: ARN not in the stack's region and account"
     )
     assert function.outputs["name"].startswith("connect-function-"), f"{function}: not auto-named like Pulumi"
+
+
+def test_the_token_secret_is_marked_secret_as_the_cli_marks_it() -> None:
+    run_program("dev", {"authTokenSecret": "k3Q1xv0cB7oW2yq5G9r8Zt4nL6mH1sDfJ2pAe0uYiKc="})
+    assert pulumi.runtime.config.is_config_secret("websocket-chat:authTokenSecret"), "authTokenSecret not secret"
+    assert not pulumi.runtime.config.is_config_secret("websocket-chat:logRetentionDays"), "a plain key marked secret"
+
+
+def test_the_region_the_program_looks_up_is_the_stack_s() -> None:
+    run = run_program("dev", {"aws:region": "eu-west-1"})
+    assert "region=eu-west-1#" in run.outputs["dashboardUrl"], f"aws.get_region answered {run.outputs['dashboardUrl']}"
