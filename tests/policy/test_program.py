@@ -13,7 +13,7 @@ import json
 import pytest
 
 from app import definition
-from tests.infra.mocks import ProgramRun, run_program
+from tests.infra.mocks import ConfigValue, ProgramRun, run_program
 from tests.policy.harness import Violation, run_policies, run_stack_policies
 from tests.policy.workflows import stack_configs
 
@@ -61,6 +61,28 @@ def test_stack_config_passes_the_mandatory_policies(stack: str) -> None:
     assert callback_grants, f"{stack}: no IAM document grants ManageConnections, so the callback policy judged none"
     blocking = mandatory(program_violations(run))
     assert not blocking, f"{stack}: mandatory policies fail:\n" + "\n".join(blocking)
+
+
+EVERY_FEATURE: dict[str, ConfigValue] = {
+    "auth": "token",
+    "authTokenSecret": "policy-test-signing-secret-0123456789abcdef",
+    "tracing": True,
+    "reservedConcurrency": 5,
+    "alarmEmail": "ops@example.com",
+    "customDomainName": "chat.example.com",
+    "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-policy-test",
+    "hostedZoneId": "Z0POLICYTEST",
+    "executionLoggingLevel": "ERROR",
+    "tableKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-policy-test",
+}
+"""Every optional setting turned on: the authorizer, custom domain, alarms, tracing, execution logging, a CMK."""
+
+
+def test_prod_with_every_feature_on_passes_every_policy() -> None:
+    run = run_program("prod", EVERY_FEATURE)
+    assert run.of_type("aws:apigatewayv2/authorizer:Authorizer"), "the authorizer was not built, so not judged"
+    found = [f"{v.policy} on {v.urn}: {v.message}" for v in program_violations(run)]
+    assert not found, "with every feature on, policies report:\n" + "\n".join(found)
 
 
 def test_a_runtime_the_settings_accept_but_aws_deprecated_is_stopped() -> None:
