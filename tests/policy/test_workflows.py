@@ -198,3 +198,13 @@ def test_smoke_test_uses_the_url_pulumi_up_printed(workflows: dict[str, dict[str
         f"the smoke test must target the stack's wssUrl output: {smoke[0]}"
     )
     assert '"$WSS_URL"' in smoke[0]["run"], f"the smoke test ignores WSS_URL: {smoke[0]['run']}"
+
+
+def test_files_the_workflows_read_exist(workflows: dict[str, dict[str, Any]]) -> None:
+    referenced: list[tuple[str, str]] = []
+    for step in steps(workflows):
+        referenced += [(step.where, path) for path in re.findall(r"-r\s+(\S+)", str(step.step.get("run", "")))]
+        referenced += [(step.where, path) for path in str(step.inputs.get("cache-dependency-path", "")).split()]
+    assert referenced, "no workflow installs requirements, so the check proves nothing"
+    for where, path in referenced:
+        assert (ROOT / path).is_file(), f"{where} reads {path}, which does not exist"
