@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.policy.workflows import (
     PULUMI_ACTION,
@@ -208,3 +209,16 @@ def test_files_the_workflows_read_exist(workflows: dict[str, dict[str, Any]]) ->
     assert referenced, "no workflow installs requirements, so the check proves nothing"
     for where, path in referenced:
         assert (ROOT / path).is_file(), f"{where} reads {path}, which does not exist"
+
+
+def test_workflows_create_the_virtualenvs_pulumi_runs(workflows: dict[str, dict[str, Any]]) -> None:
+    # Pulumi runs the program with Pulumi.yaml's virtualenv and the pack with PulumiPolicy.yaml's; neither is created
+    # by the Pulumi action, so a job that runs Pulumi must create both.
+    program_env = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["runtime"]["options"]["virtualenv"]
+    pack_env = yaml.safe_load((ROOT / "policy" / "PulumiPolicy.yaml").read_text())["runtime"]["options"]["virtualenv"]
+    for step in pulumi_steps(workflows):
+        scripts = "\n".join(str(other.get("run", "")) for other in step.job.get("steps") or ())
+        for env in (program_env, f"policy/{pack_env}"):
+            assert re.search(rf"python -m venv {re.escape(env)}\s", scripts + "\n"), (
+                f"{step.where} runs Pulumi, but its job never creates the virtualenv {env}"
+            )
