@@ -32,10 +32,10 @@ unit: $(INSTALLED)
 local: $(INSTALLED)
 	$(PY) -m emulator --host $(HOST) --port $(PORT) --stack $(STACK)
 
-# After `pulumi up`: make smoke URL="$$(pulumi stack output wssUrl)"
+# After `pulumi up`: make smoke URL="$$(pulumi stack output wssUrl)" [TOKEN=...] (TOKEN for stacks with auth: token)
 smoke: $(INSTALLED)
-	@test -n "$(URL)" || { echo 'usage: make smoke URL=wss://...' >&2; exit 2; }
-	$(PY) -m client smoke "$(URL)"
+	@test -n "$(URL)" || { echo 'usage: make smoke URL=wss://... [TOKEN=...]' >&2; exit 2; }
+	$(PY) -m client smoke "$(URL)" $(if $(TOKEN),--token "$(TOKEN)")
 
 bench: $(INSTALLED)
 	$(PY) bench/fanout.py

@@ -15,8 +15,9 @@ from typing import Any
 PROJECT = "websocket-chat"
 """The Pulumi project name, which is also the namespace of its config keys (`websocket-chat:stageName`)."""
 
-SUPPORTED_RUNTIMES = ("python3.10", "python3.11", "python3.12", "python3.13", "python3.14")
-"""Python runtimes AWS Lambda supports for new functions (3.9 and older are deprecated)."""
+SUPPORTED_RUNTIMES = ("python3.11", "python3.12", "python3.13", "python3.14")
+"""Python runtimes AWS Lambda supports (3.10 reached end of support on 2026-10-31). The policy pack checks the same
+runtimes against AWS's end-of-support dates, so one that ages out is stopped even before this list is edited."""
 
 ARCHITECTURES = ("arm64", "x86_64")
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
@@ -138,6 +139,12 @@ def _stage_name(key: str, value: Any) -> str:
     return text
 
 
+def _runtime(key: str, value: Any) -> str:
+    # Looked up at call time, so the list is read where it is defined (tests age a runtime out by patching it).
+    runtime: str = _choice(SUPPORTED_RUNTIMES)(key, value)
+    return runtime
+
+
 def _kms_key_arn(key: str, value: Any) -> str:
     text = str(value).strip()
     if not re.fullmatch(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+", text):
@@ -157,7 +164,7 @@ def _pattern(pattern: str, what: str) -> Callable[[str, Any], str]:
 
 KEYS: tuple[Key, ...] = (
     Key("stageName", "stage_name", _stage_name, "API Gateway stage name; defaults to the stack name."),
-    Key("lambdaRuntime", "lambda_runtime", _choice(SUPPORTED_RUNTIMES), "Python runtime of every function."),
+    Key("lambdaRuntime", "lambda_runtime", _runtime, "Python runtime of every function."),
     Key("lambdaArchitecture", "lambda_architecture", _choice(ARCHITECTURES), "CPU architecture of every function."),
     Key("lambdaMemoryMb", "lambda_memory_mb", _int_in(128, 10240), "Memory of every function, in MB."),
     Key("lambdaTimeoutSeconds", "lambda_timeout_seconds", _int_in(1, 60),

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from app import definition
+from app import definition, settings
 from tests.infra.mocks import ConfigValue, ProgramRun, run_program
 from tests.policy.harness import Violation, run_policies, run_stack_policies
 from tests.policy.workflows import stack_configs
@@ -85,8 +85,9 @@ def test_prod_with_every_feature_on_passes_every_policy() -> None:
     assert not found, "with every feature on, policies report:\n" + "\n".join(found)
 
 
-def test_a_runtime_the_settings_accept_but_aws_deprecated_is_stopped() -> None:
-    # python3.10 reached end of support on 2026-10-31; the config still accepts it, the policy does not.
+def test_a_runtime_the_settings_accept_but_aws_deprecated_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A runtime that ages out after a release of this program: the settings still list it, the policy stops it.
+    monkeypatch.setattr(settings, "SUPPORTED_RUNTIMES", ("python3.10", *settings.SUPPORTED_RUNTIMES))
     run = run_program("dev", {"lambdaRuntime": "python3.10"})
     violations = [v for v in program_violations(run) if v.mandatory]
     assert {v.policy for v in violations} == {"lambda-runtime-supported"}, f"unexpected: {mandatory(violations)}"
