@@ -2,7 +2,7 @@
 
 Errors carry the status, an `x-amzn-ErrorType` header and a JSON `{"message": ...}` body, so botocore raises its
 typed exceptions (`GoneException` on 410) exactly as it does against AWS. Answers are scripted per connection id;
-every POST is recorded with its body and the SigV4 `Authorization` header it arrived with.
+every POST is recorded with its body, the SigV4 `Authorization` header and the names of the headers it arrived with.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ class Post:
     connection_id: str
     data: bytes
     authorization: str
+    header_names: frozenset[str] = frozenset()
+    """Every request header's name, lower-cased."""
 
 
 class CallbackServer:
@@ -98,9 +100,9 @@ class CallbackServer:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def _answer(self, connection_id: str, data: bytes, authorization: str) -> Answer:
+    def _answer(self, connection_id: str, data: bytes, authorization: str, header_names: frozenset[str]) -> Answer:
         with self._lock:
-            self.posts.append(Post(connection_id, data, authorization))
+            self.posts.append(Post(connection_id, data, authorization, header_names))
             self._in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
             self._arrivals += 1
@@ -128,7 +130,8 @@ class CallbackServer:
                     self._send(Answer(404, "NotFoundException"), "No such path")
                     return
                 connection_id = unquote(self.path[len(prefix):])
-                answer = server._answer(connection_id, data, self.headers.get("Authorization", ""))
+                names = frozenset(name.lower() for name in self.headers)
+                answer = server._answer(connection_id, data, self.headers.get("Authorization", ""), names)
                 self._send(answer, f"{answer.error_type or 'OK'} for {connection_id}")
 
             def _send(self, answer: Answer, message: str) -> None:
