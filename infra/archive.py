@@ -8,14 +8,19 @@ that it imports, transitively, found by parsing `import` statements with `ast` (
 Nothing else: no `__pycache__`, tests, virtualenv or unrelated handlers, so a change to one handler changes only
 the archives that contain it.
 
-Same source, same bytes: entries are sorted, every timestamp is 1980-01-01 00:00 (the zip epoch), permissions are
-fixed at 0644 and entries are stored uncompressed, because deflate output may differ between zlib builds and a
-byte-identical archive on every machine is what keeps `pulumi preview` free of spurious diffs.
+Same source, same bytes on one machine: entries are sorted, every timestamp is 1980-01-01 00:00 (the zip epoch),
+permissions are fixed at 0644 and entries are deflated at a fixed level 9. Deflate is deterministic for one zlib
+build, so the CI image that previews and deploys always produces the same zip; another zlib build (another machine,
+another Python) may produce other, equally valid bytes. That is the trade-off for zips about half the size of
+stored ones: the function's `source_code_hash` therefore comes from `content_hash` (the members' names and bytes),
+not from the zip bytes, so a different zlib never looks like a code change.
 """
 
 from __future__ import annotations
 
 import ast
+import base64
+import hashlib
 import io
 import os
 import zipfile
@@ -31,6 +36,9 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 FILE_MODE = 0o100644
 """A regular file readable by everyone (Lambda runs the code as a different user than the one that zipped it)."""
+
+COMPRESS_LEVEL = 9
+"""zlib's highest level, fixed so the bytes never depend on a library default."""
 
 
 class ArchiveError(ValueError):
@@ -65,17 +73,35 @@ def archive_members(function: Function, source_root: Path | None = None) -> list
 
 
 def build_archive(function: Function, source_root: Path | None = None) -> bytes:
-    """The function's zip, byte-identical for identical sources."""
+    """The function's zip, byte-identical for identical sources and the same zlib build."""
     root = source_root if source_root is not None else SOURCE_ROOT
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL) as archive:
         for member in archive_members(function, root):
             info = zipfile.ZipInfo(member, date_time=ZIP_EPOCH)
             info.create_system = 3  # Unix, so the permission bits below mean the same on every build machine
             info.external_attr = FILE_MODE << 16
-            info.compress_type = zipfile.ZIP_STORED
-            archive.writestr(info, (root / member).read_bytes())
+            # The level is passed per entry: a ZipInfo does not inherit the ZipFile's.
+            archive.writestr(
+                info, (root / member).read_bytes(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL
+            )
     return buffer.getvalue()
+
+
+def content_hash(function: Function, source_root: Path | None = None) -> str:
+    """Base64 SHA-256 of what the function's zip holds, for Lambda's `source_code_hash`; independent of zlib.
+
+    It hashes, for each member in the archive's sorted order: the UTF-8 path, a NUL byte, the content's length as
+    8 big-endian bytes, then the content. Lengths keep the encoding unambiguous (no two different member lists hash
+    the same stream). Metadata is fixed by `build_archive`, so names and bytes are all that can differ.
+    """
+    root = source_root if source_root is not None else SOURCE_ROOT
+    digest = hashlib.sha256()
+    for member in archive_members(function, root):
+        data = (root / member).read_bytes()
+        digest.update(member.encode("utf-8") + b"\0" + len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return base64.b64encode(digest.digest()).decode("ascii")
 
 
 def write_archive(function: Function, directory: Path, source_root: Path | None = None) -> tuple[Path, bytes]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -16,7 +18,7 @@ import pytest
 from app import definition
 from app.definition import Function
 from infra import archive
-from infra.archive import ArchiveError, archive_members, build_archive, write_archive
+from infra.archive import ArchiveError, archive_members, build_archive, content_hash, write_archive
 
 ROUTE_FUNCTIONS = definition.FUNCTIONS
 ALL_FUNCTIONS = (*definition.FUNCTIONS, definition.AUTHORIZER)
@@ -44,6 +46,28 @@ def package(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
 def zip_names(data: bytes) -> list[str]:
     with zipfile.ZipFile(BytesIO(data)) as opened:
         return opened.namelist()
+
+
+def zip_entries(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(BytesIO(data)) as opened:
+        return {name: opened.read(name) for name in opened.namelist()}
+
+
+def hash_of_entries(entries: dict[str, bytes]) -> str:
+    """The documented `content_hash` encoding, computed from a zip's entries (an independent oracle)."""
+    digest = hashlib.sha256()
+    for name in sorted(entries):
+        digest.update(name.encode() + b"\0" + len(entries[name]).to_bytes(8, "big") + entries[name])
+    return base64.b64encode(digest.digest()).decode()
+
+
+def rezipped(data: bytes, level: int) -> bytes:
+    """The same entries and metadata deflated at another level: other bytes, as another zlib build could give."""
+    buffer = BytesIO()
+    with zipfile.ZipFile(BytesIO(data)) as source, zipfile.ZipFile(buffer, "w") as target:
+        for info in source.infolist():
+            target.writestr(info, source.read(info), compress_type=zipfile.ZIP_DEFLATED, compresslevel=level)
+    return buffer.getvalue()
 
 
 def runtime_imports(module: str) -> list[str]:
@@ -110,8 +134,46 @@ def test_entries_carry_fixed_metadata_and_are_sorted(package: Callable[[dict[str
     for info in infos:
         assert info.date_time == archive.ZIP_EPOCH, f"{info.filename} carries a build-time timestamp"
         assert info.external_attr >> 16 == archive.FILE_MODE, f"{info.filename} has permissions {info.external_attr:o}"
-        assert info.compress_type == zipfile.ZIP_STORED, f"{info.filename} is compressed (zlib-dependent bytes)"
+        assert info.compress_type == zipfile.ZIP_DEFLATED, f"{info.filename} is not deflated"
         assert info.create_system == 3, f"{info.filename} does not record Unix as its system"
+
+
+@pytest.mark.parametrize("function", ALL_FUNCTIONS, ids=lambda function: function.name)
+def test_real_archive_unpacks_to_the_sources_at_the_fixed_level(function: Function) -> None:
+    data = build_archive(function)
+    entries = zip_entries(data)
+    for name, content in entries.items():
+        assert content == (archive.SOURCE_ROOT / name).read_bytes(), f"{function.name}.zip: {name} differs from source"
+    assert data == rezipped(data, archive.COMPRESS_LEVEL), f"{function.name}.zip is not deflated at the fixed level"
+
+
+@pytest.mark.parametrize("function", ALL_FUNCTIONS, ids=lambda function: function.name)
+def test_content_hash_is_the_hash_of_the_entries_whatever_the_compression(function: Function) -> None:
+    data = build_archive(function)
+    expected = content_hash(function)
+    assert hash_of_entries(zip_entries(data)) == expected, f"{function.name}: content_hash is not over the entries"
+    other_bytes = rezipped(data, 1)
+    assert other_bytes != data, "level 1 must give other bytes, or this test proves nothing"
+    assert hash_of_entries(zip_entries(other_bytes)) == expected, (
+        f"{function.name}: differently compressed bytes of the same files must keep the same content hash"
+    )
+
+
+def test_content_hash_follows_names_and_bytes_only(package: Callable[[dict[str, str]], Path]) -> None:
+    files = {"handlers/__init__.py": "", "handlers/entry.py": "from handlers import shared\n",
+             "handlers/shared.py": "A = 1\n"}
+    root = package(files)
+    entry = fixture_function("entry")
+    before = content_hash(entry, root)
+    for relative in files:
+        os.utime(root / relative, (1_900_000_000, 1_900_000_000))
+    assert content_hash(entry, root) == before, "content_hash depends on file times"
+    (root / "handlers/shared.py").write_text("A = 2\n")
+    assert content_hash(entry, root) != before, "content_hash missed a changed module"
+    (root / "handlers/shared.py").write_text("A = 1\n")
+    (root / "handlers/entry.py").write_text("from handlers import shared, extra\n")
+    (root / "handlers/extra.py").write_text("")
+    assert content_hash(entry, root) != before, "content_hash missed a new member"
 
 
 def test_imports_are_followed_transitively_in_every_form(package: Callable[[dict[str, str]], Path]) -> None:
