@@ -2,11 +2,6 @@
 
 Creating a client costs milliseconds of CPU, so each is made once; boto3 clients are thread-safe, so the broadcast
 pool shares them. Importing this module needs no AWS configuration (tests and the emulator import it freely).
-
-The callback client is trimmed for the broadcast, whose speed is the CPU botocore spends per post (Lambda gives a
-256 MB function about 0.14 vCPU): no client-side parameter validation (our code builds every request) and none of
-the per-request hooks that do nothing for `PostToConnection` or only add SDK telemetry. Signing, the typed errors
-(`GoneException`...) and the timeouts are untouched. docs/handlers.md has the measurements.
 """
 
 from __future__ import annotations
@@ -15,7 +10,7 @@ import functools
 from typing import TYPE_CHECKING
 
 import boto3
-from botocore import handlers as botocore_handlers
+from botocore import handlers as hooks
 from botocore.config import Config
 
 if TYPE_CHECKING:
@@ -24,15 +19,6 @@ if TYPE_CHECKING:
 
 POOL_CONNECTIONS = 64
 """HTTP connections per client: the broadcast's thread pool size, so no post waits for a free connection."""
-
-_IDLE_CALLBACK_HOOKS = (
-    # PostToConnection has no idempotency token and is not an endpoint-discovery operation: both hooks only look.
-    ("before-parameter-build", botocore_handlers.generate_idempotent_uuid),
-    ("before-call", botocore_handlers.inject_api_version_header_if_needed),
-    # amz-sdk-invocation-id and amz-sdk-request are SDK telemetry, added after signing; API Gateway ignores them.
-    ("request-created", botocore_handlers.add_retry_headers),
-)
-"""botocore's default hooks that cost CPU on every post and change nothing API Gateway acts on."""
 
 
 @functools.cache
@@ -51,10 +37,12 @@ def dynamodb() -> DynamoDBClient:
 
 @functools.cache
 def callback_api(endpoint_url: str) -> ApiGatewayManagementApiClient:
-    """The `@connections` client for one API stage.
+    """The `@connections` client for one API stage, trimmed of per-post CPU that changes nothing sent.
 
     botocore makes one attempt only: `handlers.broadcast` retries 429 and 5xx itself, so attempts do not multiply
     across two layers. Short timeouts keep one stuck connection from holding a pool thread near the 29 s limit.
+    No parameter validation (our code builds every request), and none of the hooks that only look for members
+    `PostToConnection` lacks or add SDK telemetry (docs/handlers.md: what each saves).
     """
     client = boto3.client(
         "apigatewaymanagementapi",
@@ -64,14 +52,14 @@ def callback_api(endpoint_url: str) -> ApiGatewayManagementApiClient:
             max_pool_connections=POOL_CONNECTIONS,
             connect_timeout=2,
             read_timeout=5,
-            parameter_validation=False,  # our code passes a str id and bytes; validating costs CPU on every post
+            parameter_validation=False,
         ),
     )
-    events = client.meta.events  # the client's own copy: other clients keep every hook
-    for event, hook in _IDLE_CALLBACK_HOOKS:
-        events.unregister(event, hook)
-    # botocore renders the User-Agent twice per request, the second time only to add feature telemetry.
-    user_agent = getattr(client, "_user_agent_creator", None)
+    events = client.meta.events  # this client's own copy: other clients keep every hook
+    events.unregister("before-parameter-build", hooks.generate_idempotent_uuid)
+    events.unregister("before-call", hooks.inject_api_version_header_if_needed)
+    events.unregister("request-created", hooks.add_retry_headers)
+    user_agent = getattr(client, "_user_agent_creator", None)  # private: skip the 2nd render if botocore renames it
     if user_agent is not None:
         events.unregister("request-created.apigatewaymanagementapi", user_agent.rebuild_and_replace_user_agent_handler)
     return client
