@@ -23,6 +23,10 @@ from emulator.config import (
 )
 
 
+class EmulatorStartError(RuntimeError):
+    """The port is taken, a worker cannot be spawned, or the like."""
+
+
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     """The command line; every flag has a default, so `python -m emulator` alone runs the dev stack."""
     parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__.splitlines()[0])
@@ -75,7 +79,10 @@ async def serve(options: EmulatorOptions) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     cloud = LocalCloud(options)
-    await cloud.start()
+    try:
+        await cloud.start()
+    except OSError as error:
+        raise EmulatorStartError(f"cannot start: {error}") from error
     try:
         print("\n".join(cloud.ready_lines()), flush=True)
         await stop.wait()
@@ -94,8 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EmulatorConfigError as error:
         print(f"emulator: {error}", file=sys.stderr)
         return 2
-    except OSError as error:
-        print(f"emulator: cannot start: {error}", file=sys.stderr)
+    except EmulatorStartError as error:
+        print(f"emulator: {error}", file=sys.stderr)
         return 1
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import socket
 import subprocess
 import sys
 import time
@@ -104,3 +105,15 @@ def test_the_chat_page_is_served_from_web(page_cloud: CloudThread) -> None:
     assert get(page_cloud, "/static/chat.js") == (200, b"console.log('chat')"), "files of web/ under /static/"
     assert get(page_cloud, "/missing.css")[0] == 404, "a missing file is 404"
     assert get(page_cloud, "/%2e%2e/secret.txt")[0] == 404, "nothing outside web/ may be served"
+
+
+def test_a_taken_port_fails_with_one_clear_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        finished = subprocess.run([sys.executable, "-m", "emulator", "--port", str(port)], cwd=PROJECT_ROOT,
+                                  capture_output=True, text=True, timeout=60, check=False)
+    assert finished.returncode == 1, f"a taken port must exit 1, got {finished.returncode}"
+    assert "cannot start" in finished.stderr and "in use" in finished.stderr, f"unclear: {finished.stderr!r}"
+    assert "Traceback" not in finished.stderr, "no traceback for a taken port"
