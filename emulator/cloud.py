@@ -153,6 +153,9 @@ class LocalCloud:
             f"  Chat page      {page}",
             f"  DynamoDB       {self.table.endpoint}  table {self.table.name}",
         ]
+        if options.settings.auth != "none" and self._authorizer is None:
+            lines.append(f"  WARNING        the stack sets auth={options.settings.auth}, but this emulator runs no "
+                         f"authorizer: every connection is accepted")
         width = max(len(route.key) for route in options.routes) if options.routes else 0
         lines += [f"  route {route.key:<{width}}  -> {route.function.name} ({route.function.handler})"
                   for route in options.routes]

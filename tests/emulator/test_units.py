@@ -11,13 +11,17 @@ from pathlib import Path
 import pytest
 
 from app import definition
+from app.settings import StackSettings
 from emulator import events
+from emulator.cloud import LocalCloud
 from emulator.config import (
     EmulatorConfigError,
+    EmulatorOptions,
     load_stack_config,
     route_selection_path,
     routes_from_definition,
 )
+from emulator.dynamodb import LocalTable
 from emulator.frames import CLOSE_MESSAGE_TOO_BIG, CLOSE_UNSUPPORTED_DATA, FrameInspector
 from emulator.gateway import select_route
 from tests.emulator.conftest import CONNECTION_ID
@@ -173,3 +177,13 @@ def test_missing_or_invalid_stack_config_fails_clearly(tmp_path: Path) -> None:
     (tmp_path / "Pulumi.broken.yaml").write_text("config: [unclosed\n")
     with pytest.raises(EmulatorConfigError, match="not valid YAML"):
         load_stack_config("broken", tmp_path)
+
+
+def test_the_ready_lines_warn_when_the_stack_wants_an_authorizer_the_emulator_does_not_run() -> None:
+    options = EmulatorOptions(stack="dev", settings=StackSettings(stage_name="dev", auth="token"),
+                              routes=routes_from_definition(), web_root=None)
+    cloud = LocalCloud(options)
+    cloud._table = LocalTable(endpoint="http://127.0.0.1:1", name="connections-test", region="us-east-1",
+                              server=None)
+    assert any("WARNING" in line and "auth=token" in line for line in cloud.ready_lines()), \
+        "a stack with auth=token must not silently run open"
