@@ -32,7 +32,8 @@ def _reply(event: dict[str, Any], payload: dict[str, Any]) -> None:
 
 
 def record(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """For `$connect`/`$disconnect`: store the event; `?status=N`, `?crash`, `?hold=S` steer `$connect`."""
+    """For `$connect`/`$disconnect`: store the event; `?status=N`, `?crash`, `?hold=S`, `?until=KEY` steer
+    `$connect`."""
     request = event["requestContext"]
     _table().put_item(Item={
         "ConnectionId": f"{RECORD_PREFIX}{request['routeKey']}#{request['connectionId']}#{request['requestId']}",
@@ -43,6 +44,9 @@ def record(event: dict[str, Any], context: Any) -> dict[str, Any]:
         raise RuntimeError("connect crashed on purpose")
     if "hold" in query:
         time.sleep(float(query["hold"]))
+    if "until" in query:  # stay in $connect until the test writes this key to the table
+        while "Item" not in _table().get_item(Key={"ConnectionId": query["until"]}):
+            time.sleep(0.05)
     return {"statusCode": int(query.get("status", "200"))}
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,7 +13,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 
 from emulator.config import MESSAGE_LIMIT_BYTES
-from tests.emulator.conftest import STAGE, CloudThread, receive_json, wait_for
+from tests.emulator.conftest import STAGE, CloudThread, cloud_options, receive_json, wait_for
 
 
 def own_id(client: ClientConnection) -> str:
@@ -83,24 +85,38 @@ def test_a_closed_connection_is_gone(cloud: CloudThread) -> None:
         api.post_to_connection(ConnectionId=connection_id, Data=b"hello?")
 
 
-def test_a_connection_still_in_connect_is_gone_until_the_upgrade_completes(cloud: CloudThread) -> None:
-    api = cloud.callback_client()
+@pytest.fixture(scope="module")
+def patient_cloud() -> Iterator[CloudThread]:
+    """A long function timeout, so a test can hold a connection inside `$connect` as long as it needs."""
+    running = CloudThread(cloud_options(function_timeout_seconds=30.0, prewarm=False))
+    running.start()
+    yield running
+    running.stop()
+
+
+def test_a_connection_still_in_connect_is_gone_until_the_upgrade_completes(patient_cloud: CloudThread) -> None:
+    api = patient_cloud.callback_client()
+    release = f"release-{uuid.uuid4().hex}"
     clients: list[ClientConnection] = []
-    opener = threading.Thread(target=lambda: clients.append(cloud.connect("hold=0.8&marker=connecting")))
+    opener = threading.Thread(target=lambda: clients.append(patient_cloud.connect(f"until={release}")))
     opener.start()
     try:
-        events = wait_for(lambda: [event for event in cloud.recorded_all("$connect")
-                                   if (event.get("queryStringParameters") or {}).get("marker") == "connecting"],
-                          10, "$connect never started")
+        events = wait_for(lambda: [event for event in patient_cloud.recorded_all("$connect")
+                                   if (event.get("queryStringParameters") or {}).get("until") == release],
+                          20, "$connect never started")
         connection_id = events[0]["requestContext"]["connectionId"]
         with pytest.raises(api.exceptions.GoneException):
             api.post_to_connection(ConnectionId=connection_id, Data=b"early")
-        opener.join(timeout=10)
+        with pytest.raises(api.exceptions.GoneException):
+            api.get_connection(ConnectionId=connection_id)
+        table = patient_cloud.cloud.table
+        table.client().put_item(TableName=table.name, Item={"ConnectionId": {"S": release}})
+        opener.join(timeout=20)
         assert clients, "the held $connect must finally accept"
         api.post_to_connection(ConnectionId=connection_id, Data=b"now")
         assert clients[0].recv(timeout=10) == "now", "after the upgrade the connection accepts posts"
     finally:
-        opener.join(timeout=10)
+        opener.join(timeout=20)
         for client in clients:
             client.close()
 
