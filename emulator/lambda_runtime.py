@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import resource
+import signal
 import sys
 import time
 import traceback
@@ -136,6 +137,9 @@ def _error(error: Exception) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     """Serve invocations until stdin closes."""
     task_root, handler_path = argv[1], argv[2]
+    # Ctrl-C reaches the whole process group; the gateway, not the terminal, decides when a worker stops (it still
+    # needs workers to run $disconnect for every client while shutting down).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     channel = _take_protocol_channel()
     sys.path.insert(0, task_root)
     request_ids = _configure_logging()

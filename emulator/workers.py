@@ -156,6 +156,11 @@ class Worker:
                 return
             self._log(self._spec.name, line.decode("utf-8", "replace").rstrip("\n"))
 
+    @property
+    def running(self) -> bool:
+        """The process is alive as far as anyone can tell."""
+        return self.alive and self._process is not None and self._process.returncode is None
+
     async def kill(self) -> None:
         """Kill the process now (timeout or shutdown) and reap it."""
         self.alive = False
@@ -213,7 +218,13 @@ class FunctionPool:
             if self._closed:
                 return Invocation(ok=False, error_type="Emulator.ShuttingDown",
                                   error_message="the emulator is stopping")
-            worker = self._idle.pop() if self._idle else None
+            worker = None
+            while self._idle and worker is None:
+                candidate = self._idle.pop()
+                if candidate.running:
+                    worker = candidate
+                else:  # killed from outside while idle: reap it and look further, as Lambda would
+                    await candidate.kill()
             if worker is None:
                 worker = Worker(self.spec, self._task_root, self._environment, self._log)
                 self._busy.add(worker)

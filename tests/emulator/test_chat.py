@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from app import definition
+from emulator.config import PROJECT_ROOT
 from emulator.testing import RunningEmulator, running_emulator
 from tests.emulator.conftest import CONNECTION_ID, wait_for
 
@@ -167,3 +169,27 @@ def test_sigterm_shuts_down_cleanly_too() -> None:
             client.recv(timeout=15)
         assert client.close_code == 1001, "SIGTERM must close clients with 1001"
         assert running.stop() == 0, "the emulator must exit 0 on SIGTERM"
+
+
+def test_ctrl_c_in_a_terminal_reaches_the_workers_too_and_shutdown_still_runs_disconnect() -> None:
+    # A terminal's Ctrl-C signals the whole process group, workers included.
+    process = subprocess.Popen([sys.executable, "-m", "emulator", "--port", "0"], cwd=PROJECT_ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        assert process.stdout is not None
+        ready = next((line for line in process.stdout if line.startswith("Ready: ")), "")
+        url = ready.split()[1] if ready else pytest.fail("the emulator never printed its ready line")
+        client = connect(f"{url}?name=ivy", proxy=None, compression=None, open_timeout=15, legacy=True)
+        os.killpg(process.pid, signal.SIGINT)
+        output = process.communicate(timeout=60)[0]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 0, f"Ctrl-C must exit 0; output:\n{output}"
+    assert "KeyboardInterrupt" not in output, f"workers must leave Ctrl-C to the gateway; output:\n{output}"
+    assert re.search(r"\[\$disconnect\] \S+ -> disconnect status 200", output), \
+        f"$disconnect must still run for the open client; output:\n{output}"
+    with pytest.raises(ConnectionClosed):
+        client.recv(timeout=10)
+    assert client.close_code == 1001, "the client must be closed with 1001"
