@@ -114,11 +114,6 @@ class Gateway:
         app.router.add_route("*", "/{path:.*}", self._dispatch)
         return app
 
-    @property
-    def connection_count(self) -> int:
-        """Connections currently known (connecting or open)."""
-        return len(self._connections)
-
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         # Split the raw path so an encoded `/` inside a connection id stays inside it.
         segments = [unquote(segment) for segment in request.rel_url.raw_path.split("/")[1:]]
@@ -159,7 +154,7 @@ class Gateway:
                 connection.authorizer = await self._authorizer(request, peer)
             except web.HTTPException as refusal:
                 self._log(GATEWAY, f"refused {peer.connection_id}: authorizer answered {refusal.status}")
-                return refusal
+                raise
         request_id = events.new_id()
         event = events.connect_event(
             self._api, peer, request_id=request_id, headers=self._connect_headers(request),
@@ -224,6 +219,8 @@ class Gateway:
         try:
             status = int(outcome.result["statusCode"])
         except (KeyError, TypeError, ValueError):
+            return 502, None
+        if not 100 <= status <= 599:
             return 502, None
         headers = outcome.result.get("headers") or {}
         protocol = next((str(value) for name, value in headers.items()

@@ -24,6 +24,7 @@ from websockets.sync.client import ClientConnection, connect
 from app.settings import StackSettings
 from emulator.cloud import LocalCloud
 from emulator.config import PROJECT_ROOT, EmulatorOptions, FunctionSpec, RouteSpec
+from emulator.gateway import Authorizer
 from handlers import environment
 from tests.emulator.lambdas import RECORD_PREFIX
 
@@ -60,10 +61,10 @@ TEST_ROUTES = (
 class CloudThread:
     """A `LocalCloud` on its own event loop in a daemon thread, with its log lines kept for assertions."""
 
-    def __init__(self, options: EmulatorOptions) -> None:
+    def __init__(self, options: EmulatorOptions, authorizer: Authorizer | None = None) -> None:
         self.logs: list[str] = []
         self._lock = threading.Lock()
-        self.cloud = LocalCloud(options, log=self._log)
+        self.cloud = LocalCloud(options, log=self._log, authorizer=authorizer)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
