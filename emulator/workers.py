@@ -81,11 +81,12 @@ class Worker:
                               error_message=f"Init timed out after {INIT_TIMEOUT_SECONDS:.0f} seconds")
         if first is None:
             return await self._exited(started)
+        init_ms = (time.monotonic() - started) * 1000
         if first.get("type") != "ready":
             await self.kill()
             return Invocation(ok=False, error_type=str(first.get("errorType", "Runtime.InitError")),
-                              error_message=str(first.get("errorMessage", "")),
-                              duration_ms=(time.monotonic() - started) * 1000)
+                              error_message=str(first.get("errorMessage", "")), duration_ms=init_ms)
+        self._log(self._spec.name, f"cold start: worker {self._process.pid} ready, init {init_ms:.0f} ms")
         return None
 
     async def invoke(self, event: Mapping[str, Any], aws_request_id: str, timeout: float) -> Invocation:

@@ -72,9 +72,12 @@ def test_a_timed_out_or_exited_worker_is_replaced(cloud: CloudThread) -> None:
             assert receive_json(client)["message"] == "Internal server error", f"{action} must fail the invocation"
         assert "Task timed out after 1.50 seconds" in cloud.log_text(), "a timeout must be logged as Lambda does"
         assert "Runtime exited with error: exit status 3" in cloud.log_text(), "an exit must be logged"
+        cold_starts = cloud.log_text().count("[exit-process] cold start: worker")
         # Both functions work again: each failure cost only its worker.
         client.send(json.dumps({"action": "exit"}))
         assert receive_json(client)["message"] == "Internal server error", "a fresh worker runs the handler again"
+        assert cloud.log_text().count("[exit-process] cold start: worker") == cold_starts + 1, \
+            "the exited worker must be replaced by a fresh one (a logged cold start)"
         assert "invocations" in echo(client), "other functions are unaffected"
 
 
