@@ -104,6 +104,18 @@ class _InitError(Exception):
 
 
 def _max_memory_mb() -> float:
+    """Peak resident memory of this worker, in MB.
+
+    Linux's `VmHWM` belongs to the process image and starts afresh at exec; `ru_maxrss` does not, so a worker
+    started by a large parent (a test run with Pulumi loaded) would inherit the parent's peak and look out of memory.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
