@@ -52,7 +52,7 @@ class TokenAuthorizerArgs:
     code: pulumi.Archive
     """The authorizer's deployment package (`handlers/authorizer.py` and the modules it imports)."""
     code_hash: pulumi.Input[str] | None
-    """Base64 SHA-256 of the package, so an unchanged archive leaves the function untouched; None to let Lambda tell."""
+    """`infra.archive.content_hash`, so unchanged sources leave the function untouched; None to let Lambda tell."""
     settings: StackSettings
 
 

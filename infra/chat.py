@@ -4,8 +4,6 @@ alarms and dashboard every stack gets."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +17,7 @@ from app.definition import Function, Route, Table
 from app.settings import StackSettings
 from handlers import environment
 from infra.api import WebSocketApi, WebSocketApiArgs
-from infra.archive import write_archive
+from infra.archive import content_hash, write_archive
 from infra.authorization import TokenAuthorizer, build_token_authorizer
 from infra.domain import CustomDomain, build_custom_domain
 from infra.function import ChatFunction, ChatFunctionArgs
@@ -95,13 +93,13 @@ class ChatBackend(pulumi.ComponentResource):
             missing = sorted(set(function.environment) - set(available))
             if missing:
                 raise ValueError(f"function {function.name!r} reads {', '.join(missing)}, which this stack never sets")
-            archive_path, archive = write_archive(function, args.build_directory)
+            archive_path, _ = write_archive(function, args.build_directory)
             self.functions[function.name] = ChatFunction(
                 function.name,
                 ChatFunctionArgs(
                     function=function,
                     archive_path=archive_path,
-                    archive_hash=_archive_hash(archive),
+                    archive_hash=content_hash(function),
                     runtime=settings.lambda_runtime,
                     architecture=settings.lambda_architecture,
                     memory_mb=settings.lambda_memory_mb,
@@ -124,7 +122,7 @@ class ChatBackend(pulumi.ComponentResource):
         if settings.auth == "token":
             if not any(route.key == args.authorized_route for route in args.routes):
                 raise ValueError(f"the authorizer guards {args.authorized_route!r}, which is not a route of this API")
-            authorizer_path, authorizer_archive = write_archive(args.authorizer, args.build_directory)
+            authorizer_path, _ = write_archive(args.authorizer, args.build_directory)
             self.authorizer = build_token_authorizer(
                 args.authorizer.name,
                 settings=settings,
@@ -132,7 +130,7 @@ class ChatBackend(pulumi.ComponentResource):
                 api_id=self.api.id,
                 execution_arn=self.api.execution_arn,
                 code=pulumi.FileArchive(os.path.relpath(authorizer_path)),
-                code_hash=_archive_hash(authorizer_archive),
+                code_hash=content_hash(args.authorizer),
                 opts=child,
             )
 
@@ -221,8 +219,3 @@ class ChatBackend(pulumi.ComponentResource):
                 "custom_domain_target": self.custom_domain_target,
             }
         )
-
-
-def _archive_hash(archive: bytes) -> str:
-    """Base64 SHA-256 of a zip, as Lambda's `source_code_hash` compares it."""
-    return base64.b64encode(hashlib.sha256(archive).digest()).decode()

@@ -26,7 +26,7 @@ class ChatFunctionArgs:
     archive_path: Path
     """The deterministic zip written by `infra.archive`."""
     archive_hash: str
-    """Base64 SHA-256 of the zip: an unchanged archive leaves the function untouched on `pulumi up`."""
+    """`infra.archive.content_hash`: unchanged sources leave the function untouched on `pulumi up`."""
     runtime: str
     architecture: str
     memory_mb: int

@@ -7,8 +7,6 @@ check the wiring: which resource points at which, what reaches the deployment's 
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, cast
@@ -20,7 +18,7 @@ from app import definition
 from handlers import environment
 from infra import authorization
 from infra.api import WebSocketApi
-from infra.archive import SOURCE_ROOT, build_archive
+from infra.archive import SOURCE_ROOT, build_archive, content_hash
 from infra.routes import LambdaRoute, LambdaRouteArgs
 from policy.rules import STACK_RULES, StackResource, violations
 from tests.infra.mocks import (
@@ -158,8 +156,8 @@ def test_the_authorizer_function_runs_its_archive_with_the_parameter_name(auth_r
     assert Path(code.path) == Path("build", "authorizer.zip"), f"{function}: archive path {code.path}"
     expected = build_archive(definition.AUTHORIZER)
     assert (SOURCE_ROOT / code.path).read_bytes() == expected, f"{function}: zip on disk differs from build_archive"
-    assert function.inputs["sourceCodeHash"] == base64.b64encode(hashlib.sha256(expected).digest()).decode(), (
-        f"{function}: sourceCodeHash is not the zip's SHA-256"
+    assert function.inputs["sourceCodeHash"] == content_hash(definition.AUTHORIZER), (
+        f"{function}: sourceCodeHash is not the hash of the archive's contents"
     )
     assert f"signing secret version {PARAMETER_VERSION})" in function.inputs["description"], (
         f"{function}: description does not follow the parameter's version, so a rotation keeps warm containers"

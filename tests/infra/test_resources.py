@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import re
 from collections import Counter
@@ -15,7 +13,7 @@ import pytest
 from app import definition
 from app.definition import Function, Route
 from handlers import environment
-from infra.archive import SOURCE_ROOT, build_archive
+from infra.archive import SOURCE_ROOT, build_archive, content_hash
 from tests.infra.mocks import ProgramError, ProgramRun, RegisteredResource, run_program
 
 API = "aws:apigatewayv2/api:Api"
@@ -174,8 +172,9 @@ def test_function_code_is_its_deterministic_archive(dev_run: ProgramRun, functio
     assert Path(code.path) == Path("build", f"{function.name}.zip"), f"{resource}: archive path {code.path}"
     expected = build_archive(function)
     assert (SOURCE_ROOT / code.path).read_bytes() == expected, f"{resource}: zip on disk differs from build_archive"
-    digest = base64.b64encode(hashlib.sha256(expected).digest()).decode()
-    assert resource.inputs["sourceCodeHash"] == digest, f"{resource}: sourceCodeHash is not the zip's SHA-256"
+    assert resource.inputs["sourceCodeHash"] == content_hash(function), (
+        f"{resource}: sourceCodeHash is not the hash of the archive's contents"
+    )
 
 
 @pytest.mark.parametrize("function", definition.FUNCTIONS, ids=lambda function: function.name)
