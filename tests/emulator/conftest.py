@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
 
 STAGE = "test"
-FUNCTION_TIMEOUT_SECONDS = 1.5
+FUNCTION_TIMEOUT_SECONDS = 2.5
 
 
 def function_spec(name: str, handler: str, *names: str) -> FunctionSpec:
