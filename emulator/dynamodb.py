@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 from moto.server import ThreadedMotoServer
 
 from app.definition import Table
+from emulator.config import EmulatorConfigError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -39,6 +42,8 @@ class LocalTable:
             aws_access_key_id=THROWAWAY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=THROWAWAY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             aws_session_token=THROWAWAY_CREDENTIALS["AWS_SESSION_TOKEN"],
+            # Local endpoints answer at once or not at all: fail fast on a wrong --dynamodb-endpoint.
+            config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5),
         )
 
     def close(self) -> None:
@@ -72,7 +77,11 @@ def start_table(table: Table, name: str, region: str, endpoint: str | None) -> L
         client.update_time_to_live(
             TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
         )
-    except Exception:
+    except (BotoCoreError, ClientError, ValueError) as error:
+        if server is not None:
+            server.stop()
+        raise EmulatorConfigError(f"cannot create the connections table at {endpoint}: {error}") from error
+    except BaseException:
         if server is not None:
             server.stop()
         raise
