@@ -2,21 +2,29 @@
 
 The table is created from `app.definition.CONNECTIONS_TABLE` (hash key and TTL attribute), the same definition
 the Pulumi program builds the real table from, under a Pulumi-style auto-generated name.
+
+moto's `ThreadedMotoServer` runs in a child process (`python -m emulator.dynamodb`), not in the gateway's: moto
+spends several milliseconds of CPU per request, and as a thread it held the gateway's GIL for a third of the
+gateway's time under load (see docs/emulator.md). The child prints its port, serves until its stdin closes (the
+emulator stops it, or dies), and ignores Ctrl-C, which the gateway still needs the table to answer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from moto.server import ThreadedMotoServer
 
 from app.definition import Table
-from emulator.config import EmulatorConfigError
+from emulator.config import PROJECT_ROOT, EmulatorConfigError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -24,6 +32,7 @@ if TYPE_CHECKING:
 THROWAWAY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator",
                          "AWS_SESSION_TOKEN": "emulator"}
 """Credentials for the local endpoints: never real, so nothing local can reach an AWS account."""
+STOP_GRACE_SECONDS = 5.0
 
 
 @dataclass
@@ -33,7 +42,8 @@ class LocalTable:
     endpoint: str
     name: str
     region: str
-    server: ThreadedMotoServer | None
+    server: subprocess.Popen[str] | None
+    """The embedded moto server's process, or None for an endpoint given with `--dynamodb-endpoint`."""
 
     def client(self) -> DynamoDBClient:
         """A boto3 DynamoDB client for this endpoint, with the throwaway credentials."""
@@ -49,21 +59,42 @@ class LocalTable:
     def close(self) -> None:
         """Delete the table from an external endpoint (it was ours), or stop the embedded server."""
         if self.server is not None:
-            self.server.stop()
+            stop_moto(self.server)
         else:
             self.client().delete_table(TableName=self.name)
+
+
+def start_moto() -> tuple[subprocess.Popen[str], str]:
+    """Start moto in a child process on 127.0.0.1 and a free port; returns the process and its endpoint."""
+    process = subprocess.Popen([sys.executable, "-m", "emulator.dynamodb"], cwd=PROJECT_ROOT, text=True,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    port = process.stdout.readline().strip()
+    if not port.isdigit():
+        stop_moto(process)
+        raise EmulatorConfigError(f"the embedded moto server did not start (it printed {port!r})")
+    return process, f"http://127.0.0.1:{port}"
+
+
+def stop_moto(process: subprocess.Popen[str]) -> None:
+    """Close the server's stdin, which stops it; kill it if it lingers."""
+    if process.stdin is not None:
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+    try:
+        process.wait(STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
 
 
 def start_table(table: Table, name: str, region: str, endpoint: str | None) -> LocalTable:
     """Start moto on loopback unless `endpoint` is given, then create the table there."""
     server = None
     if endpoint is None:
-        # werkzeug logs every request at INFO; the emulator logs invocations itself.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
+        server, endpoint = start_moto()
     local = LocalTable(endpoint=endpoint, name=name, region=region, server=server)
     try:
         client = local.client()
@@ -79,10 +110,27 @@ def start_table(table: Table, name: str, region: str, endpoint: str | None) -> L
         )
     except (BotoCoreError, ClientError, ValueError) as error:
         if server is not None:
-            server.stop()
+            stop_moto(server)
         raise EmulatorConfigError(f"cannot create the connections table at {endpoint}: {error}") from error
     except BaseException:
         if server is not None:
-            server.stop()
+            stop_moto(server)
         raise
     return local
+
+
+def serve_moto() -> None:
+    """The child process: moto's threaded server on a free loopback port, until stdin closes."""
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - only the child pays for importing moto
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    print(server.get_host_and_port()[1], flush=True)
+    sys.stdin.read()
+    server.stop()
+
+
+if __name__ == "__main__":
+    serve_moto()
