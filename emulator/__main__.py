@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import os
 import signal
 import sys
 from collections.abc import Sequence
 
+from app import definition
+from app.settings import AUTH_MODES
 from emulator.cloud import LocalCloud
 from emulator.config import (
     DEFAULT_IDLE_TIMEOUT_SECONDS,
     DEFAULT_MAX_DURATION_SECONDS,
     EmulatorConfigError,
     EmulatorOptions,
+    function_spec,
     load_stack_config,
     routes_from_definition,
 )
@@ -35,6 +40,9 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
                         "a free one (default 3001)")
     parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml configures the run "
                         "(default dev)")
+    parser.add_argument("--auth", choices=AUTH_MODES,
+                        help="override the stack's auth setting: token runs the $connect authorizer, signing with "
+                             f"${definition.DEV_TOKEN_SECRET_VARIABLE} (a random secret when unset)")
     parser.add_argument("--dynamodb-endpoint", metavar="URL",
                         help="a DynamoDB-compatible endpoint to use instead of the embedded moto server")
     parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT_SECONDS, metavar="SECONDS",
@@ -55,9 +63,11 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
 def options_from_arguments(arguments: argparse.Namespace) -> EmulatorOptions:
     """Options for the real app: routes from `app.definition`, settings from the stack's config file."""
     stack = load_stack_config(arguments.stack)
+    settings = dataclasses.replace(stack.settings, auth=arguments.auth) if arguments.auth else stack.settings
+    token_auth = settings.auth == "token"
     return EmulatorOptions(
         stack=arguments.stack,
-        settings=stack.settings,
+        settings=settings,
         region=stack.region,
         routes=routes_from_definition(),
         host=arguments.host,
@@ -69,6 +79,9 @@ def options_from_arguments(arguments: argparse.Namespace) -> EmulatorOptions:
         max_workers_per_function=arguments.max_workers,
         callback_delay_seconds=arguments.callback_delay,
         callback_throttle_fraction=arguments.callback_throttle,
+        authorizer=function_spec(definition.AUTHORIZER) if token_auth else None,
+        # A blank variable counts as unset: the emulator then makes up a secret and shows how to use it.
+        token_secret=(os.environ.get(definition.DEV_TOKEN_SECRET_VARIABLE) or None) if token_auth else None,
     )
 
 

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from app import definition
 from emulator import events
+from emulator.authorization import LambdaRequestAuthorizer, TokenAuthorization, TokenSecret, store_secret
 from emulator.config import EmulatorConfigError, EmulatorOptions, FunctionSpec
 from emulator.dynamodb import THROWAWAY_CREDENTIALS, LocalTable, start_table
 from emulator.gateway import Authorizer, Gateway
@@ -39,6 +40,7 @@ class LocalCloud:
         self.options = options
         self._log = log
         self._authorizer = authorizer
+        self._authorization: TokenAuthorization | None = None
         self._table: LocalTable | None = None
         self._task_root: TaskRoot | None = None
         self._pools: dict[str, FunctionPool] = {}
@@ -75,8 +77,12 @@ class LocalCloud:
         """Create the table, bind the port, start one warm worker per function; then the ready lines can print."""
         options = self.options
         functions = {route.function.name: route.function for route in options.routes}
-        for spec in functions.values():
-            missing = [name for name in spec.environment if name not in PROVIDED_ENVIRONMENT]
+        if options.authorizer is not None and self._authorizer is not None:
+            raise EmulatorConfigError("give either an authorizer function in the options or an Authorizer, not both")
+        for spec in [*functions.values(), *([options.authorizer] if options.authorizer else [])]:
+            provided = PROVIDED_ENVIRONMENT + ((environment.TOKEN_SECRET_PARAMETER,) if spec is options.authorizer
+                                               else ())
+            missing = [name for name in spec.environment if name not in provided]
             if missing:
                 raise EmulatorConfigError(f"function {spec.name} reads {', '.join(missing)}, which the emulator "
                                           f"cannot provide")
@@ -88,7 +94,7 @@ class LocalCloud:
 
     async def _start(self, functions: Mapping[str, FunctionSpec]) -> None:
         options = self.options
-        self._task_root = TaskRoot(functions.values())
+        self._task_root = TaskRoot([*functions.values(), *([options.authorizer] if options.authorizer else [])])
         self._table = await asyncio.to_thread(
             start_table, definition.CONNECTIONS_TABLE, physical_name(definition.CONNECTIONS_TABLE.logical_name),
             options.region, options.dynamodb_endpoint)
@@ -98,6 +104,14 @@ class LocalCloud:
                          domain_name=f"{self._public_host}:{self.port}")
         pools_by_function = {name: self._pool(spec) for name, spec in functions.items()}
         self._pools = {route.key: pools_by_function[route.function.name] for route in options.routes}
+        if options.authorizer is not None:
+            secret = TokenSecret.for_session(options.token_secret)
+            parameter = await asyncio.to_thread(store_secret, self._table, options.region, secret)
+            pool = self._pool(options.authorizer, parameter.variables, parameter.endpoints)
+            self._authorization = TokenAuthorization(secret, parameter,
+                                                     LambdaRequestAuthorizer(pool, api, options.region, self._log))
+            self._authorizer = self._authorization.authorizer
+            pools_by_function[options.authorizer.name] = pool
         self.gateway = Gateway(options, api, self._pools, self._log, self._authorizer)
         self._runner = web.AppRunner(self.gateway.application(), access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -105,20 +119,28 @@ class LocalCloud:
         if options.prewarm:
             await asyncio.gather(*(pool.prewarm() for pool in pools_by_function.values()))
 
-    def _pool(self, spec: FunctionSpec) -> FunctionPool:
+    def _pool(self, spec: FunctionSpec, variables: Mapping[str, str] | None = None,
+              endpoints: Mapping[str, str] | None = None) -> FunctionPool:
         assert self._task_root is not None
-        return FunctionPool(spec, self._task_root.paths[spec.name], self._environment(spec),
+        return FunctionPool(spec, self._task_root.paths[spec.name],
+                            self._environment(spec, variables or {}, endpoints or {}),
                             timeout=self.options.function_timeout, memory_mb=self.options.settings.lambda_memory_mb,
                             max_workers=self.options.workers_per_function, log=self._log)
 
-    def _environment(self, spec: FunctionSpec) -> dict[str, str]:
-        """Exactly what the stack gives the function, plus what Lambda's runtime sets, pointed at local endpoints."""
+    def _environment(self, spec: FunctionSpec, variables: Mapping[str, str],
+                     endpoints: Mapping[str, str]) -> dict[str, str]:
+        """Exactly what the stack gives the function, plus what Lambda's runtime sets, pointed at local endpoints.
+
+        `variables` and `endpoints`: what only some functions get (the authorizer: its secret's parameter name, and
+        `AWS_ENDPOINT_URL_SSM` for the local SSM holding it).
+        """
         assert self._table is not None and self._task_root is not None
         settings = self.options.settings
         provided = {
             environment.TABLE_NAME: self._table.name,
             environment.ENDPOINT_URL: self.callback_url,
             environment.MAX_MESSAGE_BYTES: str(settings.max_message_bytes),
+            **variables,
         }
         function_name = physical_name(spec.name)
         region = self.options.region
@@ -126,6 +148,7 @@ class LocalCloud:
             **{name: provided[name] for name in spec.environment},
             **THROWAWAY_CREDENTIALS,
             "AWS_ENDPOINT_URL_DYNAMODB": self._table.endpoint,
+            **endpoints,
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
             "AWS_LAMBDA_FUNCTION_NAME": function_name,
@@ -153,7 +176,9 @@ class LocalCloud:
             f"  Chat page      {page}",
             f"  DynamoDB       {self.table.endpoint}  table {self.table.name}",
         ]
-        if options.settings.auth != "none" and self._authorizer is None:
+        if self._authorization is not None:
+            lines += self._authorization.ready_lines()
+        elif options.settings.auth != "none" and self._authorizer is None:
             lines.append(f"  WARNING        the stack sets auth={options.settings.auth}, but this emulator runs no "
                          f"authorizer: every connection is accepted")
         width = max(len(route.key) for route in options.routes) if options.routes else 0
@@ -167,6 +192,8 @@ class LocalCloud:
         if self.gateway is not None:
             await self.gateway.close_all()
         await asyncio.gather(*(pool.close() for pool in set(self._pools.values())))
+        if self._authorization is not None:
+            await self._authorization.close()
         if self._runner is not None:
             await self._runner.cleanup()
         if self._table is not None:

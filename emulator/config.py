@@ -15,6 +15,7 @@ import yaml
 
 from app import definition
 from app.settings import SettingsError, StackSettings, settings_from_stack_config
+from handlers.tokens import signing_secret
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The repository: holds `Pulumi.<stack>.yaml`, the `handlers` package and the chat page in `web/`."""
@@ -64,15 +65,20 @@ def routes_from_definition(code_root: Path = PROJECT_ROOT) -> tuple[RouteSpec, .
     for route in definition.ROUTES:
         function = route.function
         if function.name not in specs:
-            specs[function.name] = FunctionSpec(
-                name=function.name,
-                handler=function.handler,
-                code_root=code_root,
-                packages=(definition.HANDLERS_PACKAGE,),
-                environment=function.environment,
-            )
+            specs[function.name] = function_spec(function, code_root)
         routes.append(RouteSpec(key=route.key, function=specs[function.name]))
     return tuple(routes)
+
+
+def function_spec(function: definition.Function, code_root: Path = PROJECT_ROOT) -> FunctionSpec:
+    """How the emulator runs one function of `app.definition` (a route's, or `AUTHORIZER`): its real handler."""
+    return FunctionSpec(
+        name=function.name,
+        handler=function.handler,
+        code_root=code_root,
+        packages=(definition.HANDLERS_PACKAGE,),
+        environment=function.environment,
+    )
 
 
 def route_selection_path(expression: str = definition.ROUTE_SELECTION_EXPRESSION) -> tuple[str, ...]:
@@ -160,6 +166,10 @@ class EmulatorOptions:
     """The chat page's directory, served at `/` when it exists."""
     prewarm: bool = True
     """Start one worker per function before printing the ready lines, so the first requests find warm workers."""
+    authorizer: FunctionSpec | None = None
+    """The Lambda REQUEST authorizer guarding `$connect` (`app.definition.AUTHORIZER` when auth is `token`)."""
+    token_secret: str | None = field(default=None, repr=False)
+    """The authorizer's signing secret (`CHAT_TOKEN_SECRET`); None makes a random one for the run."""
 
     def __post_init__(self) -> None:
         checks = (
@@ -177,6 +187,11 @@ class EmulatorOptions:
         for ok, message in checks:
             if not ok:
                 raise EmulatorConfigError(message)
+        if self.token_secret is not None:
+            try:
+                signing_secret(self.token_secret)
+            except ValueError as error:  # the message gives the length, never the secret
+                raise EmulatorConfigError(f"{definition.DEV_TOKEN_SECRET_VARIABLE}: {error}") from None
         keys = [route.key for route in self.routes]
         if len(set(keys)) != len(keys):
             raise EmulatorConfigError(f"route keys must be unique, got {keys}")

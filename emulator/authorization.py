@@ -1,0 +1,273 @@
+"""Token auth on the local cloud: the Lambda REQUEST authorizer on `$connect`, run as API Gateway runs it.
+
+When the stack's `auth` is `token` (or `--auth token`), the emulator
+- keeps the signing secret where the deployed stack keeps it, an SSM SecureString, here in the embedded moto server
+  (its own moto process when `--dynamodb-endpoint` points elsewhere), and gives the authorizer only the parameter's
+  name (`TOKEN_SECRET_PARAMETER`) and `AWS_ENDPOINT_URL_SSM`, so `handlers/authorizer.py` runs unchanged;
+- runs the real authorizer in its own `FunctionPool` before every `$connect`, with a REQUEST event shaped like API
+  Gateway's (`type`, `methodArn`, headers, query string, `requestContext`);
+- turns its answer into the handshake's, as API Gateway does: the error `Unauthorized` is 401; any other error, a
+  timeout or a response that is not a well-formed policy is 500; a Deny, or no Allow for this `methodArn`, is 403;
+  an Allow lets `$connect` run with `requestContext.authorizer` = the context plus `principalId` (the gateway
+  passes it on to every later event of the connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import boto3
+from aiohttp import web
+from botocore.exceptions import BotoCoreError, ClientError
+
+from app import definition
+from emulator import events
+from emulator.config import EmulatorConfigError
+from emulator.dynamodb import THROWAWAY_CREDENTIALS, LocalTable, start_moto, stop_moto
+from emulator.workers import FunctionPool, Invocation, Log, physical_name
+from handlers import environment
+
+ACCOUNT_ID = "123456789012"
+"""The account in ARNs the emulator makes up (moto's default account too)."""
+
+RESULT_LIMIT_BYTES = 8 * 1024
+"""API Gateway refuses an authorizer result over 8 KB (a configuration error: 500)."""
+
+UNAUTHORIZED = "Unauthorized"
+"""The one error message API Gateway answers with 401; every other failure of the function is 500."""
+
+INVOKE_ACTION = "execute-api:Invoke"
+
+LOG_PREFIX = "authorizer"
+
+SCALAR = (str, int, float, bool)
+"""Context values API Gateway passes on; objects and arrays in the context are a configuration error."""
+
+
+@dataclass(frozen=True)
+class TokenSecret:
+    """The signing secret of this run, and whether the emulator made it up (then the ready lines show it)."""
+
+    text: str = field(repr=False)
+    generated: bool
+
+    @classmethod
+    def for_session(cls, given: str | None) -> TokenSecret:
+        """`given` (from `CHAT_TOKEN_SECRET`), or a random secret for this run when there is none."""
+        if given:
+            return cls(given, generated=False)
+        # 32 random bytes as 43 URL-safe characters: over tokens.MIN_SECRET_BYTES, and safe to paste into a shell.
+        return cls(secrets.token_urlsafe(32), generated=True)
+
+
+@dataclass
+class SecretParameter:
+    """The secret stored as an SSM SecureString on a local moto server, and what the authorizer's worker needs."""
+
+    name: str
+    endpoint: str
+    server: subprocess.Popen[str] | None
+    """moto started for this parameter alone (with `--dynamodb-endpoint`), else None: the table's moto holds it."""
+
+    @property
+    def variables(self) -> dict[str, str]:
+        """The function's own environment variable, as the stack sets it: the parameter's name, never the secret."""
+        return {environment.TOKEN_SECRET_PARAMETER: self.name}
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        """botocore's standard variable pointing the worker's SSM client at the local server."""
+        return {"AWS_ENDPOINT_URL_SSM": self.endpoint}
+
+    def close(self) -> None:
+        """Stop the moto process started for the parameter, if any."""
+        if self.server is not None:
+            stop_moto(self.server)
+
+
+def store_secret(table: LocalTable, region: str, secret: TokenSecret) -> SecretParameter:
+    """Put the secret in SSM on the table's embedded moto server (or a moto of its own); fails with one line."""
+    server = None
+    endpoint = table.endpoint
+    if table.server is None:
+        server, endpoint = start_moto()
+    parameter = SecretParameter(name=physical_name(f"{definition.AUTHORIZER.name}-secret"), endpoint=endpoint,
+                                server=server)
+    try:
+        boto3.client(
+            "ssm", endpoint_url=endpoint, region_name=region,
+            aws_access_key_id=THROWAWAY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=THROWAWAY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=THROWAWAY_CREDENTIALS["AWS_SESSION_TOKEN"],
+        ).put_parameter(Name=parameter.name, Value=secret.text, Type="SecureString",
+                        Description="Signing secret of the chat's $connect tokens (local emulator)")
+    except (BotoCoreError, ClientError) as error:
+        parameter.close()
+        raise EmulatorConfigError(f"cannot store the token secret in SSM at {endpoint}: {error}") from error
+    return parameter
+
+
+def method_arn(region: str, api: events.Api) -> str:
+    """The ARN API Gateway authorizes: `arn:aws:execute-api:{region}:{account}:{api}/{stage}/$connect`."""
+    return f"arn:aws:execute-api:{region}:{ACCOUNT_ID}:{api.api_id}/{api.stage}/{definition.AUTHORIZER_ROUTE}"
+
+
+def handshake_headers(request: web.Request) -> list[tuple[str, str]]:
+    """The handshake's headers as sent, plus the ones API Gateway adds (as `$connect` sees them)."""
+    headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.raw_headers]
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    headers += [
+        ("X-Amzn-Trace-Id", events.trace_id(events.now_ms())),
+        ("X-Forwarded-For", request.remote or "127.0.0.1"),
+        ("X-Forwarded-Port", str(sockname[1]) if sockname else ""),
+        ("X-Forwarded-Proto", "http"),
+    ]
+    return headers
+
+
+def authorizer_event(api: events.Api, peer: events.Peer, region: str, headers: list[tuple[str, str]],
+                     query: list[tuple[str, str]]) -> dict[str, Any]:
+    """A REQUEST authorizer event (tests/hardening/events/authorizer_connect.json): `$connect`'s headers, query
+    string (absent when there is none) and requestContext, plus `type`, `methodArn` and `stageVariables`."""
+    connect = events.connect_event(api, peer, request_id=events.new_id(), headers=headers, query=query)
+    del connect["isBase64Encoded"]
+    return {"type": "REQUEST", "methodArn": method_arn(region, api), **connect, "stageVariables": {}}
+
+
+def _refusal(status: type[web.HTTPException], message: str | None, error_type: str) -> web.HTTPException:
+    return status(text=json.dumps({"message": message}), content_type="application/json",
+                  headers={"x-amzn-ErrorType": error_type})
+
+
+def authorization_context(outcome: Invocation, arn: str) -> dict[str, Any]:
+    """`requestContext.authorizer` for an allowed request; raises the HTTP refusal API Gateway would answer."""
+    if not outcome.ok:
+        if outcome.error_message == UNAUTHORIZED:
+            raise _refusal(web.HTTPUnauthorized, UNAUTHORIZED, "UnauthorizedException")
+        raise _refusal(web.HTTPInternalServerError, None, "AuthorizerFailureException")
+    try:
+        principal, effect, context = _read_response(outcome.result, arn)
+    except ValueError:
+        raise _refusal(web.HTTPInternalServerError, None, "AuthorizerConfigurationException") from None
+    if effect != "Allow":
+        raise _refusal(web.HTTPForbidden, "Forbidden", "AccessDeniedException")
+    return {**context, "principalId": principal}
+
+
+def _read_response(result: Any, arn: str) -> tuple[str, str | None, dict[str, Any]]:
+    """Principal, the policy's effect on `arn` (Deny wins over Allow; None when no statement applies), context.
+
+    ValueError when the response is not what API Gateway accepts.
+    """
+    if not isinstance(result, dict):
+        raise ValueError("the response is not an object")
+    if len(json.dumps(result).encode("utf-8")) > RESULT_LIMIT_BYTES:
+        raise ValueError(f"the response is over {RESULT_LIMIT_BYTES} bytes")
+    principal = result.get("principalId")
+    document = result.get("policyDocument")
+    context = result.get("context") or {}
+    if not isinstance(principal, str) or not principal or not isinstance(document, dict):
+        raise ValueError("principalId and policyDocument are required")
+    if not isinstance(context, dict) or not all(isinstance(value, SCALAR) for value in context.values()):
+        raise ValueError("context values must be strings, numbers or booleans")
+    statements = document.get("Statement")
+    if isinstance(statements, dict):
+        statements = [statements]
+    if not isinstance(statements, list):
+        raise ValueError("policyDocument.Statement must be a list or an object")
+    effects = set()
+    for statement in statements:
+        if not isinstance(statement, dict) or statement.get("Effect") not in ("Allow", "Deny"):
+            raise ValueError("every statement needs an Effect of Allow or Deny")
+        actions = _names(statement.get("Action"))
+        resources = _names(statement.get("Resource"))
+        if any(_wildcard(action, INVOKE_ACTION, ignore_case=True) for action in actions) and any(
+                _wildcard(resource, arn) for resource in resources):
+            effects.add(statement["Effect"])
+    effect = "Deny" if "Deny" in effects else "Allow" if "Allow" in effects else None
+    return principal, effect, context
+
+
+def _names(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    if value is None:
+        return []
+    raise ValueError("Action and Resource must be strings or lists of strings")
+
+
+def _wildcard(pattern: str, value: str, ignore_case: bool = False) -> bool:
+    """IAM matching: `*` is any run of characters, `?` any one character (actions ignore case, ARNs do not)."""
+    expression = "".join(".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern)
+    return re.fullmatch(expression, value, re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL) is not None
+
+
+class LambdaRequestAuthorizer:
+    """The gateway's `Authorizer`: invokes the authorizer function on its own pool and answers as API Gateway."""
+
+    def __init__(self, pool: FunctionPool, api: events.Api, region: str, log: Log) -> None:
+        self.pool = pool
+        self._api = api
+        self._region = region
+        self._log = log
+
+    async def __call__(self, request: web.Request, peer: events.Peer) -> Mapping[str, Any] | None:
+        """`requestContext.authorizer` for this connection, or the refusal (401, 403, 500) as an HTTP exception."""
+        event = authorizer_event(self._api, peer, self._region, handshake_headers(request),
+                                 list(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True)))
+        started = time.monotonic()
+        try:
+            outcome = await self.pool.invoke(event)
+        except Exception as error:  # the gateway answers like API Gateway whatever broke on the Lambda side
+            outcome = Invocation(ok=False, error_type="Emulator.InvokeError", error_message=repr(error))
+        elapsed_ms = (time.monotonic() - started) * 1000
+        try:
+            context = authorization_context(outcome, event["methodArn"])
+        except web.HTTPException as refusal:
+            why = "" if outcome.ok else f" ({outcome.error_type}: {outcome.error_message})"
+            self._log(LOG_PREFIX, f"{peer.connection_id} refused with {refusal.status}{why} in {elapsed_ms:.1f} ms")
+            raise
+        self._log(LOG_PREFIX, f"{peer.connection_id} allowed as {context['principalId']} in {elapsed_ms:.1f} ms")
+        return context
+
+
+@dataclass
+class TokenAuthorization:
+    """What `auth=token` adds to a local cloud: the secret, its SSM parameter and the authorizer guarding `$connect`."""
+
+    secret: TokenSecret
+    parameter: SecretParameter
+    authorizer: LambdaRequestAuthorizer
+
+    def ready_lines(self) -> list[str]:
+        """What the terminal shows about auth: who guards `$connect`, and how to mint a token for this run."""
+        spec = self.authorizer.pool.spec
+        mint = "python -m client token --name alice"
+        variable = definition.DEV_TOKEN_SECRET_VARIABLE
+        lines = [f"  Authorizer     {definition.AUTHORIZER_ROUTE} -> {spec.name} ({spec.handler}), secret in SSM "
+                 f"parameter {self.parameter.name}"]
+        if self.secret.generated:
+            # The only place a made-up secret is ever printed: without it nobody could mint a token for this run.
+            lines.append(f"  Tokens         {variable} is unset, so this run signs with a new secret; mint one with:  "
+                         f"{variable}={self.secret.text} {mint}")
+        else:
+            lines.append(f"  Tokens         mint one with:  {mint}  (signs with your {variable})")
+        lines.append(f"  Connect with   ?{definition.TOKEN_QUERY_PARAMETER}=TOKEN or {definition.TOKEN_HEADER}: "
+                     f"Bearer TOKEN")
+        return lines
+
+    async def close(self) -> None:
+        """Stop the authorizer's workers, then the parameter's own moto (if it has one)."""
+        await self.authorizer.pool.close()
+        await asyncio.to_thread(self.parameter.close)
