@@ -1,4 +1,5 @@
-"""`python -m client URL [--name NAME] [--token TOKEN] [--json]` chats; `python -m client smoke URL` checks a stack.
+"""`python -m client URL [--name NAME] [--token TOKEN] [--json]` chats; `python -m client smoke URL` checks a stack;
+`python -m client token --name NAME` mints a token for a stack with auth.
 
 Exit status: 0 on success (and when the user quits the chat), 1 when the chat or a smoke step fails, 2 on bad
 arguments such as a URL that is not ws:// or wss://.
@@ -10,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from client import interactive, smoke
+from client import interactive, mint, smoke
 from client.urls import BadUrlError, chat_url
 from handlers.display_name import display_name_problem
 
@@ -19,6 +20,7 @@ EXAMPLES = """examples:
   printf 'hello\\n' | python -m client ws://127.0.0.1:3001/dev --name bot
   python -m client smoke ws://127.0.0.1:3001/dev
   python -m client smoke "$(pulumi stack output wssUrl)"
+  python -m client ws://127.0.0.1:3001/dev --token "$(python -m client token --name alice)"
 """
 
 
@@ -37,7 +39,8 @@ def _chat_parser() -> argparse.ArgumentParser:
         prog="python -m client",
         description="Chat over the WebSocket API: each line you type is sent as a sendmessage action;\n"
                     "messages print as '[HH:MM:SS] name: text', errors go to stderr. Ctrl-D or Ctrl-C quits.\n"
-                    "'python -m client smoke URL' runs the smoke test instead.",
+                    "'python -m client smoke URL' runs the smoke test instead; 'python -m client token --name NAME'\n"
+                    "mints a token for a stack with auth (see 'python -m client token --help').",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -69,6 +72,8 @@ def _smoke_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the chat or the smoke test; returns the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["token"]:
+        return mint.run(arguments[1:])
     if arguments[:1] == ["smoke"]:
         parser = _smoke_parser()
         options = parser.parse_args(arguments[1:])
