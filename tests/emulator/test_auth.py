@@ -1,0 +1,217 @@
+"""Token auth in the emulator (issue 7): the REAL authorizer guards `$connect` as API Gateway runs it.
+
+`python -m emulator --auth token` with `CHAT_TOKEN_SECRET` set: allowed, missing, forged, expired and tampered
+tokens, the header form, and `$connect` never running for a refused handshake. An in-process cloud with a stand-in
+authorizer (tests/emulator/authorizers.py): crash, timeout and malformed answers are 500, and the event it gets.
+Pure checks of the policy evaluation complete it.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from app import definition
+from emulator.authorization import authorization_context
+from emulator.testing import RunningEmulator, running_emulator
+from emulator.workers import Invocation
+from handlers import environment, tokens
+from tests.emulator.conftest import CloudThread, cloud_options, function_spec, receive_json
+
+SECRET = "emulator-test-secret-0123456789-abcdefghijklmnop"
+OTHER_SECRET = "some-other-secret-0123456789-abcdefghijklmnopqr"
+REFERENCE_EVENT = Path(__file__).parents[1] / "hardening" / "events" / "authorizer_connect.json"
+ARN = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/dev/$connect"
+
+
+def token(name: str = "alice", secret: str = SECRET, ttl: int = 600, issued: float | None = None) -> str:
+    return tokens.mint_token(secret.encode("utf-8"), name, ttl, now=time.time() if issued is None else issued)
+
+
+def tampered() -> str:
+    """A valid token for alice whose payload now says mallory (the signature is alice's)."""
+    version, _, signature = token("alice").split(".")
+    payload = base64.urlsafe_b64encode(json.dumps({"exp": int(time.time()) + 600, "name": "mallory"},
+                                                  separators=(",", ":")).encode()).rstrip(b"=").decode()
+    return f"{version}.{payload}.{signature}"
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[RunningEmulator]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(definition.DEV_TOKEN_SECRET_VARIABLE, SECRET)
+        with running_emulator(extra_args=("--auth", "token", "--function-timeout", "10")) as running:
+            yield running
+
+
+def join(url: str, **kwargs: Any) -> ClientConnection:
+    client: ClientConnection = connect(url, proxy=None, compression=None, open_timeout=15, legacy=True, **kwargs)
+    return client
+
+
+def broadcast_sender(client: ClientConnection) -> str:
+    client.send(json.dumps({"action": "sendmessage", "message": "who am I?"}))
+    envelope = receive_json(client)
+    assert envelope.get("type") == "message", f"expected the broadcast of my message, got {envelope}"
+    sender: str = envelope["from"]
+    return sender
+
+
+def test_the_ready_lines_say_how_auth_runs_and_never_show_a_secret_from_the_environment(
+        emulator: RunningEmulator) -> None:
+    output = emulator.output_text()
+    assert "$connect -> authorizer (handlers.authorizer.handler)" in output, f"no authorizer line in:\n{output}"
+    assert "python -m client token --name alice" in output, f"no minting hint in:\n{output}"
+    assert "WARNING" not in output, "with the authorizer running, the no-authorizer warning must not show"
+
+
+def test_a_valid_token_connects_under_its_name_not_the_query_name(emulator: RunningEmulator) -> None:
+    with join(f"{emulator.ws_url}?name=bob&{definition.TOKEN_QUERY_PARAMETER}={token('alice')}") as client:
+        assert broadcast_sender(client) == "alice", "the token's name must win over ?name= in the broadcast's from"
+
+
+def test_the_bearer_header_is_accepted_too(emulator: RunningEmulator) -> None:
+    headers = {definition.TOKEN_HEADER: f"Bearer {token('carol')}"}
+    with join(emulator.ws_url, additional_headers=headers) as client:
+        assert broadcast_sender(client) == "carol", "a token in Authorization: Bearer must connect under its name"
+
+
+@pytest.mark.parametrize(("case", "query", "status"), [
+    ("missing", "name=bob", 401),
+    ("blank", "token=", 401),
+    ("forged", f"token={token(secret=OTHER_SECRET)}", 403),
+    ("expired", f"token={token(ttl=60, issued=time.time() - 3600)}", 403),
+    ("tampered", f"token={tampered()}", 403),
+    ("garbage", "token=not-a-token", 403),
+])
+def test_a_refused_token_refuses_the_handshake_and_connect_never_runs(emulator: RunningEmulator, case: str,
+                                                                    query: str, status: int) -> None:
+    connects_before = emulator.output_text().count("[$connect]")
+    with pytest.raises(InvalidStatus) as refused:
+        join(f"{emulator.ws_url}?{query}")
+    assert refused.value.response.status_code == status, f"a {case} token must be refused with {status}"
+    output = emulator.output_text()
+    assert output.count("[$connect]") == connects_before, f"$connect ran for a {case} token"
+    assert f"authorizer answered {status}" in output, f"the gateway must log the authorizer's {status}"
+
+
+def test_the_secret_from_the_environment_is_never_printed(emulator: RunningEmulator) -> None:
+    with join(f"{emulator.ws_url}?token={token('dave')}"):
+        pass
+    assert SECRET not in emulator.output_text(), "the signing secret leaked into the emulator's output"
+
+
+# --- A stand-in authorizer in an in-process cloud: failures are 500, and the event it is given --------------------
+
+STAND_IN = dataclasses.replace(function_spec("stand-in-authorizer", "steered", environment.TOKEN_SECRET_PARAMETER),
+                               handler="tests.emulator.authorizers.steered")
+
+
+@pytest.fixture(scope="module")
+def stand_in_cloud() -> Iterator[CloudThread]:
+    running = CloudThread(cloud_options(authorizer=STAND_IN, prewarm=False))
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.mark.parametrize("mode", ["crash", "hang", "no-policy", "nested-context"])
+def test_an_authorizer_that_fails_or_answers_badly_is_500_and_connect_never_runs(stand_in_cloud: CloudThread,
+                                                                                 mode: str) -> None:
+    connects_before = len(stand_in_cloud.recorded_all("$connect"))
+    with pytest.raises(InvalidStatus) as refused:
+        stand_in_cloud.connect(f"mode={mode}")
+    assert refused.value.response.status_code == 500, f"an authorizer that does {mode} must give 500"
+    assert len(stand_in_cloud.recorded_all("$connect")) == connects_before, f"$connect ran after {mode}"
+
+
+def test_the_authorizer_gets_a_request_event_and_its_context_reaches_connect(stand_in_cloud: CloudThread) -> None:
+    with stand_in_cloud.connect("mode=allow&name=x", additional_headers={"X-Custom": "yes"}) as client:
+        client.send(json.dumps({"action": "echo"}))
+        message = receive_json(client)["event"]
+    connection_id = message["requestContext"]["connectionId"]
+    [connect_event] = stand_in_cloud.recorded("$connect", connection_id)
+    context = connect_event["requestContext"]["authorizer"]
+    event = json.loads(context.pop("event"))
+    assert context == {"name": "steered", "principalId": "user-7"}, "authorizer = its context plus principalId"
+    assert message["requestContext"]["authorizer"]["principalId"] == "user-7", "MESSAGE events carry it too"
+    cloud = stand_in_cloud.cloud
+    api_id = connect_event["requestContext"]["apiId"]
+    assert event["type"] == "REQUEST", f"type: {event.get('type')}"
+    assert event["methodArn"] == f"arn:aws:execute-api:{cloud.options.region}:123456789012:{api_id}/" \
+                                 f"{cloud.options.stage}/$connect", f"methodArn: {event['methodArn']}"
+    assert event["queryStringParameters"] == {"mode": "allow", "name": "x"}, "the query string as sent"
+    assert event["multiValueQueryStringParameters"] == {"mode": ["allow"], "name": ["x"]}, "multi-valued query"
+    assert event["headers"]["X-Custom"] == "yes" and event["multiValueHeaders"]["X-Custom"] == ["yes"], "headers"
+    assert event["stageVariables"] == {}, "stageVariables as in tests/hardening/events/authorizer_connect.json"
+    request = event["requestContext"]
+    assert (request["routeKey"], request["eventType"], request["connectionId"]) == (
+        "$connect", "CONNECT", connection_id), f"requestContext as for $connect: {request}"
+    assert "authorizer" not in request and "isBase64Encoded" not in event, "nothing the authorizer cannot have yet"
+    fixture_keys = set(json.loads(REFERENCE_EVENT.read_text("utf-8")))
+    assert fixture_keys <= set(event), f"keys of the reference event missing: {fixture_keys - set(event)}"
+
+
+def test_no_query_string_means_no_query_parameters_in_the_event(stand_in_cloud: CloudThread) -> None:
+    with stand_in_cloud.connect() as client:
+        client.send(json.dumps({"action": "echo"}))
+        connection_id = receive_json(client)["event"]["requestContext"]["connectionId"]
+    [connect_event] = stand_in_cloud.recorded("$connect", connection_id)
+    event = json.loads(connect_event["requestContext"]["authorizer"]["event"])
+    assert "queryStringParameters" not in event, "absent when the handshake has no query string, as on AWS"
+
+
+# --- The policy evaluation on its own ----------------------------------------------------------------------------
+
+def _policy(*statements: dict[str, Any], **extra: Any) -> Invocation:
+    return Invocation(ok=True, result={"principalId": "p", "policyDocument": {"Version": "2012-10-17",
+                                                                              "Statement": list(statements)}, **extra})
+
+
+def _statement(effect: str, resource: Any, action: Any = "execute-api:Invoke") -> dict[str, Any]:
+    return {"Effect": effect, "Action": action, "Resource": resource}
+
+
+@pytest.mark.parametrize("resource", [ARN, "arn:aws:execute-api:*:*:*", "arn:aws:execute-api:us-east-1:*:abcdef1234/*",
+                                      "arn:aws:execute-api:us-east-1:123456789012:abcdef123?/dev/$connect", [ARN, "x"]])
+def test_an_allow_matching_the_method_arn_allows(resource: Any) -> None:
+    context = authorization_context(_policy(_statement("Allow", resource), context={"name": "n"}), ARN)
+    assert context == {"name": "n", "principalId": "p"}, f"Allow on {resource!r} must let {ARN} through"
+
+
+@pytest.mark.parametrize(("case", "outcome"), [
+    ("deny", _policy(_statement("Deny", ARN))),
+    ("deny wins", _policy(_statement("Allow", "*"), _statement("Deny", ARN))),
+    ("another stage", _policy(_statement("Allow", ARN.replace("/dev/", "/prod/")))),
+    ("? is one character", _policy(_statement("Allow", ARN.replace("abcdef1234", "abcdef12?")))),
+    ("another action", _policy(_statement("Allow", ARN, action="execute-api:ManageConnections"))),
+    ("no statements", _policy()),
+])
+def test_a_deny_or_no_matching_allow_is_403(case: str, outcome: Invocation) -> None:
+    with pytest.raises(web.HTTPForbidden):
+        authorization_context(outcome, ARN)
+
+
+@pytest.mark.parametrize(("case", "outcome", "status"), [
+    ("Unauthorized", Invocation(ok=False, error_type="Exception", error_message="Unauthorized"), 401),
+    ("other error", Invocation(ok=False, error_type="Exception", error_message="unauthorized"), 500),
+    ("timeout", Invocation(ok=False, error_type="Sandbox.Timedout", error_message="Task timed out"), 500),
+    ("not an object", Invocation(ok=True, result="Allow"), 500),
+    ("no principal", Invocation(ok=True, result={"policyDocument": {"Statement": []}}), 500),
+    ("bad effect", _policy(_statement("allow", ARN)), 500),
+    ("over 8 KB", _policy(_statement("Allow", ARN), context={"big": "x" * 9000}), 500),
+])
+def test_errors_and_malformed_answers(case: str, outcome: Invocation, status: int) -> None:
+    with pytest.raises(web.HTTPException) as refused:
+        authorization_context(outcome, ARN)
+    assert refused.value.status == status, f"{case}: expected {status}, got {refused.value.status}"
