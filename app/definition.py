@@ -44,6 +44,9 @@ class Function:
     """DynamoDB actions on the connections table, least privilege."""
     callback_methods: tuple[str, ...]
     """HTTP methods of the `@connections` callback API the function calls (IAM `execute-api:ManageConnections`)."""
+    fans_out: bool = False
+    """Posts to every connection. Lambda gives CPU in proportion to memory and a broadcast is CPU-bound (one signed
+    request per connection), so such a function gets the stack's `broadcastMemoryMb` instead of `lambdaMemoryMb`."""
 
     @property
     def handler(self) -> str:
@@ -72,6 +75,7 @@ SEND_MESSAGE = Function(
     # GetItem reads the sender's display name, Scan lists the audience, DeleteItem removes stale connections.
     table_actions=("dynamodb:GetItem", "dynamodb:Scan", "dynamodb:DeleteItem"),
     callback_methods=("POST",),
+    fans_out=True,
 )
 DEFAULT = Function(
     name="default",

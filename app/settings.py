@@ -46,6 +46,7 @@ class StackSettings:
     lambda_runtime: str = "python3.13"
     lambda_architecture: str = "arm64"
     lambda_memory_mb: int = 256
+    broadcast_memory_mb: int = 1769
     lambda_timeout_seconds: int = 29
     max_message_bytes: int = 16 * 1024
     log_retention_days: int = 14
@@ -67,6 +68,11 @@ class StackSettings:
     alarm_api_errors: int = 5
     tracing: bool = False
     reserved_concurrency: int | None = None
+
+
+    def memory_mb(self, fans_out: bool) -> int:
+        """Memory of a function: `broadcast_memory_mb` for one that posts to every connection."""
+        return self.broadcast_memory_mb if fans_out else self.lambda_memory_mb
 
 
 @dataclass(frozen=True)
@@ -166,7 +172,11 @@ KEYS: tuple[Key, ...] = (
     Key("stageName", "stage_name", _stage_name, "API Gateway stage name; defaults to the stack name."),
     Key("lambdaRuntime", "lambda_runtime", _runtime, "Python runtime of every function."),
     Key("lambdaArchitecture", "lambda_architecture", _choice(ARCHITECTURES), "CPU architecture of every function."),
-    Key("lambdaMemoryMb", "lambda_memory_mb", _int_in(128, 10240), "Memory of every function, in MB."),
+    Key("lambdaMemoryMb", "lambda_memory_mb", _int_in(128, 10240),
+        "Memory of every function but the one that broadcasts, in MB."),
+    Key("broadcastMemoryMb", "broadcast_memory_mb", _int_in(128, 10240),
+        "Memory of the function that broadcasts (send-message), in MB. Lambda gives CPU in proportion to memory and a "
+        "broadcast signs one request per connection: 1769 MB is one full vCPU, about 1,000 posts a second."),
     Key("lambdaTimeoutSeconds", "lambda_timeout_seconds", _int_in(1, 60),
         "Function timeout in seconds; API Gateway stops waiting after 29 s, so more than 60 is refused."),
     Key("maxMessageBytes", "max_message_bytes", _int_in(1, FRAME_LIMIT_BYTES - 1024),

@@ -102,7 +102,7 @@ class ChatBackend(pulumi.ComponentResource):
                     archive_hash=content_hash(function),
                     runtime=settings.lambda_runtime,
                     architecture=settings.lambda_architecture,
-                    memory_mb=settings.lambda_memory_mb,
+                    memory_mb=settings.memory_mb(function.fans_out),
                     timeout_seconds=settings.lambda_timeout_seconds,
                     tracing=settings.tracing,
                     reserved_concurrency=settings.reserved_concurrency,

@@ -26,6 +26,7 @@ BAD_VALUES: dict[str, Any] = {
     "lambdaRuntime": "python3.8",
     "lambdaArchitecture": "sparc",
     "lambdaMemoryMb": -256,
+    "broadcastMemoryMb": 10241,
     "lambdaTimeoutSeconds": -1,
     "maxMessageBytes": 64 * 1024,
     "logRetentionDays": 10,
