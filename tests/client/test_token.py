@@ -1,0 +1,111 @@
+"""`python -m client token`: a token the authorizer accepts, only the token on stdout, clear errors (exit 2).
+
+End to end: the emulator with `--auth token` and no `CHAT_TOKEN_SECRET` makes up a secret and prints how to mint;
+a token minted that way lets `python -m client smoke URL --token ...` pass, and without one the smoke test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.definition import DEV_TOKEN_SECRET_VARIABLE
+from client import mint
+from emulator.testing import RunningEmulator, running_emulator
+from handlers import tokens
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+SECRET = "client-test-secret-0123456789-abcdefghijklmnopq"
+
+
+def token_command(*arguments: str, environment: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m client ARGUMENTS` with `environment` in place of the caller's CHAT_TOKEN_SECRET."""
+    env = {key: value for key, value in os.environ.items() if key != DEV_TOKEN_SECRET_VARIABLE}
+    env.update(environment or {})
+    return subprocess.run([sys.executable, "-m", "client", *arguments], capture_output=True, text=True,
+                          cwd=REPOSITORY, env=env, timeout=60, check=False)
+
+
+def test_the_token_is_all_stdout_holds_and_verifies_with_the_secret() -> None:
+    minted = token_command("token", "--name", "alice", "--ttl", "2h", environment={DEV_TOKEN_SECRET_VARIABLE: SECRET})
+    assert minted.returncode == 0, f"minting failed: {minted.stderr}"
+    assert minted.stdout.endswith("\n") and minted.stdout.count("\n") == 1, f"stdout: one line, {minted.stdout!r}"
+    claims = tokens.verify_token(SECRET.encode(), minted.stdout.strip())
+    assert claims.name == "alice", f"the token must carry the name, got {claims.name!r}"
+    assert abs(claims.expires_at - (time.time() + 7200)) < 60, f"--ttl 2h must expire in two hours: {claims}"
+    assert SECRET not in minted.stdout + minted.stderr, "the secret must never be printed"
+
+
+def test_secret_env_reads_another_variable() -> None:
+    minted = token_command("token", "--name", "bob", "--secret-env", "MY_SECRET", environment={"MY_SECRET": SECRET})
+    assert minted.returncode == 0, f"--secret-env MY_SECRET failed: {minted.stderr}"
+    assert tokens.verify_token(SECRET.encode(), minted.stdout.strip()).name == "bob", "signed with MY_SECRET"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("15m", 900), ("1h", 3600), ("30d", 2592000),
+                                               (" 2h ", 7200)])
+def test_ttl_units(text: str, seconds: int) -> None:
+    assert mint.ttl_seconds(text) == seconds, f"--ttl {text!r} must be {seconds} s"
+
+
+@pytest.mark.parametrize(("arguments", "environment", "expected"), [
+    (["--name", "alice"], {}, f"{DEV_TOKEN_SECRET_VARIABLE} is not set"),
+    (["--name", "alice"], {DEV_TOKEN_SECRET_VARIABLE: "too-short"}, "at least 32 bytes, got 9"),
+    (["--name", "alice", "--secret-env", "NOPE"], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "NOPE is not set"),
+    (["--name", "alice", "--secret-env", "not a name"], {}, "must name an environment variable"),
+    (["--name", " alice"], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "--name: "),
+    (["--name", "x" * 33], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "--name: "),
+    (["--name", "alice", "--ttl", "31d"], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "from 1s to 30d"),
+    (["--name", "alice", "--ttl", "0s"], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "from 1s to 30d"),
+    (["--name", "alice", "--ttl", "1w"], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "optional unit s, m, h or d"),
+    (["--name", "alice", "--ttl=-5m"], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "optional unit s, m, h or d"),
+    ([], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "--name"),
+])
+def test_a_bad_argument_or_secret_exits_2_with_the_reason(arguments: list[str], environment: dict[str, str],
+                                                          expected: str, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv(DEV_TOKEN_SECRET_VARIABLE, raising=False)
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SystemExit) as exited:
+        mint.run(arguments)
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2, f"{arguments}: exit status {exited.value.code}, not 2"
+    assert out == "", f"{arguments}: nothing may reach stdout on failure, got {out!r}"
+    assert expected in err, f"{arguments}: stderr must say {expected!r}, got {err!r}"
+    assert "too-short" not in err, "the error must not repeat the secret"
+
+
+@pytest.fixture(scope="module")
+def auth_emulator() -> Iterator[RunningEmulator]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(DEV_TOKEN_SECRET_VARIABLE, raising=False)
+        with running_emulator(extra_args=("--auth", "token")) as emulator:
+            yield emulator
+
+
+def test_a_minted_token_lets_smoke_pass_against_an_emulator_with_auth(auth_emulator: RunningEmulator) -> None:
+    match = re.search(rf"{DEV_TOKEN_SECRET_VARIABLE}=(\S+) (python -m client token --name alice)",
+                      auth_emulator.output_text())
+    assert match, f"the ready lines must show the run's secret and how to mint:\n{auth_emulator.output_text()}"
+    secret, command = match[1], match[2].split()
+    minted = token_command(*command[3:], environment={DEV_TOKEN_SECRET_VARIABLE: secret})
+    assert minted.returncode == 0, f"the printed mint command failed: {minted.stderr}"
+    smoke = token_command("smoke", auth_emulator.ws_url, "--token", minted.stdout.strip(), "--timeout", "15")
+    assert smoke.returncode == 0, f"smoke with the minted token failed: {smoke.stderr}"
+    assert smoke.stdout.startswith("smoke ok:"), f"smoke's summary: {smoke.stdout!r}"
+    assert minted.stdout.strip() not in smoke.stdout, "smoke must not print the token"
+    assert auth_emulator.output_text().count(secret) == 1, "the made-up secret is shown once, in the ready lines"
+
+
+def test_smoke_without_a_token_is_refused_with_401(auth_emulator: RunningEmulator) -> None:
+    smoke = token_command("smoke", auth_emulator.ws_url, "--timeout", "15")
+    assert smoke.returncode == 1, f"smoke without a token must fail: {smoke.stdout} {smoke.stderr}"
+    assert "HTTP 401" in smoke.stderr, f"the failure must name the 401: {smoke.stderr!r}"
