@@ -11,6 +11,9 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +25,9 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from app import definition
+from emulator.__main__ import options_from_arguments, parse_arguments
 from emulator.authorization import authorization_context
+from emulator.config import PROJECT_ROOT
 from emulator.testing import RunningEmulator, running_emulator
 from emulator.workers import Invocation
 from handlers import environment, tokens
@@ -215,3 +220,28 @@ def test_errors_and_malformed_answers(case: str, outcome: Invocation, status: in
     with pytest.raises(web.HTTPException) as refused:
         authorization_context(outcome, ARN)
     assert refused.value.status == status, f"{case}: expected {status}, got {refused.value.status}"
+
+
+# --- Turning it on: the flag, the stack's setting, the secret -----------------------------------------------------
+
+def test_auth_token_runs_the_definitions_authorizer_with_the_secret_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(definition.DEV_TOKEN_SECRET_VARIABLE, SECRET)
+    options = options_from_arguments(parse_arguments(["--auth", "token"]))
+    assert options.settings.auth == "token", "--auth token overrides the stack's auth"
+    assert options.authorizer is not None and options.authorizer.handler == definition.AUTHORIZER.handler, \
+        "the authorizer is app.definition.AUTHORIZER's handler"
+    assert options.authorizer.environment == definition.AUTHORIZER.environment, "with the definition's env names"
+    assert options.token_secret == SECRET, f"the secret comes from {definition.DEV_TOKEN_SECRET_VARIABLE}"
+    assert SECRET not in repr(options), "the options' repr must not show the secret"
+    plain = options_from_arguments(parse_arguments(["--auth", "none"]))
+    assert plain.authorizer is None and plain.token_secret is None, "--auth none runs no authorizer, reads no secret"
+
+
+def test_a_short_secret_stops_the_emulator_with_exit_2_and_does_not_echo_it() -> None:
+    environment = {**os.environ, definition.DEV_TOKEN_SECRET_VARIABLE: "short-secret"}
+    run = subprocess.run([sys.executable, "-m", "emulator", "--auth", "token", "--port", "0"], cwd=PROJECT_ROOT,
+                         env=environment, capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 2, f"a short secret must exit 2, got {run.returncode}: {run.stderr}"
+    assert "at least 32 bytes" in run.stderr and "short-secret" not in run.stderr + run.stdout, \
+        f"one line giving the rule, never the secret: {run.stderr!r}"
