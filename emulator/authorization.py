@@ -33,6 +33,7 @@ from app import definition
 from emulator import events
 from emulator.config import EmulatorConfigError
 from emulator.dynamodb import THROWAWAY_CREDENTIALS, LocalTable, start_moto, stop_moto
+from emulator.gateway import handshake_headers
 from emulator.workers import FunctionPool, Invocation, Log, physical_name
 from handlers import environment
 
@@ -121,19 +122,6 @@ def method_arn(region: str, api: events.Api) -> str:
     return f"arn:aws:execute-api:{region}:{ACCOUNT_ID}:{api.api_id}/{api.stage}/{definition.AUTHORIZER_ROUTE}"
 
 
-def handshake_headers(request: web.Request) -> list[tuple[str, str]]:
-    """The handshake's headers as sent, plus the ones API Gateway adds (as `$connect` sees them)."""
-    headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.raw_headers]
-    sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    headers += [
-        ("X-Amzn-Trace-Id", events.trace_id(events.now_ms())),
-        ("X-Forwarded-For", request.remote or "127.0.0.1"),
-        ("X-Forwarded-Port", str(sockname[1]) if sockname else ""),
-        ("X-Forwarded-Proto", "http"),
-    ]
-    return headers
-
-
 def authorizer_event(api: events.Api, peer: events.Peer, region: str, headers: list[tuple[str, str]],
                      query: list[tuple[str, str]]) -> dict[str, Any]:
     """A REQUEST authorizer event (tests/hardening/events/authorizer_connect.json): `$connect`'s headers, query
@@ -216,15 +204,16 @@ def _wildcard(pattern: str, value: str, ignore_case: bool = False) -> bool:
 class LambdaRequestAuthorizer:
     """The gateway's `Authorizer`: invokes the authorizer function on its own pool and answers as API Gateway."""
 
-    def __init__(self, pool: FunctionPool, api: events.Api, region: str, log: Log) -> None:
+    def __init__(self, pool: FunctionPool, api: events.Api, region: str, port: int, log: Log) -> None:
         self.pool = pool
         self._api = api
         self._region = region
+        self._port = port
         self._log = log
 
     async def __call__(self, request: web.Request, peer: events.Peer) -> Mapping[str, Any] | None:
         """`requestContext.authorizer` for this connection, or the refusal (401, 403, 500) as an HTTP exception."""
-        event = authorizer_event(self._api, peer, self._region, handshake_headers(request),
+        event = authorizer_event(self._api, peer, self._region, handshake_headers(request, self._port),
                                  list(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True)))
         started = time.monotonic()
         try:

@@ -109,7 +109,8 @@ class LocalCloud:
             parameter = await asyncio.to_thread(store_secret, self._table, options.region, secret)
             pool = self._pool(options.authorizer, parameter.variables, parameter.endpoints)
             self._authorization = TokenAuthorization(secret, parameter,
-                                                     LambdaRequestAuthorizer(pool, api, options.region, self._log))
+                                                     LambdaRequestAuthorizer(pool, api, options.region, self.port,
+                                                                             self._log))
             self._authorizer = self._authorization.authorizer
             pools_by_function[options.authorizer.name] = pool
         self.gateway = Gateway(options, api, self._pools, self._log, self._authorizer)

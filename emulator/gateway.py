@@ -87,6 +87,20 @@ class Connection:
             await self.ws.close(code=code, message=reason.encode("utf-8"))
 
 
+def handshake_headers(request: web.Request, fallback_port: int) -> list[tuple[str, str]]:
+    """The handshake's headers as sent, plus the ones API Gateway adds (`$connect` and the authorizer see these)."""
+    headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.raw_headers]
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    port = str(sockname[1]) if sockname else str(fallback_port)
+    headers += [
+        ("X-Amzn-Trace-Id", events.trace_id(events.now_ms())),
+        ("X-Forwarded-For", request.remote or "127.0.0.1"),
+        ("X-Forwarded-Port", port),
+        ("X-Forwarded-Proto", "http"),
+    ]
+    return headers
+
+
 def error_response(status: int, error_type: str, message: str) -> web.Response:
     """An API Gateway error: JSON `{"message": ...}` and the `x-amzn-ErrorType` header botocore maps to exceptions."""
     return web.json_response({"message": message}, status=status, headers={"x-amzn-ErrorType": error_type})
@@ -157,7 +171,7 @@ class Gateway:
                 raise
         request_id = events.new_id()
         event = events.connect_event(
-            self._api, peer, request_id=request_id, headers=self._connect_headers(request),
+            self._api, peer, request_id=request_id, headers=handshake_headers(request, self._options.port),
             query=list(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True)),
             authorizer=connection.authorizer)
         outcome = await self._invoke("$connect", event, peer.connection_id)
@@ -195,19 +209,6 @@ class Gateway:
             connection.state = "closed"
             await self._disconnect(connection)
         return ws
-
-    def _connect_headers(self, request: web.Request) -> list[tuple[str, str]]:
-        """The handshake's headers as sent, plus the ones API Gateway adds."""
-        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.raw_headers]
-        sockname = request.transport.get_extra_info("sockname") if request.transport else None
-        port = str(sockname[1]) if sockname else str(self._options.port)
-        headers += [
-            ("X-Amzn-Trace-Id", events.trace_id(events.now_ms())),
-            ("X-Forwarded-For", request.remote or "127.0.0.1"),
-            ("X-Forwarded-Port", port),
-            ("X-Forwarded-Proto", "http"),
-        ]
-        return headers
 
     @staticmethod
     def _handshake_answer(outcome: Invocation | None) -> tuple[int, str | None]:
