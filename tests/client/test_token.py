@@ -15,11 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, expect
 
 from app.definition import DEV_TOKEN_SECRET_VARIABLE
 from client import mint
 from emulator.testing import RunningEmulator, running_emulator
 from handlers import tokens
+from tests.client.test_page import ChatPage
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SECRET = "client-test-secret-0123456789-abcdefghijklmnopq"
@@ -91,11 +93,16 @@ def auth_emulator() -> Iterator[RunningEmulator]:
             yield emulator
 
 
-def test_a_minted_token_lets_smoke_pass_against_an_emulator_with_auth(auth_emulator: RunningEmulator) -> None:
+def printed_mint_command(emulator: RunningEmulator) -> tuple[str, list[str]]:
+    """The secret the emulator made up and the mint command, both from its ready lines."""
     match = re.search(rf"{DEV_TOKEN_SECRET_VARIABLE}=(\S+) (python -m client token --name alice)",
-                      auth_emulator.output_text())
-    assert match, f"the ready lines must show the run's secret and how to mint:\n{auth_emulator.output_text()}"
-    secret, command = match[1], match[2].split()
+                      emulator.output_text())
+    assert match, f"the ready lines must show the run's secret and how to mint:\n{emulator.output_text()}"
+    return match[1], match[2].split()
+
+
+def test_a_minted_token_lets_smoke_pass_against_an_emulator_with_auth(auth_emulator: RunningEmulator) -> None:
+    secret, command = printed_mint_command(auth_emulator)
     minted = token_command(*command[3:], environment={DEV_TOKEN_SECRET_VARIABLE: secret})
     assert minted.returncode == 0, f"the printed mint command failed: {minted.stderr}"
     smoke = token_command("smoke", auth_emulator.ws_url, "--token", minted.stdout.strip(), "--timeout", "15")
@@ -109,3 +116,19 @@ def test_smoke_without_a_token_is_refused_with_401(auth_emulator: RunningEmulato
     smoke = token_command("smoke", auth_emulator.ws_url, "--timeout", "15")
     assert smoke.returncode == 1, f"smoke without a token must fail: {smoke.stdout} {smoke.stderr}"
     assert "HTTP 401" in smoke.stderr, f"the failure must name the 401: {smoke.stderr!r}"
+
+
+@pytest.mark.browser
+def test_the_page_connects_with_a_token_under_the_tokens_name(browser: Browser, auth_emulator: RunningEmulator,
+                                                              artifacts: Path) -> None:
+    secret, _ = printed_mint_command(auth_emulator)
+    tess = ChatPage(browser, auth_emulator.http_url, "not-this-name",
+                    token=tokens.mint_token(secret.encode(), "Tess", 600))
+    try:
+        tess.send("hello from a page with a token")
+        line = tess.message("hello from a page with a token")
+        expect(line.locator(".sender"), "the page must show the token's name, not the name field's").to_have_text(
+            "Tess (you)")
+        tess.page.screenshot(path=str(artifacts / "chat-token.png"))
+    finally:
+        tess.close()
