@@ -17,8 +17,8 @@ from app.definition import AUTHORIZER
 from app.settings import PROJECT, StackSettings
 from handlers import environment
 from handlers.tokens import MIN_SECRET_BYTES
-from infra.function import tracing_config
-from infra.policies import POLICY_VERSION, assume_role_policy, tracing_policy
+from infra.function import ChatFunction, ChatFunctionArgs
+from infra.policies import POLICY_VERSION
 
 SECRET_KEY = "authTokenSecret"
 """The secret config value holding the signing secret (`app.settings.SECRET_KEYS`)."""
@@ -35,8 +35,6 @@ listing `route.request.querystring.token` would shut out header users and listin
 identity source every `$connect` reaches the function, which answers 401 itself when neither carries a token
 (docs/hardening.md). Caching is not available for WebSocket authorizers, so nothing is lost there."""
 
-BASIC_EXECUTION_POLICY_ARN = aws.iam.ManagedPolicy.AWS_LAMBDA_BASIC_EXECUTION_ROLE
-
 READ_SECRET_SID = "ReadTokenSigningSecret"
 
 
@@ -50,7 +48,8 @@ class TokenAuthorizerArgs:
     secret: pulumi.Input[str]
     """The signing secret (Pulumi secret config); stored as an SSM SecureString, never put in the environment."""
     code: pulumi.Archive
-    """The authorizer's deployment package (`handlers/authorizer.py` and the modules it imports)."""
+    """The authorizer's deployment package (`handlers/authorizer.py` and the modules it imports), usually
+    `infra.function.file_archive` of the zip `infra.archive.write_archive` wrote."""
     code_hash: pulumi.Input[str] | None
     """`infra.archive.content_hash`, so unchanged sources leave the function untouched; None to let Lambda tell."""
     settings: StackSettings
@@ -81,63 +80,33 @@ class TokenAuthorizer(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            retention_in_days=settings.log_retention_days,
+        # A function like every other (log group, role, basic execution, tracing grant, concurrency) whose one extra
+        # right is reading the secret's parameter.
+        self.function = ChatFunction(
+            name,
+            ChatFunctionArgs(
+                function=AUTHORIZER,
+                code=args.code,
+                code_hash=args.code_hash,
+                runtime=settings.lambda_runtime,
+                architecture=settings.lambda_architecture,
+                memory_mb=settings.memory_mb(AUTHORIZER.fans_out),
+                timeout_seconds=settings.lambda_timeout_seconds,
+                tracing=settings.tracing,
+                reserved_concurrency=settings.reserved_concurrency,
+                log_retention_days=settings.log_retention_days,
+                # The parameter's name only: the secret itself never enters the environment (CKV_AWS_45).
+                environment={environment.TOKEN_SECRET_PARAMETER: self.parameter.name},
+                policy=read_secret_policy(self.parameter.arn),
+                # Warm containers keep the secret they read. A new secret bumps the parameter's version, which changes
+                # this description, and a configuration change makes Lambda start fresh containers that read it.
+                description=pulumi.Output.concat(
+                    "WebSocket chat $connect authorizer (signing secret version ",
+                    self.parameter.version.apply(str),
+                    ")",
+                ),
+            ),
             opts=child,
-        )
-
-        self.role = aws.iam.Role(
-            f"{name}-role",
-            assume_role_policy=pulumi.Output.json_dumps(assume_role_policy("lambda.amazonaws.com")),
-            opts=child,
-        )
-        permissions: list[pulumi.Resource] = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-basic-execution", role=self.role.name, policy_arn=BASIC_EXECUTION_POLICY_ARN, opts=child
-            ),
-            aws.iam.RolePolicy(
-                f"{name}-read-secret",
-                role=self.role.name,
-                policy=pulumi.Output.json_dumps(read_secret_policy(self.parameter.arn)),
-                opts=child,
-            ),
-        ]
-        if settings.tracing:
-            # The same grant as every other function's (infra.policies.tracing_policy, the one `*` resource).
-            permissions.append(
-                aws.iam.RolePolicy(
-                    f"{name}-tracing",
-                    role=self.role.name,
-                    policy=pulumi.Output.json_dumps(tracing_policy()),
-                    opts=child,
-                )
-            )
-
-        self.function = aws.lambda_.Function(
-            f"{name}-function",
-            role=self.role.arn,
-            runtime=settings.lambda_runtime,
-            architectures=[settings.lambda_architecture],
-            handler=AUTHORIZER.handler,
-            # Warm containers keep the secret they read. A new secret bumps the parameter's version, which changes
-            # this description, and a configuration change makes Lambda start fresh containers that read the new one.
-            description=pulumi.Output.concat(
-                "WebSocket chat $connect authorizer (signing secret version ", self.parameter.version.apply(str), ")"
-            ),
-            code=args.code,
-            source_code_hash=args.code_hash,
-            memory_size=settings.lambda_memory_mb,
-            timeout=settings.lambda_timeout_seconds,
-            # The parameter's name only: the secret itself never enters the environment (CKV_AWS_45).
-            environment=aws.lambda_.FunctionEnvironmentArgs(
-                variables={environment.TOKEN_SECRET_PARAMETER: self.parameter.name}
-            ),
-            logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="Text", log_group=self.log_group.name),
-            tracing_config=tracing_config(settings.tracing),
-            reserved_concurrent_executions=settings.reserved_concurrency,
-            # The rights and the log group exist before the first invocation, not merely before the role is named.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, *permissions]),
         )
 
         authorizer_settings: dict[str, Any] = {

@@ -4,7 +4,6 @@ alarms and dashboard every stack gets."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from infra.api import WebSocketApi, WebSocketApiArgs
 from infra.archive import content_hash, write_archive
 from infra.authorization import TokenAuthorizer, build_token_authorizer
 from infra.domain import CustomDomain, build_custom_domain
-from infra.function import ChatFunction, ChatFunctionArgs
+from infra.function import ChatFunction, ChatFunctionArgs, file_archive
 from infra.monitoring import Monitoring, MonitoringArgs
 from infra.policies import function_policy
 from infra.routes import LambdaRoute, LambdaRouteArgs
@@ -98,8 +97,8 @@ class ChatBackend(pulumi.ComponentResource):
                 function.name,
                 ChatFunctionArgs(
                     function=function,
-                    archive_path=archive_path,
-                    archive_hash=content_hash(function),
+                    code=file_archive(archive_path),
+                    code_hash=content_hash(function),
                     runtime=settings.lambda_runtime,
                     architecture=settings.lambda_architecture,
                     memory_mb=settings.memory_mb(function.fans_out),
@@ -129,7 +128,7 @@ class ChatBackend(pulumi.ComponentResource):
                 secret=args.token_secret,
                 api_id=self.api.id,
                 execution_arn=self.api.execution_arn,
-                code=pulumi.FileArchive(os.path.relpath(authorizer_path)),
+                code=file_archive(authorizer_path),
                 code_hash=content_hash(args.authorizer),
                 opts=child,
             )

@@ -23,10 +23,11 @@ class ChatFunctionArgs:
     """What to run (definition and archive), how (runtime settings) and with which rights."""
 
     function: Function
-    archive_path: Path
-    """The deterministic zip written by `infra.archive`."""
-    archive_hash: str
-    """`infra.archive.content_hash`: unchanged sources leave the function untouched on `pulumi up`."""
+    code: pulumi.Archive
+    """The deployment package: `file_archive` of the deterministic zip `infra.archive.write_archive` wrote."""
+    code_hash: pulumi.Input[str] | None
+    """`infra.archive.content_hash`: unchanged sources leave the function untouched on `pulumi up`; None leaves the
+    comparison to Lambda."""
     runtime: str
     architecture: str
     memory_mb: int
@@ -38,7 +39,10 @@ class ChatFunctionArgs:
     log_retention_days: int
     environment: Mapping[str, pulumi.Input[str]]
     policy: Mapping[str, Any] | None
-    """The inline policy beyond logging (from `infra.policies.function_policy`); None when nothing more is needed."""
+    """The inline policy beyond logging (`infra.policies.function_policy`, or the authorizer's read-secret policy); it
+    may hold outputs, such as the ARNs it grants on. None when nothing more is needed."""
+    description: pulumi.Input[str] | None = None
+    """The function's description; the authorizer's carries its secret's version, so a rotation restarts it."""
 
 
 class ChatFunction(pulumi.ComponentResource):
@@ -99,9 +103,9 @@ class ChatFunction(pulumi.ComponentResource):
             runtime=args.runtime,
             architectures=[args.architecture],
             handler=args.function.handler,
-            # Relative to the project directory (Pulumi's working directory), so state is the same on every machine.
-            code=pulumi.FileArchive(os.path.relpath(args.archive_path)),
-            source_code_hash=args.archive_hash,
+            description=args.description,
+            code=args.code,
+            source_code_hash=args.code_hash,
             memory_size=args.memory_mb,
             timeout=args.timeout_seconds,
             environment=aws.lambda_.FunctionEnvironmentArgs(variables=dict(args.environment)),
@@ -124,3 +128,12 @@ def tracing_config(tracing: bool) -> aws.lambda_.FunctionTracingConfigArgs:
     The provider keeps the last mode when the block is left out, so a stack that turns tracing off must say so.
     """
     return aws.lambda_.FunctionTracingConfigArgs(mode="Active" if tracing else "PassThrough")
+
+
+def file_archive(path: Path) -> pulumi.FileArchive:
+    """A zip written by `infra.archive.write_archive`, as a function's code.
+
+    The path is made relative to the project directory (Pulumi's working directory), so state is the same on every
+    machine.
+    """
+    return pulumi.FileArchive(os.path.relpath(path))

@@ -36,6 +36,9 @@ ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 ROLE = "aws:iam/role:Role"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+CHAT_FUNCTION = "chat:index:ChatFunction"
+FUNCTION_RESOURCES = frozenset({FUNCTION, ROLE, ROLE_POLICY, ATTACHMENT, LOG_GROUP})
+"""What the authorizer's function is made of (`infra.function.ChatFunction`)."""
 SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"
 """How Pulumi marks a secret value on the wire."""
 
@@ -158,6 +161,9 @@ def test_function_runs_the_authorizer_with_only_the_parameter_name(run: Componen
     )
     assert SECRET not in str(inputs), f"the signing secret appears in {function}'s inputs"
     assert inputs["runtime"] == SETTINGS.lambda_runtime and inputs["architectures"] == [SETTINGS.lambda_architecture]
+    # The authorizer only checks an HMAC: the ordinary memory size, not the broadcasting function's.
+    assert inputs["memorySize"] == SETTINGS.lambda_memory_mb != SETTINGS.broadcast_memory_mb, f"{function} memory"
+    assert inputs["timeout"] == SETTINGS.lambda_timeout_seconds, f"{function} timeout {inputs['timeout']}"
     assert inputs["role"] == run.one(ROLE, "auth-role").outputs["arn"], f"{function} runs as another role"
     assert inputs["sourceCodeHash"] == CODE_HASH, f"{function} does not pin its code hash"
     assert inputs["loggingConfig"]["logGroup"] == log_group.outputs["name"], f"{function} logs elsewhere"
@@ -188,9 +194,14 @@ def test_only_this_apis_authorizer_may_invoke_the_function(run: ComponentRun) ->
 
 def test_every_resource_is_a_child_of_the_component(run: ComponentRun) -> None:
     component = run.one("chat:index:TokenAuthorizer", "auth")
+    function = run.one(CHAT_FUNCTION, "auth")
+    assert function.parent == component.urn, f"{function} is not parented to {component}"
     for resource in run.resources:
-        if resource is not component:
-            assert resource.parent == component.urn, f"{resource} is not parented to {component}"
+        if resource is component or resource is function:
+            continue
+        # The function's own resources belong to the ChatFunction the component builds; the rest to the component.
+        owner = function if resource.type in FUNCTION_RESOURCES else component
+        assert resource.parent == owner.urn, f"{resource} is not parented to {owner}"
 
 
 def test_tracing_and_reserved_concurrency_follow_the_settings() -> None:

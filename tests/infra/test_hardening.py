@@ -130,7 +130,7 @@ def test_the_secret_is_a_secure_string_only_the_authorizer_may_read(auth_run: Pr
     assert value["value"] == SECRET, f"{parameter}: does not hold authTokenSecret"
     role = auth_run.one(ROLE, "authorizer-role")
     policies = [policy for policy in auth_run.of_type(ROLE_POLICY) if policy.inputs["role"] == role.outputs["name"]]
-    assert [policy.name for policy in policies] == ["authorizer-read-secret"], f"{role}: inline policies {policies}"
+    assert [policy.name for policy in policies] == ["authorizer-policy"], f"{role}: inline policies {policies}"
     statements = json.loads(policies[0].inputs["policy"])["Statement"]
     assert [(s["Effect"], s["Action"], s["Resource"]) for s in statements] == [
         ("Allow", "ssm:GetParameter", parameter.outputs["arn"])
