@@ -68,7 +68,6 @@ class TokenAuthorizer(pulumi.ComponentResource):
     def __init__(self, name: str, args: TokenAuthorizerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("chat:index:TokenAuthorizer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        settings = args.settings
 
         # SecureString under the account's aws/ssm key, whose key policy already lets this account's principals
         # decrypt through SSM: the role needs no kms:Decrypt statement. The name is auto-generated per stack.
@@ -84,17 +83,11 @@ class TokenAuthorizer(pulumi.ComponentResource):
         # right is reading the secret's parameter.
         self.function = ChatFunction(
             name,
-            ChatFunctionArgs(
-                function=AUTHORIZER,
+            ChatFunctionArgs.from_settings(
+                AUTHORIZER,
+                args.settings,
                 code=args.code,
                 code_hash=args.code_hash,
-                runtime=settings.lambda_runtime,
-                architecture=settings.lambda_architecture,
-                memory_mb=settings.memory_mb(AUTHORIZER.fans_out),
-                timeout_seconds=settings.lambda_timeout_seconds,
-                tracing=settings.tracing,
-                reserved_concurrency=settings.reserved_concurrency,
-                log_retention_days=settings.log_retention_days,
                 # The parameter's name only: the secret itself never enters the environment (CKV_AWS_45).
                 environment={environment.TOKEN_SECRET_PARAMETER: self.parameter.name},
                 policy=read_secret_policy(self.parameter.arn),

@@ -95,17 +95,11 @@ class ChatBackend(pulumi.ComponentResource):
             archive_path, _ = write_archive(function, args.build_directory)
             self.functions[function.name] = ChatFunction(
                 function.name,
-                ChatFunctionArgs(
-                    function=function,
+                ChatFunctionArgs.from_settings(
+                    function,
+                    settings,
                     code=file_archive(archive_path),
                     code_hash=content_hash(function),
-                    runtime=settings.lambda_runtime,
-                    architecture=settings.lambda_architecture,
-                    memory_mb=settings.memory_mb(function.fans_out),
-                    timeout_seconds=settings.lambda_timeout_seconds,
-                    tracing=settings.tracing,
-                    reserved_concurrency=settings.reserved_concurrency,
-                    log_retention_days=settings.log_retention_days,
                     environment={variable: available[variable] for variable in function.environment},
                     policy=function_policy(
                         function,

@@ -12,6 +12,7 @@ import pulumi
 import pulumi_aws as aws
 
 from app.definition import Function
+from app.settings import StackSettings
 from infra.policies import assume_role_policy, tracing_policy
 
 BASIC_EXECUTION_POLICY_ARN = aws.iam.ManagedPolicy.AWS_LAMBDA_BASIC_EXECUTION_ROLE
@@ -43,6 +44,35 @@ class ChatFunctionArgs:
     may hold outputs, such as the ARNs it grants on. None when nothing more is needed."""
     description: pulumi.Input[str] | None = None
     """The function's description; the authorizer's carries its secret's version, so a rotation restarts it."""
+
+    @classmethod
+    def from_settings(
+        cls,
+        function: Function,
+        settings: StackSettings,
+        *,
+        code: pulumi.Archive,
+        code_hash: pulumi.Input[str] | None,
+        environment: Mapping[str, pulumi.Input[str]],
+        policy: Mapping[str, Any] | None,
+        description: pulumi.Input[str] | None = None,
+    ) -> ChatFunctionArgs:
+        """One function's arguments, run the way this stack runs every function (runtime, memory, tracing...)."""
+        return cls(
+            function=function,
+            code=code,
+            code_hash=code_hash,
+            runtime=settings.lambda_runtime,
+            architecture=settings.lambda_architecture,
+            memory_mb=settings.memory_mb(function.fans_out),
+            timeout_seconds=settings.lambda_timeout_seconds,
+            tracing=settings.tracing,
+            reserved_concurrency=settings.reserved_concurrency,
+            log_retention_days=settings.log_retention_days,
+            environment=environment,
+            policy=policy,
+            description=description,
+        )
 
 
 class ChatFunction(pulumi.ComponentResource):
