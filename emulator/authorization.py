@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl
 
 import boto3
 from aiohttp import web
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app import definition
@@ -109,6 +110,8 @@ def store_secret(table: LocalTable, region: str, secret: TokenSecret) -> SecretP
             aws_access_key_id=THROWAWAY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=THROWAWAY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             aws_session_token=THROWAWAY_CREDENTIALS["AWS_SESSION_TOKEN"],
+            # A local endpoint answers at once or not at all, as for the table.
+            config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5),
         ).put_parameter(Name=parameter.name, Value=secret.text, Type="SecureString",
                         Description="Signing secret of the chat's $connect tokens (local emulator)")
     except (BotoCoreError, ClientError) as error:
