@@ -125,7 +125,8 @@ class LocalCloud:
         assert self._task_root is not None
         return FunctionPool(spec, self._task_root.paths[spec.name],
                             self._environment(spec, variables or {}, endpoints or {}),
-                            timeout=self.options.function_timeout, memory_mb=self.options.settings.lambda_memory_mb,
+                            timeout=self.options.function_timeout,
+                            memory_mb=self.options.settings.memory_mb(spec.fans_out),
                             max_workers=self.options.workers_per_function, log=self._log)
 
     def _environment(self, spec: FunctionSpec, variables: Mapping[str, str],
@@ -154,7 +155,7 @@ class LocalCloud:
             "AWS_DEFAULT_REGION": region,
             "AWS_LAMBDA_FUNCTION_NAME": function_name,
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(settings.lambda_memory_mb),
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(settings.memory_mb(spec.fans_out)),
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function_name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": f"{datetime.now():%Y/%m/%d}/[$LATEST]{events.new_api_id()}",
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{settings.lambda_runtime}",

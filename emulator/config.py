@@ -48,6 +48,8 @@ class FunctionSpec:
     """Top-level packages of `code_root` that the deployment zip holds; only they are importable in the worker."""
     environment: tuple[str, ...]
     """Names of the environment variables the stack gives this function (values are filled in at start)."""
+    fans_out: bool = False
+    """Posts to every connection, so the stack sizes it with `broadcastMemoryMb` (`Function.fans_out`)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ def function_spec(function: definition.Function, code_root: Path = PROJECT_ROOT)
         code_root=code_root,
         packages=(definition.HANDLERS_PACKAGE,),
         environment=function.environment,
+        fans_out=function.fans_out,
     )
 
 

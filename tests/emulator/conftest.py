@@ -49,6 +49,7 @@ TEST_ROUTES = (
     RouteSpec("$disconnect", RECORD),
     RouteSpec("$default", ECHO),
     RouteSpec("echo", ECHO),
+    RouteSpec("broadcastecho", dataclasses.replace(ECHO, name="echo-fanout", fans_out=True)),
     RouteSpec("rendezvous", function_spec("rendezvous", "rendezvous")),
     RouteSpec("crash", function_spec("crash", "crash")),
     RouteSpec("hang", function_spec("hang", "hang")),

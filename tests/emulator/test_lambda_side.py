@@ -103,6 +103,18 @@ def test_overlapping_invocations_run_in_parallel_workers_that_post_back(patient_
     assert len({reply["pid"] for reply in replies}) == 3, "overlapping invocations need separate workers"
 
 
+def test_a_function_that_fans_out_gets_the_broadcast_memory(cloud: CloudThread) -> None:
+    with cloud.connect() as client:
+        client.send(json.dumps({"action": "broadcastecho"}))
+        reply = receive_json(client)
+    settings = cloud.cloud.options.settings
+    assert settings.broadcast_memory_mb != settings.lambda_memory_mb, "the test needs two different memory sizes"
+    assert reply["memoryLimitInMb"] == settings.broadcast_memory_mb, "a fan-out function runs with broadcastMemoryMb"
+    assert reply["environment"]["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == str(settings.broadcast_memory_mb), (
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE must follow broadcastMemoryMb"
+    )
+
+
 def test_a_worker_over_its_memory_setting_fails_like_lambda(cloud: CloudThread) -> None:
     with cloud.connect() as client:
         client.send(json.dumps({"action": "hog"}))
