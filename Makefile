@@ -29,8 +29,9 @@ typecheck: $(INSTALLED)
 unit: $(INSTALLED)
 	$(PY) -m pytest
 
+# make local [STACK=prod] [AUTH=token]: AUTH overrides the stack's `auth` setting for a quick local trial.
 local: $(INSTALLED)
-	$(PY) -m emulator --host $(HOST) --port $(PORT) --stack $(STACK)
+	$(PY) -m emulator --host $(HOST) --port $(PORT) --stack $(STACK) $(if $(AUTH),--auth $(AUTH))
 
 # After `pulumi up`: make smoke URL="$$(pulumi stack output wssUrl)" [TOKEN=...] (TOKEN for stacks with auth: token)
 smoke: $(INSTALLED)

@@ -129,7 +129,12 @@
       session.everConnected = true;
       const name = elements.name.value.trim();
       showState("connected", "Connected");
-      addNotice("info", name ? `Connected as ${name}` : "Connected");
+      // With a token, the server takes the display name from the token, not from the name field.
+      if (elements.token.value.trim()) {
+        addNotice("info", "Connected with a token: your name is the one it carries");
+      } else {
+        addNotice("info", name ? `Connected as ${name}` : "Connected");
+      }
       elements.message.focus();
     });
     socket.addEventListener("message", (event) => {

@@ -125,6 +125,9 @@ def test_the_page_connects_with_a_token_under_the_tokens_name(browser: Browser, 
     tess = ChatPage(browser, auth_emulator.http_url, "not-this-name",
                     token=tokens.mint_token(secret.encode(), "Tess", 600))
     try:
+        expect(tess.page.locator(".notice.info .notice-title").last,
+               "with a token, the page must not claim the name field's name").to_have_text(
+            "Connected with a token: your name is the one it carries")
         tess.send("hello from a page with a token")
         line = tess.message("hello from a page with a token")
         expect(line.locator(".sender"), "the page must show the token's name, not the name field's").to_have_text(
