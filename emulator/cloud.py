@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+import urllib.parse
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -170,7 +171,9 @@ class LocalCloud:
         """What the terminal shows once everything is up; the last line starts with `Ready: `."""
         options = self.options
         web_root = options.web_root
-        page = self.http_url if web_root is not None and web_root.is_dir() else "(no web/ directory yet)"
+        # The page guesses the `dev` stage unless told, so the printed address names the stage.
+        has_page = web_root is not None and web_root.is_dir()
+        page = f"{self.http_url}?stage={urllib.parse.quote(options.stage)}" if has_page else "(no web/ directory yet)"
         lines = [
             f"Local cloud for stack {options.stack} (stage {options.stage}):",
             f"  WebSocket URL  {self.ws_url}",

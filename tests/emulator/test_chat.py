@@ -80,6 +80,7 @@ def test_ready_lines_name_the_urls_and_every_route(emulator: RunningEmulator) ->
     output = emulator.output_text()
     assert f"WebSocket URL  {emulator.ws_url}" in output, "the WebSocket URL must be printed"
     assert f"Callback URL   {emulator.callback_url}" in output, "the callback URL must be printed"
+    assert f"Chat page      {emulator.http_url}?stage=dev" in output, "the page's address must name the stage"
     assert emulator.stage == "dev", "the dev stack's stage defaults to its name"
     for route in definition.ROUTES:
         assert re.search(rf"route {re.escape(route.key)}\s+-> {route.function.name} \({route.function.handler}\)",
