@@ -12,15 +12,8 @@ from app.definition import AUTHORIZER
 from app.settings import StackSettings
 from handlers import environment
 from infra.authorization import TokenAuthorizer, TokenAuthorizerArgs, build_token_authorizer
-from tests.hardening.harness import (
-    ACCOUNT_ID,
-    PARAMETER_VERSION,
-    REGION,
-    ComponentRun,
-    ComponentsError,
-    Registered,
-    run_components,
-)
+from tests.hardening.harness import PARAMETER_VERSION, REGION, ComponentRun, ComponentsError, run_components
+from tests.infra.mocks import ACCOUNT_ID, RegisteredResource
 
 API_ID = "a1b2c3d4e5"
 EXECUTION_ARN = f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{API_ID}"
@@ -76,7 +69,7 @@ def run() -> ComponentRun:
     return _build()
 
 
-def _function(run: ComponentRun) -> Registered:
+def _function(run: ComponentRun) -> RegisteredResource:
     return run.one(FUNCTION, "auth-function")
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from app.settings import StackSettings
 from infra.domain import build_custom_domain
-from tests.hardening.harness import REGIONAL_ZONE_ID, ComponentRun, run_components
+from tests.hardening.harness import ComponentRun, run_components
+from tests.infra.mocks import REGIONAL_ZONE_ID
 
 API_ID = "a1b2c3d4e5"
 STAGE = "prod"

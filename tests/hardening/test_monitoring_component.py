@@ -10,7 +10,8 @@ import pytest
 
 from app.settings import StackSettings
 from infra.monitoring import Monitoring, MonitoringArgs
-from tests.hardening.harness import REGION, ComponentRun, Registered, run_components
+from tests.hardening.harness import REGION, ComponentRun, run_components
+from tests.infra.mocks import RegisteredResource
 
 API_ID = "a1b2c3d4e5"
 STAGE = "prod"
@@ -48,7 +49,7 @@ def run() -> ComponentRun:
     return _build()
 
 
-def _alarms(run: ComponentRun, namespace: str, metric: str) -> list[Registered]:
+def _alarms(run: ComponentRun, namespace: str, metric: str) -> list[RegisteredResource]:
     return [
         alarm
         for alarm in run.of_type(ALARM)
@@ -56,7 +57,7 @@ def _alarms(run: ComponentRun, namespace: str, metric: str) -> list[Registered]:
     ]
 
 
-def _assert_common(alarm: Registered, run: ComponentRun, threshold: int) -> None:
+def _assert_common(alarm: RegisteredResource, run: ComponentRun, threshold: int) -> None:
     topic = run.one(TOPIC)
     inputs = alarm.inputs
     assert inputs["threshold"] == threshold, f"{alarm} threshold {inputs['threshold']}, expected {threshold}"

@@ -1,5 +1,8 @@
 """Run the real Pulumi program (`__main__.py`) under Pulumi's mocks and return everything it registered.
 
+It also holds the pieces `tests/hardening/harness.py` (components on their own, no `__main__.py`) runs on: the
+record of a registered resource, the lookups over a run's resources, the AWS mocks and the recording monitor.
+
 The one shared entry point for tests of the deployed resources (these tests and the policy pack's):
 
     run_program(stack="dev", overrides=None, *, preview=False) -> ProgramRun
@@ -23,6 +26,7 @@ function the program calls). The same program and config always yield the same v
 from __future__ import annotations
 
 import hashlib
+import json
 import runpy
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -44,7 +48,7 @@ PROJECT_FILE = REPOSITORY / "Pulumi.yaml"
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-east-1"
 PARAMETER_VERSION = 1
-"""The version a new SSM parameter reports."""
+"""The version a new SSM parameter reports (unless `AwsMocks` is given another)."""
 REGIONAL_ZONE_ID = "Z1UJRXOUMOOFQ8"
 """The hosted zone id a regional API Gateway domain name reports (us-east-1's; the mocks use it in every region)."""
 
@@ -77,27 +81,29 @@ class RegisteredResource:
     def __str__(self) -> str:
         return self.urn
 
+    def policy(self, key: str = "policy") -> dict[str, Any]:
+        """A JSON policy input (`policy`, `assumeRolePolicy`...), parsed."""
+        parsed: dict[str, Any] = json.loads(self.inputs[key])
+        return parsed
 
-@dataclass(frozen=True)
-class ProgramRun:
-    """Everything one run of the program registered, and its stack outputs (resolved)."""
 
-    stack: str
-    config: Mapping[str, str]
+class ResourceLookups:
+    """Lookups over the resources a run registered (`resources`, in registration order)."""
+
     resources: tuple[RegisteredResource, ...]
-    outputs: Mapping[str, Any]
 
     def of_type(self, type_token: str) -> list[RegisteredResource]:
         """Every resource of one type, in registration order."""
         return [resource for resource in self.resources if resource.type == type_token]
 
-    def one(self, type_token: str, name: str) -> RegisteredResource:
-        """The resource of this type and logical name; AssertionError naming what exists when there is none."""
-        for resource in self.of_type(type_token):
-            if resource.name == name:
-                return resource
-        names = ", ".join(resource.name for resource in self.of_type(type_token)) or "none"
-        raise AssertionError(f"no {type_token} named {name!r} was registered (registered: {names})")
+    def one(self, type_token: str, name: str | None = None) -> RegisteredResource:
+        """The one resource of this type (and logical name); AssertionError naming what exists when not exactly one."""
+        found = [resource for resource in self.of_type(type_token) if name is None or resource.name == name]
+        if len(found) != 1:
+            names = ", ".join(resource.name for resource in self.of_type(type_token)) or "none"
+            wanted = "anything" if name is None else repr(name)
+            raise AssertionError(f"expected one {type_token} named {wanted}, found {len(found)} (registered: {names})")
+        return found[0]
 
     def by_urn(self, urn: str) -> RegisteredResource:
         """The resource with this URN."""
@@ -112,6 +118,16 @@ class ProgramRun:
 
     def __iter__(self) -> Iterator[RegisteredResource]:
         return iter(self.resources)
+
+
+@dataclass(frozen=True)
+class ProgramRun(ResourceLookups):
+    """Everything one run of the program registered, and its stack outputs (resolved)."""
+
+    stack: str
+    config: Mapping[str, str]
+    resources: tuple[RegisteredResource, ...]
+    outputs: Mapping[str, Any]
 
 
 class ProgramError(Exception):
@@ -178,8 +194,9 @@ def run_program(
 class AwsMocks(pulumi_mocks.Mocks):
     """Answers resource registrations and provider calls the way AWS would, deterministically."""
 
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, parameter_version: int = PARAMETER_VERSION) -> None:
         self.region = region
+        self.parameter_version = parameter_version
         self._answers: dict[str, Callable[[str, str, dict[str, Any]], dict[str, Any]]] = {
             "aws:apigatewayv2/api:Api": self._api,
             "aws:apigatewayv2/stage:Stage": self._stage,
@@ -238,7 +255,7 @@ class AwsMocks(pulumi_mocks.Mocks):
     def _parameter(self, type_token: str, logical_name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         name = inputs.get("name") or _auto_name(type_token, logical_name)
         arn = f"arn:aws:ssm:{self.region}:{ACCOUNT_ID}:parameter/{name}"
-        return {"id": name, "name": name, "arn": arn, "version": PARAMETER_VERSION}
+        return {"id": name, "name": name, "arn": arn, "version": self.parameter_version}
 
     def _domain_name(self, type_token: str, logical_name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         configuration = dict(inputs["domainNameConfiguration"])
