@@ -22,6 +22,7 @@ test: lint typecheck unit
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 typecheck: $(INSTALLED)
 	$(PY) -m mypy

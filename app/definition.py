@@ -141,6 +141,7 @@ def route(key: str) -> Route:
             return candidate
     raise KeyError(key)
 
+
 DEV_TOKEN_SECRET_VARIABLE = "CHAT_TOKEN_SECRET"
 """Where local tools find the token-signing secret: the emulator seeds its SSM parameter from it and
 `python -m client token` signs with it. A deployed stack keeps its secret in Pulumi config (`authTokenSecret`)."""

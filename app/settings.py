@@ -20,8 +20,30 @@ SUPPORTED_RUNTIMES = ("python3.11", "python3.12", "python3.13", "python3.14")
 runtimes against AWS's end-of-support dates, so one that ages out is stopped even before this list is edited."""
 
 ARCHITECTURES = ("arm64", "x86_64")
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
-                      2922, 3288, 3653)
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 """The retention periods CloudWatch Logs accepts."""
 EXECUTION_LOGGING_LEVELS = ("OFF", "ERROR", "INFO")
 BILLING_MODES = ("PAY_PER_REQUEST", "PROVISIONED")
@@ -68,7 +90,6 @@ class StackSettings:
     alarm_api_errors: int = 5
     tracing: bool = False
     reserved_concurrency: int | None = None
-
 
     def memory_mb(self, fans_out: bool) -> int:
         """Memory of a function: `broadcast_memory_mb` for one that posts to every connection."""
@@ -172,56 +193,137 @@ KEYS: tuple[Key, ...] = (
     Key("stageName", "stage_name", _stage_name, "API Gateway stage name; defaults to the stack name."),
     Key("lambdaRuntime", "lambda_runtime", _runtime, "Python runtime of every function."),
     Key("lambdaArchitecture", "lambda_architecture", _choice(ARCHITECTURES), "CPU architecture of every function."),
-    Key("lambdaMemoryMb", "lambda_memory_mb", _int_in(128, 10240),
-        "Memory of every function but the one that broadcasts, in MB."),
-    Key("broadcastMemoryMb", "broadcast_memory_mb", _int_in(128, 10240),
+    Key(
+        "lambdaMemoryMb",
+        "lambda_memory_mb",
+        _int_in(128, 10240),
+        "Memory of every function but the one that broadcasts, in MB.",
+    ),
+    Key(
+        "broadcastMemoryMb",
+        "broadcast_memory_mb",
+        _int_in(128, 10240),
         "Memory of the function that broadcasts (send-message), in MB. Lambda gives CPU in proportion to memory and a "
-        "broadcast signs one request per connection: 1769 MB is one full vCPU, about 1,000 posts a second."),
-    Key("lambdaTimeoutSeconds", "lambda_timeout_seconds", _int_in(1, 60),
-        "Function timeout in seconds; API Gateway stops waiting after 29 s, so more than 60 is refused."),
-    Key("maxMessageBytes", "max_message_bytes", _int_in(1, FRAME_LIMIT_BYTES - 1024),
-        "Largest chat message accepted, in UTF-8 bytes; the broadcast envelope must fit one 32 KB frame."),
-    Key("logRetentionDays", "log_retention_days", _choice(LOG_RETENTION_DAYS),
-        "Retention of the functions' and the stage's log groups, in days (a value CloudWatch accepts)."),
-    Key("throttlingBurstLimit", "throttling_burst_limit", _int_in(0, 5000),
-        "Stage default route throttling: burst (requests)."),
-    Key("throttlingRateLimit", "throttling_rate_limit", _positive_float,
-        "Stage default route throttling: steady rate (requests per second)."),
-    Key("executionLoggingLevel", "execution_logging_level", _choice(EXECUTION_LOGGING_LEVELS),
+        "broadcast signs one request per connection: 1769 MB is one full vCPU, about 1,000 posts a second.",
+    ),
+    Key(
+        "lambdaTimeoutSeconds",
+        "lambda_timeout_seconds",
+        _int_in(1, 60),
+        "Function timeout in seconds; API Gateway stops waiting after 29 s, so more than 60 is refused.",
+    ),
+    Key(
+        "maxMessageBytes",
+        "max_message_bytes",
+        _int_in(1, FRAME_LIMIT_BYTES - 1024),
+        "Largest chat message accepted, in UTF-8 bytes; the broadcast envelope must fit one 32 KB frame.",
+    ),
+    Key(
+        "logRetentionDays",
+        "log_retention_days",
+        _choice(LOG_RETENTION_DAYS),
+        "Retention of the functions' and the stage's log groups, in days (a value CloudWatch accepts).",
+    ),
+    Key(
+        "throttlingBurstLimit",
+        "throttling_burst_limit",
+        _int_in(0, 5000),
+        "Stage default route throttling: burst (requests).",
+    ),
+    Key(
+        "throttlingRateLimit",
+        "throttling_rate_limit",
+        _positive_float,
+        "Stage default route throttling: steady rate (requests per second).",
+    ),
+    Key(
+        "executionLoggingLevel",
+        "execution_logging_level",
+        _choice(EXECUTION_LOGGING_LEVELS),
         "Stage execution logging: OFF, ERROR or INFO. Anything but OFF needs the account-level CloudWatch role "
-        "for API Gateway (see docs/deploy.md)."),
-    Key("tableBillingMode", "table_billing_mode", _choice(BILLING_MODES),
-        "Connections table billing: PAY_PER_REQUEST (on-demand) or PROVISIONED."),
-    Key("tableReadCapacity", "table_read_capacity", _int_in(1, 40000),
-        "Read capacity units; only with tableBillingMode PROVISIONED."),
-    Key("tableWriteCapacity", "table_write_capacity", _int_in(1, 40000),
-        "Write capacity units; only with tableBillingMode PROVISIONED."),
-    Key("pointInTimeRecovery", "point_in_time_recovery", _boolean,
-        "Point-in-time recovery of the connections table."),
-    Key("tableKmsKeyArn", "table_kms_key_arn", _kms_key_arn,
-        "Customer-managed KMS key for the table's encryption; unset uses the AWS-managed key."),
-    Key("auth", "auth", _choice(AUTH_MODES),
+        "for API Gateway (see docs/deploy.md).",
+    ),
+    Key(
+        "tableBillingMode",
+        "table_billing_mode",
+        _choice(BILLING_MODES),
+        "Connections table billing: PAY_PER_REQUEST (on-demand) or PROVISIONED.",
+    ),
+    Key(
+        "tableReadCapacity",
+        "table_read_capacity",
+        _int_in(1, 40000),
+        "Read capacity units; only with tableBillingMode PROVISIONED.",
+    ),
+    Key(
+        "tableWriteCapacity",
+        "table_write_capacity",
+        _int_in(1, 40000),
+        "Write capacity units; only with tableBillingMode PROVISIONED.",
+    ),
+    Key("pointInTimeRecovery", "point_in_time_recovery", _boolean, "Point-in-time recovery of the connections table."),
+    Key(
+        "tableKmsKeyArn",
+        "table_kms_key_arn",
+        _kms_key_arn,
+        "Customer-managed KMS key for the table's encryption; unset uses the AWS-managed key.",
+    ),
+    Key(
+        "auth",
+        "auth",
+        _choice(AUTH_MODES),
         "Who may connect: none, or token (a Lambda authorizer checks a signed token on $connect; needs the "
-        "secret config value authTokenSecret)."),
-    Key("customDomainName", "custom_domain_name",
+        "secret config value authTokenSecret).",
+    ),
+    Key(
+        "customDomainName",
+        "custom_domain_name",
         _pattern(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", "a lower-case DNS name"),
-        "Optional custom domain for the WebSocket URL (needs certificateArn)."),
-    Key("certificateArn", "certificate_arn",
+        "Optional custom domain for the WebSocket URL (needs certificateArn).",
+    ),
+    Key(
+        "certificateArn",
+        "certificate_arn",
         _pattern(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+", "an ACM certificate ARN"),
-        "ACM certificate for customDomainName, in the stack's region."),
-    Key("hostedZoneId", "hosted_zone_id", _pattern(r"Z[A-Z0-9]{1,31}", "a Route 53 hosted zone id"),
-        "Optional Route 53 hosted zone in which to create the custom domain's alias record."),
-    Key("alarmEmail", "alarm_email", _pattern(r"[^@\s]+@[^@\s]+\.[^@\s]+", "an e-mail address"),
-        "Optional e-mail address subscribed to the alarm topic."),
-    Key("alarmFunctionErrors", "alarm_function_errors", _int_in(1, 100000),
-        "Alarm when a function reports at least this many errors in 5 minutes."),
-    Key("alarmFunctionThrottles", "alarm_function_throttles", _int_in(1, 100000),
-        "Alarm when a function is throttled at least this many times in 5 minutes."),
-    Key("alarmApiErrors", "alarm_api_errors", _int_in(1, 100000),
-        "Alarm when the API reports at least this many integration or execution errors in 5 minutes."),
+        "ACM certificate for customDomainName, in the stack's region.",
+    ),
+    Key(
+        "hostedZoneId",
+        "hosted_zone_id",
+        _pattern(r"Z[A-Z0-9]{1,31}", "a Route 53 hosted zone id"),
+        "Optional Route 53 hosted zone in which to create the custom domain's alias record.",
+    ),
+    Key(
+        "alarmEmail",
+        "alarm_email",
+        _pattern(r"[^@\s]+@[^@\s]+\.[^@\s]+", "an e-mail address"),
+        "Optional e-mail address subscribed to the alarm topic.",
+    ),
+    Key(
+        "alarmFunctionErrors",
+        "alarm_function_errors",
+        _int_in(1, 100000),
+        "Alarm when a function reports at least this many errors in 5 minutes.",
+    ),
+    Key(
+        "alarmFunctionThrottles",
+        "alarm_function_throttles",
+        _int_in(1, 100000),
+        "Alarm when a function is throttled at least this many times in 5 minutes.",
+    ),
+    Key(
+        "alarmApiErrors",
+        "alarm_api_errors",
+        _int_in(1, 100000),
+        "Alarm when the API reports at least this many integration or execution errors in 5 minutes.",
+    ),
     Key("tracing", "tracing", _boolean, "X-Ray active tracing on every function."),
-    Key("reservedConcurrency", "reserved_concurrency", _int_in(1, 1000),
-        "Reserved concurrency of each function; unset leaves the account pool shared."),
+    Key(
+        "reservedConcurrency",
+        "reserved_concurrency",
+        _int_in(1, 1000),
+        "Reserved concurrency of each function; unset leaves the account pool shared.",
+    ),
 )
 
 SECRET_KEYS: tuple[str, ...] = ("authTokenSecret",)
@@ -284,5 +386,5 @@ def _check_domain(settings: StackSettings) -> None:
 def settings_from_stack_config(config: Mapping[str, Any], stack: str) -> StackSettings:
     """Settings from a `Pulumi.<stack>.yaml` `config:` mapping: keeps this project's keys, drops `aws:` and others."""
     prefix = f"{PROJECT}:"
-    own = {key[len(prefix):]: value for key, value in config.items() if key.startswith(prefix)}
+    own = {key[len(prefix) :]: value for key, value in config.items() if key.startswith(prefix)}
     return parse_settings(own, stack)

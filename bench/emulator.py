@@ -61,8 +61,10 @@ class Result:
         return self.delivered / self.elapsed_s if self.elapsed_s else 0.0
 
     def line(self) -> str:
-        return (f"{self.name:<10} delivered {self.delivered}/{self.expected}  p50 {self.p50:8.1f} ms  "
-                f"p99 {self.p99:8.1f} ms  {self.per_second:9.0f} msg/s  ({self.elapsed_s:.1f} s)")
+        return (
+            f"{self.name:<10} delivered {self.delivered}/{self.expected}  p50 {self.p50:8.1f} ms  "
+            f"p99 {self.p99:8.1f} ms  {self.per_second:9.0f} msg/s  ({self.elapsed_s:.1f} s)"
+        )
 
 
 async def run_clients(name: str, url: str, clients: int, messages: int) -> Result:
@@ -92,8 +94,7 @@ async def run_clients(name: str, url: str, clients: int, messages: int) -> Resul
         async def send(index: int, ws: aiohttp.ClientWebSocketResponse) -> None:
             for _ in range(messages):
                 own_echo[index].clear()
-                await ws.send_str(json.dumps({"action": "sendmessage",
-                                              "message": f"{index}:{time.perf_counter_ns()}"}))
+                await ws.send_str(json.dumps({"action": "sendmessage", "message": f"{index}:{time.perf_counter_ns()}"}))
                 await own_echo[index].wait()
 
         receivers = [asyncio.create_task(receive(index, ws)) for index, ws in enumerate(sockets)]
@@ -168,8 +169,9 @@ def cpu_split(pid: int) -> dict[str, float]:
     """CPU seconds so far of the gateway process, the moto child and the live function workers."""
     split = {"gateway": cpu_seconds(pid), "moto": 0.0, "workers": 0.0}
     # Children are listed per thread: moto is started from a helper thread, the workers from the event loop's.
-    children = {child for task in Path(f"/proc/{pid}/task").iterdir()
-                for child in (task / "children").read_text().split()}
+    children = {
+        child for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()
+    }
     for child in children:
         with contextlib.suppress(OSError):
             command = Path(f"/proc/{child}/cmdline").read_bytes()
@@ -179,10 +181,15 @@ def cpu_split(pid: int) -> dict[str, float]:
 
 def where_the_time_goes(output: str, clients: int) -> list[str]:
     """Invocation durations from the emulator's own log lines."""
-    durations = [float(value) for value in re.findall(r"\[sendmessage\] \S+ -> send-message status 200 in "
-                                                      r"([\d.]+) ms", output)]
-    connects = [float(value) for value in re.findall(r"\[\$connect\] \S+ -> connect status 200 in ([\d.]+) ms",
-                                                     output)]
+    durations = [
+        float(value)
+        for value in re.findall(
+            r"\[sendmessage\] \S+ -> send-message status 200 in "
+            r"([\d.]+) ms",
+            output,
+        )
+    ]
+    connects = [float(value) for value in re.findall(r"\[\$connect\] \S+ -> connect status 200 in ([\d.]+) ms", output)]
     if not durations:
         return ["no sendmessage invocations were logged"]
     median = statistics.median(durations)
@@ -218,13 +225,19 @@ def main(argv: Sequence[str]) -> int:
     if not (floor.delivered and local.delivered):
         print("nothing delivered: no ratios", file=sys.stderr)
         return 1
-    print(f"ratios (emulator / floor): p50 x{local.p50 / floor.p50:.1f}, p99 x{local.p99 / floor.p99:.1f}, "
-          f"throughput x{local.per_second / floor.per_second:.3f}")
+    print(
+        f"ratios (emulator / floor): p50 x{local.p50 / floor.p50:.1f}, p99 x{local.p99 / floor.p99:.1f}, "
+        f"throughput x{local.per_second / floor.per_second:.3f}"
+    )
     used = {part: after[part] - before[part] for part in after}
     deliveries = max(local.delivered, 1)
-    print(f"CPU during the run ({local.elapsed_s:.1f} s wall on {os.cpu_count()} cores): "
-          + ", ".join(f"{part} {seconds:.1f} s ({seconds / deliveries * 1000:.2f} ms per delivery)"
-                      for part, seconds in used.items()))
+    print(
+        f"CPU during the run ({local.elapsed_s:.1f} s wall on {os.cpu_count()} cores): "
+        + ", ".join(
+            f"{part} {seconds:.1f} s ({seconds / deliveries * 1000:.2f} ms per delivery)"
+            for part, seconds in used.items()
+        )
+    )
     for line in where_the_time_goes(output, clients):
         if line:
             print(line)

@@ -38,8 +38,10 @@ if TYPE_CHECKING:
 
 TARGET_RATIO_AT_1000 = 25.0
 INTEGRATION_TIMEOUT_SECONDS = 29.0
-PAYLOAD = b'{"type":"message","id":"0123456789abcdef0123456789abcdef","message":"hello","from":"alice",' \
-          b'"connectionId":"L0SM9cOFvHcCIhw=","sentAt":"2026-11-26T00:35:05.123Z"}'
+PAYLOAD = (
+    b'{"type":"message","id":"0123456789abcdef0123456789abcdef","message":"hello","from":"alice",'
+    b'"connectionId":"L0SM9cOFvHcCIhw=","sentAt":"2026-11-26T00:35:05.123Z"}'
+)
 
 
 class DelayedCallbackProtocol(asyncio.Protocol):
@@ -64,7 +66,7 @@ class DelayedCallbackProtocol(asyncio.Protocol):
                     length = int(value)
             if len(self.buffer) < end + 4 + length:
                 return
-            self.buffer = self.buffer[end + 4 + length:]
+            self.buffer = self.buffer[end + 4 + length :]
             loop = asyncio.get_running_loop()
             loop.call_later(self.delay_seconds, self._answer)
 
@@ -78,9 +80,7 @@ def serve(delay_seconds: float, ready: Connection) -> None:
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            lambda: DelayedCallbackProtocol(delay_seconds), "127.0.0.1", 0, backlog=1024
-        )
+        server = await loop.create_server(lambda: DelayedCallbackProtocol(delay_seconds), "127.0.0.1", 0, backlog=1024)
         ready.send(server.sockets[0].getsockname()[1])
         await server.serve_forever()
 
@@ -108,7 +108,7 @@ def measure(callback_api: ApiGatewayManagementApiClient, size: int, sample: int)
     serial_cpu_per_post = (time.process_time() - serial_cpu) / sample
 
     ids = [f"conn-{number:05d}" for number in range(size)]
-    pages = [ids[start:start + 1000] for start in range(0, size, 1000)]  # Scan-sized pages
+    pages = [ids[start : start + 1000] for start in range(0, size, 1000)]  # Scan-sized pages
     started, cpu = time.perf_counter(), time.process_time()
     result = broadcast.broadcast(
         pages, PAYLOAD, callback_api, lambda _: None, retry=broadcast.Retry(), workers=clients.POOL_CONNECTIONS
@@ -117,8 +117,12 @@ def measure(callback_api: ApiGatewayManagementApiClient, size: int, sample: int)
     cpu_per_post = (time.process_time() - cpu) / size
     if result.delivered != size:
         raise SystemExit(f"the broadcast delivered {result.delivered} of {size}: {dict(result.errors)}")
-    return {"broadcast": concurrent_seconds, "serial": serial_seconds, "broadcast_cpu": cpu_per_post,
-            "serial_cpu": serial_cpu_per_post}
+    return {
+        "broadcast": concurrent_seconds,
+        "serial": serial_seconds,
+        "broadcast_cpu": cpu_per_post,
+        "serial_cpu": serial_cpu_per_post,
+    }
 
 
 def main() -> None:
@@ -133,11 +137,15 @@ def main() -> None:
 
     client_name = "stock boto3 client" if arguments.stock_client else "handlers.clients.callback_api"
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    print(f"fan-out: {clients.POOL_CONNECTIONS} workers; {client_name}; {os.cpu_count()} CPUs; load average {load}; "
-          f"Python {sys.version.split()[0]}")
+    print(
+        f"fan-out: {clients.POOL_CONNECTIONS} workers; {client_name}; {os.cpu_count()} CPUs; load average {load}; "
+        f"Python {sys.version.split()[0]}"
+    )
     print(f"serial loop: {arguments.sample} posts measured per case, extrapolated to N (marked ~)")
-    print(f"{'N':>6} {'delay':>6} {'serial':>10} {'broadcast':>10} {'ratio':>7} {'per post':>9} "
-          f"{'CPU/post serial':>16} {'broadcast':>10}  target")
+    print(
+        f"{'N':>6} {'delay':>6} {'serial':>10} {'broadcast':>10} {'ratio':>7} {'per post':>9} "
+        f"{'CPU/post serial':>16} {'broadcast':>10}  target"
+    )
     ratios: list[float] = []
     for delay_ms in arguments.delays_ms:
         receiver, sender = multiprocessing.Pipe(duplex=False)
@@ -167,8 +175,10 @@ def main() -> None:
         finally:
             endpoint.terminate()
             endpoint.join()
-    print(f"median speed-up over the serial loop: {statistics.median(ratios):.1f}x; load average now "
-          + ", ".join(f"{value:.2f}" for value in os.getloadavg()))
+    print(
+        f"median speed-up over the serial loop: {statistics.median(ratios):.1f}x; load average now "
+        + ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    )
 
 
 if __name__ == "__main__":

@@ -38,19 +38,27 @@ def _chat_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m client",
         description="Chat over the WebSocket API: each line you type is sent as a sendmessage action;\n"
-                    "messages print as '[HH:MM:SS] name: text', errors go to stderr. Ctrl-D or Ctrl-C quits.\n"
-                    "'python -m client smoke URL' runs the smoke test instead; 'python -m client token --name NAME'\n"
-                    "mints a token for a stack with auth (see 'python -m client token --help').",
+        "messages print as '[HH:MM:SS] name: text', errors go to stderr. Ctrl-D or Ctrl-C quits.\n"
+        "'python -m client smoke URL' runs the smoke test instead; 'python -m client token --name NAME'\n"
+        "mints a token for a stack with auth (see 'python -m client token --help').",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("url", metavar="URL", help="the WebSocket URL with its stage, e.g. ws://127.0.0.1:3001/dev")
     parser.add_argument("--name", help="display name shown to others (sent as ?name=)")
     parser.add_argument("--token", help="token for an authorizer, if the stack has one (sent as ?token=)")
-    parser.add_argument("--json", action="store_true",
-                        help="send each line verbatim (e.g. {\"action\": \"nope\"}) and print every frame verbatim")
-    parser.add_argument("--wait", type=_positive_seconds, default=5.0, metavar="S",
-                        help="when input ends, wait up to S seconds for the answers to what was sent (default 5)")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='send each line verbatim (e.g. {"action": "nope"}) and print every frame verbatim',
+    )
+    parser.add_argument(
+        "--wait",
+        type=_positive_seconds,
+        default=5.0,
+        metavar="S",
+        help="when input ends, wait up to S seconds for the answers to what was sent (default 5)",
+    )
     return parser
 
 
@@ -58,13 +66,21 @@ def _smoke_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m client smoke",
         description="Smoke-test a running chat: two clients, a unique message must reach both, a blank message must "
-                    "get an error frame, $default must answer an unknown action. Exits 0 with a one-line summary, "
-                    "or 1 naming the failed step and how long it waited.",
+        "get an error frame, $default must answer an unknown action. Exits 0 with a one-line summary, "
+        "or 1 naming the failed step and how long it waited.",
     )
-    parser.add_argument("url", metavar="URL", help="the WebSocket URL with its stage, e.g. wss://ID.execute-api."
-                                                   "REGION.amazonaws.com/dev")
-    parser.add_argument("--timeout", type=_positive_seconds, default=10.0, metavar="S",
-                        help="how long each step may wait, in seconds (default 10)")
+    parser.add_argument(
+        "url",
+        metavar="URL",
+        help="the WebSocket URL with its stage, e.g. wss://ID.execute-api.REGION.amazonaws.com/dev",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=10.0,
+        metavar="S",
+        help="how long each step may wait, in seconds (default 10)",
+    )
     parser.add_argument("--token", help="token for an authorizer, if the stack has one (sent as ?token=)")
     return parser
 
@@ -81,9 +97,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             chat_url(options.url)
         except BadUrlError as error:
             parser.error(str(error))
-        return smoke.run(options.url, options.timeout, options.token,
-                         out=lambda line: print(line, flush=True),
-                         err=lambda line: print(line, file=sys.stderr, flush=True))
+        return smoke.run(
+            options.url,
+            options.timeout,
+            options.token,
+            out=lambda line: print(line, flush=True),
+            err=lambda line: print(line, file=sys.stderr, flush=True),
+        )
     parser = _chat_parser()
     options = parser.parse_args(arguments)
     # The same rule $connect applies, checked here so a bad name gets its reason instead of a bare HTTP 400.

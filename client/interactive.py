@@ -100,8 +100,12 @@ async def _send_lines(connection: ClientConnection, lines: asyncio.Queue[str | N
         size = len(frame.encode("utf-8"))
         if not talk.raw and size > FRAME_LIMIT_BYTES:
             # API Gateway would close the whole connection (1009); --json still sends it, to see that happen.
-            print(f"error: not sent: that line makes a {size}-byte frame and API Gateway closes the connection on "
-                  f"frames over {FRAME_LIMIT_BYTES} bytes", file=talk.err, flush=True)
+            print(
+                f"error: not sent: that line makes a {size}-byte frame and API Gateway closes the connection on "
+                f"frames over {FRAME_LIMIT_BYTES} bytes",
+                file=talk.err,
+                flush=True,
+            )
             continue
         talk.sent(line)
         await connection.send(frame)
@@ -120,11 +124,15 @@ async def chat(url: str, *, raw: bool, linger_seconds: float, stdin: TextIO, out
     try:
         connection = await open_connection(url, CONNECT_TIMEOUT_SECONDS)
     except CONNECT_FAILURES as error:
-        print(f"error: could not connect to {redacted(url)}: {describe_failure(error, CONNECT_TIMEOUT_SECONDS)}",
-              file=err, flush=True)
+        print(
+            f"error: could not connect to {redacted(url)}: {describe_failure(error, CONNECT_TIMEOUT_SECONDS)}",
+            file=err,
+            flush=True,
+        )
         return 1
-    print(f"* connected to {redacted(url)}; type a message and press Enter (Ctrl-D or Ctrl-C quits)",
-          file=err, flush=True)
+    print(
+        f"* connected to {redacted(url)}; type a message and press Enter (Ctrl-D or Ctrl-C quits)", file=err, flush=True
+    )
     loop = asyncio.get_running_loop()
     interrupted = asyncio.Event()
     # Ctrl-C sets an event instead of cancelling everything, so the connection still closes with a normal 1000.
@@ -141,8 +149,9 @@ async def chat(url: str, *, raw: bool, linger_seconds: float, stdin: TextIO, out
         if not receiving.done() and not quitting.done() and sending.exception() is None:
             # stdin ended: give the server a moment to answer what we sent, then leave.
             answered = asyncio.create_task(talk.answered.wait())
-            await asyncio.wait({answered, quitting, receiving}, timeout=linger_seconds,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {answered, quitting, receiving}, timeout=linger_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
             answered.cancel()
             if not answered.done() and not quitting.done() and not receiving.done():
                 print(f"* no answer to {talk.unanswered} message(s) within {linger_seconds:g} s", file=err, flush=True)
@@ -163,8 +172,9 @@ async def chat(url: str, *, raw: bool, linger_seconds: float, stdin: TextIO, out
 def run(url: str, *, raw: bool, linger_seconds: float) -> int:
     """Run the chat on the process's stdin and stdout; Ctrl-C quits cleanly with exit status 0."""
     try:
-        return asyncio.run(chat(url, raw=raw, linger_seconds=linger_seconds, stdin=sys.stdin, out=sys.stdout,
-                                err=sys.stderr))
+        return asyncio.run(
+            chat(url, raw=raw, linger_seconds=linger_seconds, stdin=sys.stdin, out=sys.stdout, err=sys.stderr)
+        )
     except KeyboardInterrupt:  # Ctrl-C while still connecting
         print("* bye", file=sys.stderr, flush=True)
         return 0

@@ -30,12 +30,14 @@ def ttl_seconds(text: str) -> int:
     """`90`, `90s`, `15m`, `1h` or `7d` in seconds, within the tokens' 1 s to 30 days."""
     match = TTL_PATTERN.fullmatch(text.strip())
     if match is None:
-        raise TokenCommandError(f"--ttl must be a whole number with an optional unit s, m, h or d (like 90s, 15m, "
-                                f"1h, 7d), got {text!r}")
+        raise TokenCommandError(
+            f"--ttl must be a whole number with an optional unit s, m, h or d (like 90s, 15m, 1h, 7d), got {text!r}"
+        )
     seconds = int(match["count"]) * TTL_UNITS[match["unit"] or "s"]
     if not 1 <= seconds <= tokens.MAX_TTL_SECONDS:
-        raise TokenCommandError(f"--ttl must be from 1s to 30d (tokens cannot be revoked, so they expire), got "
-                                f"{text!r}")
+        raise TokenCommandError(
+            f"--ttl must be from 1s to 30d (tokens cannot be revoked, so they expire), got {text!r}"
+        )
     return seconds
 
 
@@ -47,7 +49,8 @@ def secret_from(environ: Mapping[str, str], variable: str) -> bytes:
     if not text:
         raise TokenCommandError(
             f"{variable} is not set: export the secret the authorizer checks tokens with (the emulator prints one "
-            f"when it starts with auth on; for a deployed stack, `pulumi config get authTokenSecret`)")
+            f"when it starts with auth on; for a deployed stack, `pulumi config get authTokenSecret`)"
+        )
     try:
         return tokens.signing_secret(text)
     except ValueError as error:  # its message gives the length, never the secret
@@ -68,17 +71,28 @@ def parser() -> argparse.ArgumentParser:
     command = argparse.ArgumentParser(
         prog="python -m client token",
         description="Mint a token for a chat whose $connect is guarded by the token authorizer (stack config auth: "
-                    "token, or the emulator with --auth token). Prints only the token.",
+        "token, or the emulator with --auth token). Prints only the token.",
         epilog="example:  TOKEN=$(python -m client token --name alice --ttl 8h)\n"
-               "          python -m client ws://127.0.0.1:3001/dev --token \"$TOKEN\"",
+        '          python -m client ws://127.0.0.1:3001/dev --token "$TOKEN"',
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    command.add_argument("--name", required=True,
-                         help="the display name the token carries (it wins over ?name=); 1 to 32 printable characters")
-    command.add_argument("--ttl", default=DEFAULT_TTL, metavar="DURATION",
-                         help=f"lifetime, like 90s, 15m, 1h or 7d, at most 30d (default {DEFAULT_TTL})")
-    command.add_argument("--secret-env", default=DEV_TOKEN_SECRET_VARIABLE, metavar="VARIABLE",
-                         help=f"environment variable holding the signing secret (default {DEV_TOKEN_SECRET_VARIABLE})")
+    command.add_argument(
+        "--name",
+        required=True,
+        help="the display name the token carries (it wins over ?name=); 1 to 32 printable characters",
+    )
+    command.add_argument(
+        "--ttl",
+        default=DEFAULT_TTL,
+        metavar="DURATION",
+        help=f"lifetime, like 90s, 15m, 1h or 7d, at most 30d (default {DEFAULT_TTL})",
+    )
+    command.add_argument(
+        "--secret-env",
+        default=DEV_TOKEN_SECRET_VARIABLE,
+        metavar="VARIABLE",
+        help=f"environment variable holding the signing secret (default {DEV_TOKEN_SECRET_VARIABLE})",
+    )
     return command
 
 

@@ -67,8 +67,9 @@ class _Run:
         except ConnectionClosed as closed:
             raise self.fail(f"client {client.label}'s connection closed before sending ({closed})") from None
 
-    async def expect(self, client: _Client, kind: type[FrameT], wanted: Callable[[FrameT], bool],
-                     description: str) -> FrameT:
+    async def expect(
+        self, client: _Client, kind: type[FrameT], wanted: Callable[[FrameT], bool], description: str
+    ) -> FrameT:
         """The first frame of this kind on this client that `wanted` accepts; other chat traffic is skipped."""
         deadline = self.step_started + self.timeout
         while True:
@@ -80,14 +81,17 @@ class _Run:
             except TimeoutError:
                 continue  # the loop reports the timeout with the step's own wording
             except ConnectionClosed as closed:
-                raise self.fail(f"client {client.label}'s connection closed while waiting for {description} "
-                                f"({closed})") from None
+                raise self.fail(
+                    f"client {client.label}'s connection closed while waiting for {description} ({closed})"
+                ) from None
             frame = parse_frame(raw)
             if isinstance(frame, kind) and wanted(frame):
                 return frame
             if isinstance(frame, GatewayError):
-                raise self.fail(f"client {client.label} got API Gateway's 'Internal server error' instead of "
-                                f"{description}: the handler failed (request id {frame.request_id or 'unknown'})")
+                raise self.fail(
+                    f"client {client.label} got API Gateway's 'Internal server error' instead of "
+                    f"{description}: the handler failed (request id {frame.request_id or 'unknown'})"
+                )
 
 
 async def smoke(url: str, timeout: float, token: str | None = None) -> str:
@@ -103,8 +107,10 @@ async def smoke(url: str, timeout: float, token: str | None = None) -> str:
             await _check_broadcast(run, first, second, f"smoke test {uuid.uuid4().hex}")
             await _check_rejected(run, first)
             await _check_default_route(run, first, f"smoke-unknown-{tag}")
-    return (f"smoke ok: {redacted(url)}: a message reached both clients, a blank message got an error frame, "
-            f"$default answered an unknown action ({time.monotonic() - started:.2f} s)")
+    return (
+        f"smoke ok: {redacted(url)}: a message reached both clients, a blank message got an error frame, "
+        f"$default answered an unknown action ({time.monotonic() - started:.2f} s)"
+    )
 
 
 async def _check_broadcast(run: _Run, sender: _Client, other: _Client, text: str) -> None:
@@ -115,14 +121,18 @@ async def _check_broadcast(run: _Run, sender: _Client, other: _Client, text: str
         return frame.text == text
 
     description = f"broadcast of the message {text!r}"
-    echo, delivery = await asyncio.gather(run.expect(sender, ChatMessage, is_broadcast, description),
-                                          run.expect(other, ChatMessage, is_broadcast, description))
+    echo, delivery = await asyncio.gather(
+        run.expect(sender, ChatMessage, is_broadcast, description),
+        run.expect(other, ChatMessage, is_broadcast, description),
+    )
     if echo.id != delivery.id:
         raise run.fail(f"the clients received different envelopes (ids {echo.id!r} and {delivery.id!r})")
     # An authorizer's name takes precedence over ?name=, so the name is only checked without a token.
     if run.token is None and echo.sender != sender.name:
-        raise run.fail(f"the broadcast came from {echo.sender!r}, not the display name {sender.name!r} that client "
-                       f"{sender.label} connected with")
+        raise run.fail(
+            f"the broadcast came from {echo.sender!r}, not the display name {sender.name!r} that client "
+            f"{sender.label} connected with"
+        )
 
 
 async def _check_rejected(run: _Run, sender: _Client) -> None:
@@ -134,8 +144,12 @@ async def _check_rejected(run: _Run, sender: _Client) -> None:
 async def _check_default_route(run: _Run, sender: _Client, action: str) -> None:
     run.begin("$default")
     await run.send(sender, {"action": action, "message": "hello"})
-    await run.expect(sender, ServerError, lambda frame: "sendmessage" in frame.accepted_actions,
-                     f"error frame naming the accepted actions for action {action!r}")
+    await run.expect(
+        sender,
+        ServerError,
+        lambda frame: "sendmessage" in frame.accepted_actions,
+        f"error frame naming the accepted actions for action {action!r}",
+    )
 
 
 def run(url: str, timeout: float, token: str | None, out: Callable[[str], None], err: Callable[[str], None]) -> int:

@@ -36,27 +36,67 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     """The command line; every flag has a default, so `python -m emulator` alone runs the dev stack."""
     parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=3001, help="port for WebSocket, callback API and page; 0 picks "
-                        "a free one (default 3001)")
-    parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml configures the run "
-                        "(default dev)")
-    parser.add_argument("--auth", choices=AUTH_MODES,
-                        help="override the stack's auth setting: token runs the $connect authorizer, signing with "
-                             f"${definition.DEV_TOKEN_SECRET_VARIABLE} (a random secret when unset)")
-    parser.add_argument("--dynamodb-endpoint", metavar="URL",
-                        help="a DynamoDB-compatible endpoint to use instead of the embedded moto server")
-    parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT_SECONDS, metavar="SECONDS",
-                        help="close idle connections with 1001 after this long (default 600, as API Gateway)")
-    parser.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_SECONDS, metavar="SECONDS",
-                        help="close connections with 1001 after this long (default 7200, as API Gateway)")
-    parser.add_argument("--function-timeout", type=float, metavar="SECONDS",
-                        help="override the stack's lambdaTimeoutSeconds (for tests)")
-    parser.add_argument("--max-workers", type=int, default=8, metavar="N",
-                        help="most concurrent workers per function (default 8; reservedConcurrency lowers it)")
-    parser.add_argument("--callback-delay", type=float, default=0.0, metavar="SECONDS",
-                        help="fault injection: delay every @connections request by this long")
-    parser.add_argument("--callback-throttle", type=float, default=0.0, metavar="FRACTION",
-                        help="fault injection: answer this fraction (0-1) of @connections requests with 429")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=3001,
+        help="port for WebSocket, callback API and page; 0 picks a free one (default 3001)",
+    )
+    parser.add_argument(
+        "--stack", default="dev", help="stack whose Pulumi.<stack>.yaml configures the run (default dev)"
+    )
+    parser.add_argument(
+        "--auth",
+        choices=AUTH_MODES,
+        help="override the stack's auth setting: token runs the $connect authorizer, signing with "
+        f"${definition.DEV_TOKEN_SECRET_VARIABLE} (a random secret when unset)",
+    )
+    parser.add_argument(
+        "--dynamodb-endpoint",
+        metavar="URL",
+        help="a DynamoDB-compatible endpoint to use instead of the embedded moto server",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help="close idle connections with 1001 after this long (default 600, as API Gateway)",
+    )
+    parser.add_argument(
+        "--max-duration",
+        type=float,
+        default=DEFAULT_MAX_DURATION_SECONDS,
+        metavar="SECONDS",
+        help="close connections with 1001 after this long (default 7200, as API Gateway)",
+    )
+    parser.add_argument(
+        "--function-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="override the stack's lambdaTimeoutSeconds (for tests)",
+    )
+    parser.add_argument(
+        "--max-workers",
+        type=int,
+        default=8,
+        metavar="N",
+        help="most concurrent workers per function (default 8; reservedConcurrency lowers it)",
+    )
+    parser.add_argument(
+        "--callback-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="fault injection: delay every @connections request by this long",
+    )
+    parser.add_argument(
+        "--callback-throttle",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="fault injection: answer this fraction (0-1) of @connections requests with 429",
+    )
     return parser.parse_args(argv)
 
 

@@ -102,18 +102,25 @@ def store_secret(table: LocalTable, region: str, secret: TokenSecret) -> SecretP
     endpoint = table.endpoint
     if table.server is None:
         server, endpoint = start_moto()
-    parameter = SecretParameter(name=physical_name(f"{definition.AUTHORIZER.name}-secret"), endpoint=endpoint,
-                                server=server)
+    parameter = SecretParameter(
+        name=physical_name(f"{definition.AUTHORIZER.name}-secret"), endpoint=endpoint, server=server
+    )
     try:
         boto3.client(
-            "ssm", endpoint_url=endpoint, region_name=region,
+            "ssm",
+            endpoint_url=endpoint,
+            region_name=region,
             aws_access_key_id=THROWAWAY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=THROWAWAY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             aws_session_token=THROWAWAY_CREDENTIALS["AWS_SESSION_TOKEN"],
             # A local endpoint answers at once or not at all, as for the table.
             config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5),
-        ).put_parameter(Name=parameter.name, Value=secret.text, Type="SecureString",
-                        Description="Signing secret of the chat's $connect tokens (local emulator)")
+        ).put_parameter(
+            Name=parameter.name,
+            Value=secret.text,
+            Type="SecureString",
+            Description="Signing secret of the chat's $connect tokens (local emulator)",
+        )
     except (BotoCoreError, ClientError) as error:
         parameter.close()
         raise EmulatorConfigError(f"cannot store the token secret in SSM at {endpoint}: {error}") from error
@@ -125,8 +132,9 @@ def method_arn(region: str, api: events.Api) -> str:
     return f"arn:aws:execute-api:{region}:{ACCOUNT_ID}:{api.api_id}/{api.stage}/{definition.AUTHORIZER_ROUTE}"
 
 
-def authorizer_event(api: events.Api, peer: events.Peer, region: str, headers: list[tuple[str, str]],
-                     query: list[tuple[str, str]]) -> dict[str, Any]:
+def authorizer_event(
+    api: events.Api, peer: events.Peer, region: str, headers: list[tuple[str, str]], query: list[tuple[str, str]]
+) -> dict[str, Any]:
     """A REQUEST authorizer event (tests/hardening/events/authorizer_connect.json): `$connect`'s headers, query
     string (absent when there is none) and requestContext, plus `type`, `methodArn` and `stageVariables`."""
     connect = events.connect_event(api, peer, request_id=events.new_id(), headers=headers, query=query)
@@ -135,8 +143,9 @@ def authorizer_event(api: events.Api, peer: events.Peer, region: str, headers: l
 
 
 def _refusal(status: type[web.HTTPException], message: str | None, error_type: str) -> web.HTTPException:
-    return status(text=json.dumps({"message": message}), content_type="application/json",
-                  headers={"x-amzn-ErrorType": error_type})
+    return status(
+        text=json.dumps({"message": message}), content_type="application/json", headers={"x-amzn-ErrorType": error_type}
+    )
 
 
 def authorization_context(outcome: Invocation, arn: str) -> dict[str, Any]:
@@ -182,7 +191,8 @@ def _read_response(result: Any, arn: str) -> tuple[str, str | None, dict[str, An
         actions = _names(statement.get("Action"))
         resources = _names(statement.get("Resource"))
         if any(_wildcard(action, INVOKE_ACTION, ignore_case=True) for action in actions) and any(
-                _wildcard(resource, arn) for resource in resources):
+            _wildcard(resource, arn) for resource in resources
+        ):
             effects.add(statement["Effect"])
     effect = "Deny" if "Deny" in effects else "Allow" if "Allow" in effects else None
     return principal, effect, context
@@ -216,8 +226,13 @@ class LambdaRequestAuthorizer:
 
     async def __call__(self, request: web.Request, peer: events.Peer) -> Mapping[str, Any] | None:
         """`requestContext.authorizer` for this connection, or the refusal (401, 403, 500) as an HTTP exception."""
-        event = authorizer_event(self._api, peer, self._region, handshake_headers(request, self._port),
-                                 list(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True)))
+        event = authorizer_event(
+            self._api,
+            peer,
+            self._region,
+            handshake_headers(request, self._port),
+            list(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True)),
+        )
         started = time.monotonic()
         try:
             outcome = await self.pool.invoke(event)
@@ -247,16 +262,21 @@ class TokenAuthorization:
         spec = self.authorizer.pool.spec
         mint = "python -m client token --name alice"
         variable = definition.DEV_TOKEN_SECRET_VARIABLE
-        lines = [f"  Authorizer     {definition.AUTHORIZER_ROUTE} -> {spec.name} ({spec.handler}), secret in SSM "
-                 f"parameter {self.parameter.name}"]
+        lines = [
+            f"  Authorizer     {definition.AUTHORIZER_ROUTE} -> {spec.name} ({spec.handler}), secret in SSM "
+            f"parameter {self.parameter.name}"
+        ]
         if self.secret.generated:
             # The only place a made-up secret is ever printed: without it nobody could mint a token for this run.
-            lines.append(f"  Tokens         {variable} is unset, so this run signs with a new secret; mint one with:  "
-                         f"{variable}={self.secret.text} {mint}")
+            lines.append(
+                f"  Tokens         {variable} is unset, so this run signs with a new secret; mint one with:  "
+                f"{variable}={self.secret.text} {mint}"
+            )
         else:
             lines.append(f"  Tokens         mint one with:  {mint}  (signs with your {variable})")
-        lines.append(f"  Connect with   ?{definition.TOKEN_QUERY_PARAMETER}=TOKEN or {definition.TOKEN_HEADER}: "
-                     f"Bearer TOKEN")
+        lines.append(
+            f"  Connect with   ?{definition.TOKEN_QUERY_PARAMETER}=TOKEN or {definition.TOKEN_HEADER}: Bearer TOKEN"
+        )
         return lines
 
     async def close(self) -> None:

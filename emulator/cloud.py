@@ -81,12 +81,14 @@ class LocalCloud:
         if options.authorizer is not None and self._authorizer is not None:
             raise EmulatorConfigError("give either an authorizer function in the options or an Authorizer, not both")
         for spec in [*functions.values(), *([options.authorizer] if options.authorizer else [])]:
-            provided = PROVIDED_ENVIRONMENT + ((environment.TOKEN_SECRET_PARAMETER,) if spec is options.authorizer
-                                               else ())
+            provided = PROVIDED_ENVIRONMENT + (
+                (environment.TOKEN_SECRET_PARAMETER,) if spec is options.authorizer else ()
+            )
             missing = [name for name in spec.environment if name not in provided]
             if missing:
-                raise EmulatorConfigError(f"function {spec.name} reads {', '.join(missing)}, which the emulator "
-                                          f"cannot provide")
+                raise EmulatorConfigError(
+                    f"function {spec.name} reads {', '.join(missing)}, which the emulator cannot provide"
+                )
         try:
             await self._start(functions)
         except BaseException:
@@ -97,21 +99,26 @@ class LocalCloud:
         options = self.options
         self._task_root = TaskRoot([*functions.values(), *([options.authorizer] if options.authorizer else [])])
         self._table = await asyncio.to_thread(
-            start_table, definition.CONNECTIONS_TABLE, physical_name(definition.CONNECTIONS_TABLE.logical_name),
-            options.region, options.dynamodb_endpoint)
+            start_table,
+            definition.CONNECTIONS_TABLE,
+            physical_name(definition.CONNECTIONS_TABLE.logical_name),
+            options.region,
+            options.dynamodb_endpoint,
+        )
         listener = socket.create_server((options.host, options.port), reuse_port=False)
         self.port = listener.getsockname()[1]
-        api = events.Api(api_id=events.new_api_id(), stage=options.stage,
-                         domain_name=f"{self._public_host}:{self.port}")
+        api = events.Api(
+            api_id=events.new_api_id(), stage=options.stage, domain_name=f"{self._public_host}:{self.port}"
+        )
         pools_by_function = {name: self._pool(spec) for name, spec in functions.items()}
         self._pools = {route.key: pools_by_function[route.function.name] for route in options.routes}
         if options.authorizer is not None:
             secret = TokenSecret.for_session(options.token_secret)
             parameter = await asyncio.to_thread(store_secret, self._table, options.region, secret)
             pool = self._pool(options.authorizer, parameter.variables, parameter.endpoints)
-            self._authorization = TokenAuthorization(secret, parameter,
-                                                     LambdaRequestAuthorizer(pool, api, options.region, self.port,
-                                                                             self._log))
+            self._authorization = TokenAuthorization(
+                secret, parameter, LambdaRequestAuthorizer(pool, api, options.region, self.port, self._log)
+            )
             self._authorizer = self._authorization.authorizer
             pools_by_function[options.authorizer.name] = pool
         self.gateway = Gateway(options, api, self._pools, self._log, self._authorizer)
@@ -121,17 +128,23 @@ class LocalCloud:
         if options.prewarm:
             await asyncio.gather(*(pool.prewarm() for pool in pools_by_function.values()))
 
-    def _pool(self, spec: FunctionSpec, variables: Mapping[str, str] | None = None,
-              endpoints: Mapping[str, str] | None = None) -> FunctionPool:
+    def _pool(
+        self, spec: FunctionSpec, variables: Mapping[str, str] | None = None, endpoints: Mapping[str, str] | None = None
+    ) -> FunctionPool:
         assert self._task_root is not None
-        return FunctionPool(spec, self._task_root.paths[spec.name],
-                            self._environment(spec, variables or {}, endpoints or {}),
-                            timeout=self.options.function_timeout,
-                            memory_mb=self.options.settings.memory_mb(spec.fans_out),
-                            max_workers=self.options.workers_per_function, log=self._log)
+        return FunctionPool(
+            spec,
+            self._task_root.paths[spec.name],
+            self._environment(spec, variables or {}, endpoints or {}),
+            timeout=self.options.function_timeout,
+            memory_mb=self.options.settings.memory_mb(spec.fans_out),
+            max_workers=self.options.workers_per_function,
+            log=self._log,
+        )
 
-    def _environment(self, spec: FunctionSpec, variables: Mapping[str, str],
-                     endpoints: Mapping[str, str]) -> dict[str, str]:
+    def _environment(
+        self, spec: FunctionSpec, variables: Mapping[str, str], endpoints: Mapping[str, str]
+    ) -> dict[str, str]:
         """Exactly what the stack gives the function, plus what Lambda's runtime sets, pointed at local endpoints.
 
         `variables` and `endpoints`: what only some functions get (the authorizer: its secret's parameter name, and
@@ -184,11 +197,15 @@ class LocalCloud:
         if self._authorization is not None:
             lines += self._authorization.ready_lines()
         elif options.settings.auth != "none" and self._authorizer is None:
-            lines.append(f"  WARNING        the stack sets auth={options.settings.auth}, but this emulator runs no "
-                         f"authorizer: every connection is accepted")
+            lines.append(
+                f"  WARNING        the stack sets auth={options.settings.auth}, but this emulator runs no "
+                f"authorizer: every connection is accepted"
+            )
         width = max(len(route.key) for route in options.routes) if options.routes else 0
-        lines += [f"  route {route.key:<{width}}  -> {route.function.name} ({route.function.handler})"
-                  for route in options.routes]
+        lines += [
+            f"  route {route.key:<{width}}  -> {route.function.name} ({route.function.handler})"
+            for route in options.routes
+        ]
         lines.append(f"Ready: {self.ws_url}  (Ctrl-C stops)")
         return lines
 

@@ -87,9 +87,9 @@ def function_spec(function: definition.Function, code_root: Path = PROJECT_ROOT)
 def route_selection_path(expression: str = definition.ROUTE_SELECTION_EXPRESSION) -> tuple[str, ...]:
     """The JSON path that `$request.body.a.b` selects on: `("a", "b")`."""
     prefix = "$request.body."
-    if not expression.startswith(prefix) or not expression[len(prefix):]:
+    if not expression.startswith(prefix) or not expression[len(prefix) :]:
         raise EmulatorConfigError(f"route selection expression {expression!r} is not of the form $request.body.PATH")
-    return tuple(expression[len(prefix):].split("."))
+    return tuple(expression[len(prefix) :].split("."))
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,9 @@ def load_stack_config(stack: str, project_root: Path = PROJECT_ROOT) -> StackCon
     """Read and validate `Pulumi.<stack>.yaml` the way the Pulumi program does; a bad or missing file fails clearly."""
     path = project_root / f"Pulumi.{stack}.yaml"
     if not path.is_file():
-        found = sorted(candidate.name[len("Pulumi."):-len(".yaml")] for candidate in project_root.glob("Pulumi.*.yaml"))
+        found = sorted(
+            candidate.name[len("Pulumi.") : -len(".yaml")] for candidate in project_root.glob("Pulumi.*.yaml")
+        )
         available = f"stacks with a config file: {', '.join(found)}" if found else "no stack config files exist yet"
         raise EmulatorConfigError(f"{path} does not exist; pass --stack NAME ({available})")
     document = _read_yaml(path)
@@ -179,13 +181,19 @@ class EmulatorOptions:
             (0 <= self.port <= 65535, f"port must be 0-65535, got {self.port}"),
             (self.idle_timeout_seconds > 0, f"idle timeout must be positive, got {self.idle_timeout_seconds}"),
             (self.max_duration_seconds > 0, f"max duration must be positive, got {self.max_duration_seconds}"),
-            (self.function_timeout_seconds is None or self.function_timeout_seconds > 0,
-             f"function timeout must be positive, got {self.function_timeout_seconds}"),
-            (self.max_workers_per_function >= 1,
-             f"max workers per function must be at least 1, got {self.max_workers_per_function}"),
+            (
+                self.function_timeout_seconds is None or self.function_timeout_seconds > 0,
+                f"function timeout must be positive, got {self.function_timeout_seconds}",
+            ),
+            (
+                self.max_workers_per_function >= 1,
+                f"max workers per function must be at least 1, got {self.max_workers_per_function}",
+            ),
             (self.callback_delay_seconds >= 0, f"callback delay must be 0 or more, got {self.callback_delay_seconds}"),
-            (0 <= self.callback_throttle_fraction <= 1,
-             f"callback throttle fraction must be from 0 to 1, got {self.callback_throttle_fraction}"),
+            (
+                0 <= self.callback_throttle_fraction <= 1,
+                f"callback throttle fraction must be from 0 to 1, got {self.callback_throttle_fraction}",
+            ),
         )
         for ok, message in checks:
             if not ok:

@@ -29,8 +29,11 @@ from emulator.config import PROJECT_ROOT, EmulatorConfigError
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-THROWAWAY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator",
-                         "AWS_SESSION_TOKEN": "emulator"}
+THROWAWAY_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "emulator",
+    "AWS_SECRET_ACCESS_KEY": "emulator",
+    "AWS_SESSION_TOKEN": "emulator",
+}
 """Credentials for the local endpoints: never real, so nothing local can reach an AWS account."""
 STOP_GRACE_SECONDS = 5.0
 
@@ -48,7 +51,9 @@ class LocalTable:
     def client(self) -> DynamoDBClient:
         """A boto3 DynamoDB client for this endpoint, with the throwaway credentials."""
         return boto3.client(
-            "dynamodb", endpoint_url=self.endpoint, region_name=self.region,
+            "dynamodb",
+            endpoint_url=self.endpoint,
+            region_name=self.region,
             aws_access_key_id=THROWAWAY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=THROWAWAY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             aws_session_token=THROWAWAY_CREDENTIALS["AWS_SESSION_TOKEN"],
@@ -66,8 +71,13 @@ class LocalTable:
 
 def start_moto() -> tuple[subprocess.Popen[str], str]:
     """Start moto in a child process on 127.0.0.1 and a free port; returns the process and its endpoint."""
-    process = subprocess.Popen([sys.executable, "-m", "emulator.dynamodb"], cwd=PROJECT_ROOT, text=True,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emulator.dynamodb"],
+        cwd=PROJECT_ROOT,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
     assert process.stdout is not None
     port = process.stdout.readline().strip()
     if not port.isdigit():
@@ -106,7 +116,8 @@ def start_table(table: Table, name: str, region: str, endpoint: str | None) -> L
         )
         client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
         client.update_time_to_live(
-            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+            TableName=name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
         )
     except (BotoCoreError, ClientError, ValueError) as error:
         if server is not None:

@@ -114,9 +114,15 @@ def connect_event(
     event: dict[str, Any] = {
         "headers": {name: value for name, value in headers},
         "multiValueHeaders": _multi(headers),
-        "requestContext": request_context(api, peer, route_key="$connect", event_type="CONNECT",
-                                          request_id=request_id, epoch_ms=peer.connected_at_ms,
-                                          authorizer=authorizer),
+        "requestContext": request_context(
+            api,
+            peer,
+            route_key="$connect",
+            event_type="CONNECT",
+            request_id=request_id,
+            epoch_ms=peer.connected_at_ms,
+            authorizer=authorizer,
+        ),
         "isBase64Encoded": False,
     }
     if query:
@@ -137,8 +143,15 @@ def message_event(
     authorizer: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A MESSAGE event: the frame's text as `body`, with its own `messageId`."""
-    context = request_context(api, peer, route_key=route_key, event_type="MESSAGE", request_id=request_id,
-                              epoch_ms=now_ms(), authorizer=authorizer)
+    context = request_context(
+        api,
+        peer,
+        route_key=route_key,
+        event_type="MESSAGE",
+        request_id=request_id,
+        epoch_ms=now_ms(),
+        authorizer=authorizer,
+    )
     context["messageId"] = message_id
     return {"requestContext": context, "body": body, "isBase64Encoded": False}
 
@@ -153,8 +166,15 @@ def disconnect_event(
     authorizer: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The `$disconnect` event, with the close code and reason (observed on AWS, not documented)."""
-    context = request_context(api, peer, route_key="$disconnect", event_type="DISCONNECT", request_id=request_id,
-                              epoch_ms=now_ms(), authorizer=authorizer)
+    context = request_context(
+        api,
+        peer,
+        route_key="$disconnect",
+        event_type="DISCONNECT",
+        request_id=request_id,
+        epoch_ms=now_ms(),
+        authorizer=authorizer,
+    )
     context["disconnectStatusCode"] = status_code
     context["disconnectReason"] = reason
     return {"requestContext": context, "isBase64Encoded": False}

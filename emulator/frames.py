@@ -28,8 +28,9 @@ Violation = Callable[[int, str], None]
 class FrameInspector:
     """Parses client frame headers incrementally and filters out frames that break API Gateway's quotas."""
 
-    def __init__(self, frame_limit: int, message_limit: int, on_violation: Violation,
-                 on_frame: Callable[[], None]) -> None:
+    def __init__(
+        self, frame_limit: int, message_limit: int, on_violation: Violation, on_frame: Callable[[], None]
+    ) -> None:
         self._frame_limit = frame_limit
         self._message_limit = message_limit
         self._on_violation = on_violation

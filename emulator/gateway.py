@@ -109,8 +109,14 @@ def error_response(status: int, error_type: str, message: str) -> web.Response:
 class Gateway:
     """Serves one stage: WebSocket connections, their routes' functions and the callback API."""
 
-    def __init__(self, options: EmulatorOptions, api: events.Api, pools: Mapping[str, FunctionPool], log: Log,
-                 authorizer: Authorizer | None = None) -> None:
+    def __init__(
+        self,
+        options: EmulatorOptions,
+        api: events.Api,
+        pools: Mapping[str, FunctionPool],
+        log: Log,
+        authorizer: Authorizer | None = None,
+    ) -> None:
         self._options = options
         self._api = api
         self._pools = dict(pools)
@@ -150,9 +156,12 @@ class Gateway:
         if self._stopping:
             return error_response(503, "ServiceUnavailableException", "The emulator is shutting down")
         started = events.now_ms()
-        peer = events.Peer(connection_id=events.new_id(), connected_at_ms=started,
-                           source_ip=request.remote or "127.0.0.1",
-                           user_agent=request.headers.get("User-Agent", ""))
+        peer = events.Peer(
+            connection_id=events.new_id(),
+            connected_at_ms=started,
+            source_ip=request.remote or "127.0.0.1",
+            user_agent=request.headers.get("User-Agent", ""),
+        )
         connection = Connection(peer=peer, last_active_ms=started)
         self._connections[peer.connection_id] = connection
         try:
@@ -171,9 +180,13 @@ class Gateway:
                 raise
         request_id = events.new_id()
         event = events.connect_event(
-            self._api, peer, request_id=request_id, headers=handshake_headers(request, self._options.port),
+            self._api,
+            peer,
+            request_id=request_id,
+            headers=handshake_headers(request, self._options.port),
             query=list(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True)),
-            authorizer=connection.authorizer)
+            authorizer=connection.authorizer,
+        )
         outcome = await self._invoke("$connect", event, peer.connection_id)
         status, protocol = self._handshake_answer(outcome)
         if not 200 <= status < 300:
@@ -181,11 +194,17 @@ class Gateway:
             body = outcome.result.get("body") if outcome and outcome.ok and isinstance(outcome.result, dict) else None
             return web.Response(status=status, text=body if isinstance(body, str) else None)
 
-        ws = web.WebSocketResponse(protocols=(protocol,) if protocol else (), compress=False, autoping=True,
-                                   max_msg_size=MESSAGE_LIMIT_BYTES + 1, timeout=CLOSE_HANDSHAKE_TIMEOUT_SECONDS)
+        ws = web.WebSocketResponse(
+            protocols=(protocol,) if protocol else (),
+            compress=False,
+            autoping=True,
+            max_msg_size=MESSAGE_LIMIT_BYTES + 1,
+            timeout=CLOSE_HANDSHAKE_TIMEOUT_SECONDS,
+        )
         connection.ws = ws
         inspector = FrameInspector(
-            FRAME_LIMIT_BYTES, MESSAGE_LIMIT_BYTES,
+            FRAME_LIMIT_BYTES,
+            MESSAGE_LIMIT_BYTES,
             on_violation=lambda code, reason: connection.spawn(connection.close(code, reason)),
             on_frame=connection.touch,
         )
@@ -224,8 +243,11 @@ class Gateway:
         if not 100 <= status <= 599:
             return 502, None
         headers = outcome.result.get("headers") or {}
-        protocol = next((str(value) for name, value in headers.items()
-                         if str(name).lower() == "sec-websocket-protocol"), None) if isinstance(headers, dict) else None
+        protocol = (
+            next((str(value) for name, value in headers.items() if str(name).lower() == "sec-websocket-protocol"), None)
+            if isinstance(headers, dict)
+            else None
+        )
         return status, protocol
 
     async def _receive(self, connection: Connection, ws: web.WebSocketResponse) -> None:
@@ -262,15 +284,25 @@ class Gateway:
         request_id = events.new_id()
         route_key = select_route(body, self._selection_path, self._pools.keys())
         if route_key is None:
-            await self._send_frame(connection, {"message": "Forbidden", "connectionId": peer.connection_id,
-                                                "requestId": request_id})
+            await self._send_frame(
+                connection, {"message": "Forbidden", "connectionId": peer.connection_id, "requestId": request_id}
+            )
             return
-        event = events.message_event(self._api, peer, route_key=route_key, request_id=request_id,
-                                     message_id=events.new_id(), body=body, authorizer=connection.authorizer)
+        event = events.message_event(
+            self._api,
+            peer,
+            route_key=route_key,
+            request_id=request_id,
+            message_id=events.new_id(),
+            body=body,
+            authorizer=connection.authorizer,
+        )
         outcome = await self._invoke(route_key, event, peer.connection_id)
         if outcome is not None and not outcome.ok:
-            await self._send_frame(connection, {"message": "Internal server error",
-                                                "connectionId": peer.connection_id, "requestId": request_id})
+            await self._send_frame(
+                connection,
+                {"message": "Internal server error", "connectionId": peer.connection_id, "requestId": request_id},
+            )
 
     async def _send_frame(self, connection: Connection, frame: Mapping[str, Any]) -> None:
         if connection.state == "open" and connection.ws is not None and not connection.ws.closed:
@@ -283,8 +315,14 @@ class Gateway:
         peer = connection.peer
         code, reason = connection.server_close or connection.client_close or (CLOSE_ABNORMAL, "")
         self._log(GATEWAY, f"disconnected {peer.connection_id}: {code} {reason}".rstrip())
-        event = events.disconnect_event(self._api, peer, request_id=events.new_id(), status_code=code, reason=reason,
-                                        authorizer=connection.authorizer)
+        event = events.disconnect_event(
+            self._api,
+            peer,
+            request_id=events.new_id(),
+            status_code=code,
+            reason=reason,
+            authorizer=connection.authorizer,
+        )
         await self._invoke("$disconnect", event, peer.connection_id)
 
     async def _invoke(self, route_key: str, event: Mapping[str, Any], connection_id: str) -> Invocation | None:
@@ -303,11 +341,13 @@ class Gateway:
         else:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-            outcome = Invocation(ok=False, error_type="IntegrationTimeout",
-                                 error_message=f"API Gateway gave up after {INTEGRATION_TIMEOUT_SECONDS:.0f} s",
-                                 duration_ms=INTEGRATION_TIMEOUT_SECONDS * 1000)
-        self._log(route_key, f"{connection_id} -> {pool.spec.name} {describe(outcome)} "
-                             f"in {outcome.duration_ms:.1f} ms")
+            outcome = Invocation(
+                ok=False,
+                error_type="IntegrationTimeout",
+                error_message=f"API Gateway gave up after {INTEGRATION_TIMEOUT_SECONDS:.0f} s",
+                duration_ms=INTEGRATION_TIMEOUT_SECONDS * 1000,
+            )
+        self._log(route_key, f"{connection_id} -> {pool.spec.name} {describe(outcome)} in {outcome.duration_ms:.1f} ms")
         return outcome
 
     # --- Callback API ----------------------------------------------------------------------------------------
@@ -319,7 +359,9 @@ class Gateway:
         if options.callback_throttle_fraction and self._random.random() < options.callback_throttle_fraction:
             return error_response(429, "LimitExceededException", "Rate exceeded")
         handlers: dict[str, Callable[[web.Request, str], Awaitable[web.StreamResponse]]] = {
-            "POST": self._post, "GET": self._get, "DELETE": self._delete,
+            "POST": self._post,
+            "GET": self._get,
+            "DELETE": self._delete,
         }
         handler = handlers.get(request.method)
         if handler is None:
@@ -363,11 +405,13 @@ class Gateway:
         if connection is None:
             return error_response(410, "GoneException", "Gone")
         peer = connection.peer
-        return web.json_response({
-            "connectedAt": events.iso_time(peer.connected_at_ms),
-            "identity": {"sourceIp": peer.source_ip, "userAgent": peer.user_agent},
-            "lastActiveAt": events.iso_time(connection.last_active_ms),
-        })
+        return web.json_response(
+            {
+                "connectedAt": events.iso_time(peer.connected_at_ms),
+                "identity": {"sourceIp": peer.source_ip, "userAgent": peer.user_agent},
+                "lastActiveAt": events.iso_time(connection.last_active_ms),
+            }
+        )
 
     async def _delete(self, request: web.Request, connection_id: str) -> web.StreamResponse:
         connection = self._open_connection(connection_id)
@@ -399,8 +443,14 @@ class Gateway:
         """Refuse new connections, close every client with 1001 and wait for each `$disconnect` to run."""
         self._stopping = True
         connections = list(self._connections.values())
-        await asyncio.gather(*(connection.close(CLOSE_GOING_AWAY, "Going away") for connection in connections
-                               if connection.state == "open"), return_exceptions=True)
+        await asyncio.gather(
+            *(
+                connection.close(CLOSE_GOING_AWAY, "Going away")
+                for connection in connections
+                if connection.state == "open"
+            ),
+            return_exceptions=True,
+        )
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(SHUTDOWN_WAIT_SECONDS):
                 for connection in connections:

@@ -75,8 +75,11 @@ def _configure_logging() -> _RequestIdFilter:
     """The root logger as the AWS runtime sets it up: one stderr handler, level left at WARNING."""
     request_ids = _RequestIdFilter()
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
-                                           "%Y-%m-%dT%H:%M:%S"))
+    handler.setFormatter(
+        logging.Formatter(
+            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s", "%Y-%m-%dT%H:%M:%S"
+        )
+    )
     handler.formatter.converter = time.gmtime  # type: ignore[union-attr]
     handler.addFilter(request_ids)
     logging.getLogger().addHandler(handler)

@@ -110,7 +110,11 @@ def running_emulator(port: int = 0, stack: str = "dev", extra_args: Sequence[str
     """Start `python -m emulator --host 127.0.0.1 --port PORT --stack STACK [extra_args]`; yield once ready."""
     process = subprocess.Popen(
         [sys.executable, "-m", "emulator", "--host", "127.0.0.1", "--port", str(port), "--stack", stack, *extra_args],
-        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
     )
     emulator = RunningEmulator(process)
     try:

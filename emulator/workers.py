@@ -65,9 +65,17 @@ class Worker:
         started = time.monotonic()
         try:
             self._process = await asyncio.create_subprocess_exec(
-                sys.executable, "-I", str(RUNTIME_SCRIPT), str(self._task_root), self._spec.handler,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                env=self._environment, cwd=self._task_root, limit=PROTOCOL_LINE_LIMIT,
+                sys.executable,
+                "-I",
+                str(RUNTIME_SCRIPT),
+                str(self._task_root),
+                self._spec.handler,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self._environment,
+                cwd=self._task_root,
+                limit=PROTOCOL_LINE_LIMIT,
             )
         except OSError as error:
             return Invocation(ok=False, error_type="Runtime.InitError", error_message=f"cannot start worker: {error}")
@@ -77,15 +85,22 @@ class Worker:
             first = await self._read(INIT_TIMEOUT_SECONDS)
         except TimeoutError:
             await self.kill()
-            return Invocation(ok=False, error_type="Runtime.InitError",
-                              error_message=f"Init timed out after {INIT_TIMEOUT_SECONDS:.0f} seconds")
+            return Invocation(
+                ok=False,
+                error_type="Runtime.InitError",
+                error_message=f"Init timed out after {INIT_TIMEOUT_SECONDS:.0f} seconds",
+            )
         if first is None:
             return await self._exited(started)
         init_ms = (time.monotonic() - started) * 1000
         if first.get("type") != "ready":
             await self.kill()
-            return Invocation(ok=False, error_type=str(first.get("errorType", "Runtime.InitError")),
-                              error_message=str(first.get("errorMessage", "")), duration_ms=init_ms)
+            return Invocation(
+                ok=False,
+                error_type=str(first.get("errorType", "Runtime.InitError")),
+                error_message=str(first.get("errorMessage", "")),
+                duration_ms=init_ms,
+            )
         self._log(self._spec.name, f"cold start: worker {self._process.pid} ready, init {init_ms:.0f} ms")
         return None
 
@@ -102,24 +117,36 @@ class Worker:
             await self.kill()
             message = f"Task timed out after {timeout:.2f} seconds"
             self._log(self._spec.name, f"{aws_request_id} {message}")
-            return Invocation(ok=False, error_type="Sandbox.Timedout", error_message=message,
-                              duration_ms=(time.monotonic() - started) * 1000)
+            return Invocation(
+                ok=False,
+                error_type="Sandbox.Timedout",
+                error_message=message,
+                duration_ms=(time.monotonic() - started) * 1000,
+            )
         except (BrokenPipeError, ConnectionResetError):
             response = None
         except ValueError as error:
             # Unparseable protocol output: the worker cannot be trusted any more.
             await self.kill()
-            return Invocation(ok=False, error_type="Runtime.InvalidResponse", error_message=str(error),
-                              duration_ms=(time.monotonic() - started) * 1000)
+            return Invocation(
+                ok=False,
+                error_type="Runtime.InvalidResponse",
+                error_message=str(error),
+                duration_ms=(time.monotonic() - started) * 1000,
+            )
         if response is None:
             return await self._exited(started)
         duration_ms = (time.monotonic() - started) * 1000
         memory = float(response.get("maxMemoryMb", 0.0))
         if response.get("type") == "result":
             return Invocation(ok=True, result=response.get("result"), duration_ms=duration_ms, max_memory_mb=memory)
-        return Invocation(ok=False, error_type=str(response.get("errorType", "")),
-                          error_message=str(response.get("errorMessage", "")), duration_ms=duration_ms,
-                          max_memory_mb=memory)
+        return Invocation(
+            ok=False,
+            error_type=str(response.get("errorType", "")),
+            error_message=str(response.get("errorMessage", "")),
+            duration_ms=duration_ms,
+            max_memory_mb=memory,
+        )
 
     async def _read(self, timeout: float) -> dict[str, Any] | None:
         assert self._process is not None and self._process.stdout is not None
@@ -140,8 +167,12 @@ class Worker:
         status = f"signal: {-code}" if code < 0 else f"exit status {code}"
         message = f"Runtime exited with error: {status}"
         self._log(self._spec.name, message)
-        return Invocation(ok=False, error_type="Runtime.ExitError", error_message=message,
-                          duration_ms=(time.monotonic() - started) * 1000)
+        return Invocation(
+            ok=False,
+            error_type="Runtime.ExitError",
+            error_message=message,
+            duration_ms=(time.monotonic() - started) * 1000,
+        )
 
     async def _relay_output(self) -> None:
         """Copy the handler's output (stdout and stderr alike) to the terminal, line by line, under its name."""
@@ -191,8 +222,17 @@ class Worker:
 class FunctionPool:
     """The workers of one function: reuses warm ones, starts more when invocations overlap, up to `max_workers`."""
 
-    def __init__(self, spec: FunctionSpec, task_root: Path, environment: Mapping[str, str], *, timeout: float,
-                 memory_mb: int, max_workers: int, log: Log) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        task_root: Path,
+        environment: Mapping[str, str],
+        *,
+        timeout: float,
+        memory_mb: int,
+        max_workers: int,
+        log: Log,
+    ) -> None:
         self.spec = spec
         self._task_root = task_root
         self._environment = environment
@@ -217,8 +257,9 @@ class FunctionPool:
         aws_request_id = str(uuid.uuid4())
         async with self._slots:
             if self._closed:
-                return Invocation(ok=False, error_type="Emulator.ShuttingDown",
-                                  error_message="the emulator is stopping")
+                return Invocation(
+                    ok=False, error_type="Emulator.ShuttingDown", error_message="the emulator is stopping"
+                )
             worker = None
             while self._idle and worker is None:
                 candidate = self._idle.pop()
@@ -240,11 +281,18 @@ class FunctionPool:
                 self._busy.discard(worker)
             if outcome.max_memory_mb > self._memory_mb:
                 await worker.kill()
-                self._log(self.spec.name, f"{aws_request_id} Runtime.OutOfMemory: used {outcome.max_memory_mb:.0f} MB "
-                                          f"of {self._memory_mb} MB")
-                outcome = Invocation(ok=False, error_type="Runtime.OutOfMemory",
-                                     error_message=f"Runtime exited with error: out of memory ({self._memory_mb} MB)",
-                                     duration_ms=outcome.duration_ms, max_memory_mb=outcome.max_memory_mb)
+                self._log(
+                    self.spec.name,
+                    f"{aws_request_id} Runtime.OutOfMemory: used {outcome.max_memory_mb:.0f} MB "
+                    f"of {self._memory_mb} MB",
+                )
+                outcome = Invocation(
+                    ok=False,
+                    error_type="Runtime.OutOfMemory",
+                    error_message=f"Runtime exited with error: out of memory ({self._memory_mb} MB)",
+                    duration_ms=outcome.duration_ms,
+                    max_memory_mb=outcome.max_memory_mb,
+                )
             if worker.alive and not self._closed:
                 self._idle.append(worker)
             elif worker.alive:

@@ -76,9 +76,7 @@ def token_from_request(event: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def policy(
-    effect: str, method_arn: str, principal_id: str, context: dict[str, str] | None = None
-) -> dict[str, Any]:
+def policy(effect: str, method_arn: str, principal_id: str, context: dict[str, str] | None = None) -> dict[str, Any]:
     """An authorizer response: an IAM policy on this `$connect` (the event's methodArn) and the optional context."""
     response: dict[str, Any] = {
         "principalId": principal_id,

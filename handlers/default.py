@@ -17,9 +17,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, int]:
     """Lambda entry point for the `$default` route."""
     invocation = Invocation(event, context)
     try:
-        fields = reply_unroutable(
-            event, clients.callback_api(config.endpoint_url()), config.max_message_bytes(), RETRY
-        )
+        fields = reply_unroutable(event, clients.callback_api(config.endpoint_url()), config.max_message_bytes(), RETRY)
     except HANDLED_ERRORS as error:
         return invocation.fail(error)
     return invocation.finish(200, **fields)

@@ -21,8 +21,15 @@ FRAME_LIMIT_BYTES = 32 * 1024
 """API Gateway's WebSocket frame quota (`app.settings.FRAME_LIMIT_BYTES`); every frame sent must fit in one."""
 
 _FIELDS = frozenset({"action", "message"})
-_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
-               bool: "true or false", type(None): "null"}
+_JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "true or false",
+    type(None): "null",
+}
 
 
 class InvalidMessageError(ValueError):
@@ -37,19 +44,19 @@ def chat_message(event: dict[str, Any], max_bytes: int) -> str:
     unexpected = sorted(set(body) - _FIELDS)
     if unexpected:
         listed = ", ".join(_short(name) for name in unexpected[:3])
-        raise InvalidMessageError(f"unexpected field(s) {listed}: only \"action\" and \"message\" are allowed")
+        raise InvalidMessageError(f'unexpected field(s) {listed}: only "action" and "message" are allowed')
     if body.get("action") != SEND_MESSAGE:
-        raise InvalidMessageError(f"\"action\" must be \"{SEND_MESSAGE}\"")
+        raise InvalidMessageError(f'"action" must be "{SEND_MESSAGE}"')
     if "message" not in body:
-        raise InvalidMessageError("the \"message\" field is missing")
+        raise InvalidMessageError('the "message" field is missing')
     text = body["message"]
     if not isinstance(text, str):
-        raise InvalidMessageError(f"\"message\" must be a string, got {_json_type(text)}")
+        raise InvalidMessageError(f'"message" must be a string, got {_json_type(text)}')
     if not text.strip():
-        raise InvalidMessageError("\"message\" must not be empty or blank")
-    size = len(_utf8(text, "\"message\""))
+        raise InvalidMessageError('"message" must not be empty or blank')
+    size = len(_utf8(text, '"message"'))
     if size > max_bytes:
-        raise InvalidMessageError(f"\"message\" is {size} UTF-8 bytes, more than the limit of {max_bytes}")
+        raise InvalidMessageError(f'"message" is {size} UTF-8 bytes, more than the limit of {max_bytes}')
     return text
 
 
@@ -62,15 +69,23 @@ def unroutable_reason(event: dict[str, Any]) -> str:
     if not isinstance(body, dict):
         return f"the message must be a JSON object, got {_json_type(body)}"
     if "action" not in body:
-        return "the message has no \"action\" field"
+        return 'the message has no "action" field'
     return f"unknown action {_short(body['action'])}"
 
 
 def message_frame(text: str, sender_name: str, sender_id: str, sent_at_ms: int) -> bytes:
     """The broadcast envelope, UTF-8 JSON; InvalidMessageError when JSON escaping pushes it past one frame."""
     sent_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sent_at_ms // 1000)) + f".{sent_at_ms % 1000:03d}Z"
-    frame = _encode({"type": "message", "id": uuid.uuid4().hex, "message": text, "from": sender_name,
-                     "connectionId": sender_id, "sentAt": sent_at})
+    frame = _encode(
+        {
+            "type": "message",
+            "id": uuid.uuid4().hex,
+            "message": text,
+            "from": sender_name,
+            "connectionId": sender_id,
+            "sentAt": sent_at,
+        }
+    )
     if len(frame) > FRAME_LIMIT_BYTES:
         # Quotes, backslashes and control characters grow when escaped; the byte limit alone cannot promise a fit.
         raise InvalidMessageError(
@@ -82,13 +97,15 @@ def message_frame(text: str, sender_name: str, sender_id: str, sent_at_ms: int) 
 
 def error_frame(reason: str, request_id: str, max_bytes: int) -> bytes:
     """The error frame for the sender alone: what was wrong, the expected shape and the accepted actions."""
-    return _encode({
-        "type": "error",
-        "error": reason,
-        "expected": {"action": SEND_MESSAGE, "message": f"<non-blank text, at most {max_bytes} UTF-8 bytes>"},
-        "acceptedActions": list(ACCEPTED_ACTIONS),
-        "requestId": request_id,
-    })
+    return _encode(
+        {
+            "type": "error",
+            "error": reason,
+            "expected": {"action": SEND_MESSAGE, "message": f"<non-blank text, at most {max_bytes} UTF-8 bytes>"},
+            "acceptedActions": list(ACCEPTED_ACTIONS),
+            "requestId": request_id,
+        }
+    )
 
 
 def _json_body(event: dict[str, Any]) -> Any:

@@ -188,9 +188,7 @@ def _reject_constant(constant: str) -> Any:
 def _parse_claims(raw: bytes) -> Claims:
     """Claims from a payload whose signature is already verified (so a failure here means a minting fault)."""
     try:
-        claims = json.loads(
-            raw.decode("utf-8"), object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
-        )
+        claims = json.loads(raw.decode("utf-8"), object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise InvalidTokenError(Reason.MALFORMED, "the payload is not UTF-8 JSON") from None
     if not isinstance(claims, dict) or set(claims) != _CLAIM_KEYS:

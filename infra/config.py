@@ -48,4 +48,4 @@ def _configured_names(config: pulumi.Config) -> set[str]:
     """
     prefix = f"{config.name}:"
     keys = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.config.get_config_env())
-    return {key[len(prefix):] for key in keys if key.startswith(prefix)}
+    return {key[len(prefix) :] for key in keys if key.startswith(prefix)}

@@ -52,7 +52,9 @@ def _description(rule: Rule | StackRule) -> str:
 
 RESOURCE_POLICIES: list[ResourceValidationPolicy] = [
     ResourceValidationPolicy(
-        name=rule.name, description=_description(rule), validate=_validator(rule),
+        name=rule.name,
+        description=_description(rule),
+        validate=_validator(rule),
         enforcement_level=_level(rule.mandatory),
     )
     for rule in RULES
@@ -61,7 +63,9 @@ RESOURCE_POLICIES: list[ResourceValidationPolicy] = [
 
 STACK_POLICIES: list[StackValidationPolicy] = [
     StackValidationPolicy(
-        name=rule.name, description=_description(rule), validate=_stack_validator(rule),
+        name=rule.name,
+        description=_description(rule),
+        validate=_stack_validator(rule),
         enforcement_level=_level(rule.mandatory),
     )
     for rule in STACK_RULES

@@ -123,13 +123,11 @@ def callback_scoped_to_api(resource_type: str, props: Mapping[str, Any]) -> list
             if not any(iam.grants(action, MANAGE_CONNECTIONS) for action in statement.actions):
                 continue
             fix = (
-                "scope it to f\"{api.execution_arn}/{stage}/POST/@connections/*\" (one resource per method the "
+                'scope it to f"{api.execution_arn}/{stage}/POST/@connections/*" (one resource per method the '
                 "function calls)."
             )
             if statement.not_resources or not statement.resources:
-                violations.append(
-                    f"{statement.where} grants {MANAGE_CONNECTIONS} without a Resource list: {fix}"
-                )
+                violations.append(f"{statement.where} grants {MANAGE_CONNECTIONS} without a Resource list: {fix}")
             for resource in statement.resources:
                 problem = _callback_resource_problem(resource)
                 if problem:
@@ -148,13 +146,13 @@ def lambda_permission_source_arn(resource_type: str, props: Mapping[str, Any]) -
     if principal == "*" or principal.lower() == "arn:aws:iam::*:root":
         violations.append(
             f"principal {principal!r} lets anyone invoke the function: set principal to the calling service "
-            f"(\"apigateway.amazonaws.com\") and source_arn to the API's execution ARN."
+            f'("apigateway.amazonaws.com") and source_arn to the API\'s execution ARN.'
         )
     source_arn = _text(props.get("sourceArn")).strip()
     if not source_arn:
         violations.append(
             "has no source_arn, so any API Gateway API in any account may invoke the function: set "
-            "source_arn=api.execution_arn.apply(lambda arn: f\"{arn}/*/*\") (or narrower)."
+            'source_arn=api.execution_arn.apply(lambda arn: f"{arn}/*/*") (or narrower).'
         )
     else:
         match = EXECUTE_API_ARN.match(source_arn)
@@ -218,7 +216,7 @@ def dynamodb_point_in_time_recovery(resource_type: str, props: Mapping[str, Any]
     if _mapping(props.get("pointInTimeRecovery")).get("enabled") is True:
         return []
     return [
-        "has no point-in-time recovery: set point_in_time_recovery={\"enabled\": True} (this program's "
+        'has no point-in-time recovery: set point_in_time_recovery={"enabled": True} (this program\'s '
         "pointInTimeRecovery setting) where losing the table would hurt."
     ]
 
@@ -230,7 +228,7 @@ def lambda_tracing(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     if _text(_mapping(props.get("tracingConfig")).get("mode")) == "Active":
         return []
     return [
-        "does not trace to X-Ray: set tracing_config={\"mode\": \"Active\"} (this program's tracing setting) and "
+        'does not trace to X-Ray: set tracing_config={"mode": "Active"} (this program\'s tracing setting) and '
         "allow xray:PutTraceSegments and xray:PutTelemetryRecords in the function's role."
     ]
 
@@ -256,12 +254,14 @@ def lambda_logs_in_managed_group(resources: Sequence[StackResource]) -> list[tup
         configured = _text(_mapping(resource.props.get("loggingConfig")).get("logGroup"))
         target = configured or f"/aws/lambda/{_text(resource.props.get('name'))}"
         if target not in managed:
-            violations.append((
-                resource.urn,
-                f"logs to {target}, a log group this stack does not manage (Lambda creates it on first use, with "
-                f"no retention): create an aws.cloudwatch.LogGroup with retention_in_days and point "
-                f"logging_config.log_group at its name.",
-            ))
+            violations.append(
+                (
+                    resource.urn,
+                    f"logs to {target}, a log group this stack does not manage (Lambda creates it on first use, with "
+                    f"no retention): create an aws.cloudwatch.LogGroup with retention_in_days and point "
+                    f"logging_config.log_group at its name.",
+                )
+            )
     return violations
 
 
@@ -277,9 +277,13 @@ class StackRule:
 
 
 STACK_RULES: tuple[StackRule, ...] = (
-    StackRule("lambda-logs-in-managed-log-group",
-              "Lambda functions log to a log group of this stack (which has retention).", True,
-              ("CKV_AWS_66",), lambda_logs_in_managed_group),
+    StackRule(
+        "lambda-logs-in-managed-log-group",
+        "Lambda functions log to a log group of this stack (which has retention).",
+        True,
+        ("CKV_AWS_66",),
+        lambda_logs_in_managed_group,
+    ),
 )
 
 
@@ -295,23 +299,62 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("iam-no-wildcard-actions", "IAM policies list the actions they allow: no wildcards, no admin.", True,
-         ("CKV_AWS_63", "CKV_AWS_62", "CKV_AWS_355"), no_wildcard_actions),
-    Rule("callback-permission-scoped-to-api",
-         "execute-api:ManageConnections only on this API's stage and the methods the code calls.", True,
-         ("CKV_AWS_355",), callback_scoped_to_api),
-    Rule("lambda-permission-source-arn", "Lambda permissions name a source ARN and no public principal.", True,
-         ("trivy AWS-0067", "CKV_AWS_301"), lambda_permission_source_arn),
-    Rule("stage-access-logs", "API Gateway stages write access logs with a destination and a format.", True,
-         ("CKV_AWS_76", "trivy AWS-0001", "Security Hub APIGateway.9"), stage_access_logs),
-    Rule("log-group-retention", "CloudWatch log groups have a retention period.", True,
-         ("CKV_AWS_66",), log_group_retention),
-    Rule("lambda-runtime-supported", "Lambda functions use a runtime AWS has not deprecated.", True,
-         ("CKV_AWS_363",), lambda_runtime_supported),
-    Rule("dynamodb-point-in-time-recovery", "DynamoDB tables have point-in-time recovery.", False,
-         ("CKV_AWS_28", "trivy AWS-0024"), dynamodb_point_in_time_recovery),
-    Rule("lambda-xray-tracing", "Lambda functions trace to X-Ray (Active).", False,
-         ("CKV_AWS_50", "trivy AWS-0066"), lambda_tracing),
+    Rule(
+        "iam-no-wildcard-actions",
+        "IAM policies list the actions they allow: no wildcards, no admin.",
+        True,
+        ("CKV_AWS_63", "CKV_AWS_62", "CKV_AWS_355"),
+        no_wildcard_actions,
+    ),
+    Rule(
+        "callback-permission-scoped-to-api",
+        "execute-api:ManageConnections only on this API's stage and the methods the code calls.",
+        True,
+        ("CKV_AWS_355",),
+        callback_scoped_to_api,
+    ),
+    Rule(
+        "lambda-permission-source-arn",
+        "Lambda permissions name a source ARN and no public principal.",
+        True,
+        ("trivy AWS-0067", "CKV_AWS_301"),
+        lambda_permission_source_arn,
+    ),
+    Rule(
+        "stage-access-logs",
+        "API Gateway stages write access logs with a destination and a format.",
+        True,
+        ("CKV_AWS_76", "trivy AWS-0001", "Security Hub APIGateway.9"),
+        stage_access_logs,
+    ),
+    Rule(
+        "log-group-retention",
+        "CloudWatch log groups have a retention period.",
+        True,
+        ("CKV_AWS_66",),
+        log_group_retention,
+    ),
+    Rule(
+        "lambda-runtime-supported",
+        "Lambda functions use a runtime AWS has not deprecated.",
+        True,
+        ("CKV_AWS_363",),
+        lambda_runtime_supported,
+    ),
+    Rule(
+        "dynamodb-point-in-time-recovery",
+        "DynamoDB tables have point-in-time recovery.",
+        False,
+        ("CKV_AWS_28", "trivy AWS-0024"),
+        dynamodb_point_in_time_recovery,
+    ),
+    Rule(
+        "lambda-xray-tracing",
+        "Lambda functions trace to X-Ray (Active).",
+        False,
+        ("CKV_AWS_50", "trivy AWS-0066"),
+        lambda_tracing,
+    ),
 )
 
 

@@ -32,8 +32,15 @@ def client_command(*arguments: str) -> list[str]:
 
 def run_client(*arguments: str, stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run the client to completion, as `make smoke` or a pipe would."""
-    return subprocess.run(client_command(*arguments), input=stdin, capture_output=True, text=True, cwd=REPOSITORY,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        client_command(*arguments),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=REPOSITORY,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def refused_url() -> str:
@@ -48,8 +55,14 @@ class InteractiveClient:
     """`python -m client URL ...` with stdin kept open, its output read line by line as it arrives."""
 
     def __init__(self, *arguments: str) -> None:
-        self.process = subprocess.Popen(client_command(*arguments), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, cwd=REPOSITORY)
+        self.process = subprocess.Popen(
+            client_command(*arguments),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPOSITORY,
+        )
         self.lines: dict[str, queue.Queue[str]] = {"stdout": queue.Queue(), "stderr": queue.Queue()}
         self.seen: dict[str, list[str]] = {"stdout": [], "stderr": []}
         for name, stream in (("stdout", self.process.stdout), ("stderr", self.process.stderr)):
@@ -116,6 +129,7 @@ def start(started: list[InteractiveClient], *arguments: str) -> InteractiveClien
 
 # --- smoke ----------------------------------------------------------------------------------------------------------
 
+
 def test_smoke_passes_against_the_emulator(emulator: RunningEmulator) -> None:
     result = run_client("smoke", emulator.ws_url, "--timeout", "10")
     assert result.returncode == 0, f"smoke failed against a healthy emulator: {result.stderr}"
@@ -152,6 +166,7 @@ def test_smoke_refuses_a_url_that_is_not_websocket(url: str) -> None:
 
 # --- interactive chat -------------------------------------------------------------------------------------------
 
+
 def test_piped_lines_are_sent_and_echoed(emulator: RunningEmulator) -> None:
     result = run_client(emulator.ws_url, "--name", "piper", stdin="hello from a pipe\n\nsecond line\n")
     assert result.returncode == 0, f"piped chat exited {result.returncode}: {result.stderr}"
@@ -173,8 +188,11 @@ def test_line_too_big_for_one_frame_is_not_sent(emulator: RunningEmulator) -> No
     oversized = "y" * (FRAME_LIMIT_BYTES + 1)
     result = run_client(emulator.ws_url, "--name", "piper", stdin=f"{oversized}\nstill connected\n")
     assert result.returncode == 0, f"chat exited {result.returncode}: {result.stderr}"
-    assert re.search(rf"^error: not sent: that line makes a \d+-byte frame .* over {FRAME_LIMIT_BYTES} bytes$",
-                     result.stderr, re.MULTILINE), f"no local refusal on stderr: {result.stderr!r}"
+    assert re.search(
+        rf"^error: not sent: that line makes a \d+-byte frame .* over {FRAME_LIMIT_BYTES} bytes$",
+        result.stderr,
+        re.MULTILINE,
+    ), f"no local refusal on stderr: {result.stderr!r}"
     assert re.fullmatch(MESSAGE_LINE + "piper: still connected\n", result.stdout), (
         f"the connection did not survive the oversized line: {result.stdout!r}"
     )
@@ -189,8 +207,9 @@ def test_json_mode_sends_raw_lines_and_prints_raw_frames(emulator: RunningEmulat
     )
 
 
-def test_two_clients_chat_and_ctrl_c_quits_cleanly(emulator: RunningEmulator,
-                                                   interactive: list[InteractiveClient]) -> None:
+def test_two_clients_chat_and_ctrl_c_quits_cleanly(
+    emulator: RunningEmulator, interactive: list[InteractiveClient]
+) -> None:
     alice = start(interactive, emulator.ws_url, "--name", "alice")
     bob = start(interactive, emulator.ws_url, "--name", "bob")
     alice.type("hi bob")
@@ -214,9 +233,14 @@ def test_client_exits_1_when_the_server_goes_away(interactive: list[InteractiveC
         assert client.finish() == 1, f"a lost connection did not exit 1; printed: {client.seen}"
 
 
-@pytest.mark.parametrize(("name", "complaint"), [("x" * 33, "must be at most 32 characters"),
-                                                  ("bell\x07", "must contain printable characters only"),
-                                                  (" padded", "must not start or end with whitespace")])
+@pytest.mark.parametrize(
+    ("name", "complaint"),
+    [
+        ("x" * 33, "must be at most 32 characters"),
+        ("bell\x07", "must contain printable characters only"),
+        (" padded", "must not start or end with whitespace"),
+    ],
+)
 def test_unacceptable_name_is_refused_before_connecting(name: str, complaint: str) -> None:
     result = run_client(refused_url(), "--name", name)
     assert result.returncode == 2, f"name {name!r} exited {result.returncode}: {result.stderr}"

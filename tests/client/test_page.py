@@ -25,8 +25,9 @@ RECONNECT_TIMEOUT_MS = 20_000
 class ChatPage:
     """One person's browser tab with the chat page, connected under a display name."""
 
-    def __init__(self, browser: Browser, address: str, name: str, chat_url: str | None = None,
-                 token: str | None = None) -> None:
+    def __init__(
+        self, browser: Browser, address: str, name: str, chat_url: str | None = None, token: str | None = None
+    ) -> None:
         self.context = browser.new_context(viewport={"width": 900, "height": 640}, locale="en-GB")
         self.page: Page = self.context.new_page()
         self.errors: list[str] = []
@@ -58,8 +59,9 @@ class ChatPage:
 
     def message(self, text: str) -> Locator:
         """The locator of the chat message whose text is exactly `text`."""
-        return self.page.locator(".message").filter(has=self.page.locator(".text", has_text=re.compile(
-            f"^{re.escape(text)}$")))
+        return self.page.locator(".message").filter(
+            has=self.page.locator(".text", has_text=re.compile(f"^{re.escape(text)}$"))
+        )
 
     def close(self) -> None:
         self.context.close()
@@ -80,17 +82,16 @@ def test_url_is_prefilled_from_the_page_address(browser: Browser, emulator: Runn
     try:
         page = context.new_page()
         page.goto(emulator.http_url)
-        expect(page.locator("#url"), "URL field does not point at the emulator's stage").to_have_value(
-            emulator.ws_url)
+        expect(page.locator("#url"), "URL field does not point at the emulator's stage").to_have_value(emulator.ws_url)
         page.goto(emulator.http_url + "?stage=prod")
-        expect(page.locator("#url"), "?stage= is not used").to_have_value(re.sub(r"/[^/]+$", "/prod",
-                                                                                emulator.ws_url))
+        expect(page.locator("#url"), "?stage= is not used").to_have_value(re.sub(r"/[^/]+$", "/prod", emulator.ws_url))
     finally:
         context.close()
 
 
-def test_two_pages_chat_with_each_other(browser: Browser, emulator: RunningEmulator, pages: list[ChatPage],
-                                        artifacts: Path) -> None:
+def test_two_pages_chat_with_each_other(
+    browser: Browser, emulator: RunningEmulator, pages: list[ChatPage], artifacts: Path
+) -> None:
     alice = ChatPage(browser, emulator.http_url, "Alice")
     pages.append(alice)
     bob = ChatPage(browser, emulator.http_url, "Bob")
@@ -102,25 +103,29 @@ def test_two_pages_chat_with_each_other(browser: Browser, emulator: RunningEmula
         expect(line, f"Alice's message missing on {page.name}'s page").to_have_count(1)
         expect(line.locator(".sender"), f"wrong sender on {page.name}'s page").to_have_text(sender)
         expect(line, f"Alice's message not shown as {side} on {page.name}'s page").to_have_class(
-            re.compile(rf"\b{side}\b"))
+            re.compile(rf"\b{side}\b")
+        )
         expect(line.locator("time"), f"no local time on {page.name}'s page").to_have_text(re.compile(r"^\d\d:\d\d$"))
 
     reply = "Yes: the smoke test passed.\nDeploying to prod next."
     bob.send(reply)
     expect(alice.message(reply), "Bob's two-line reply did not reach Alice intact").to_have_count(1)
     alice.send("Great, I'll keep an eye on the alarms.")
-    expect(bob.message("Great, I'll keep an eye on the alarms."), "Alice's second message missing for Bob"
-           ).to_have_count(1)
+    expect(
+        bob.message("Great, I'll keep an eye on the alarms."), "Alice's second message missing for Bob"
+    ).to_have_count(1)
     bob.send("Done. Café at five to celebrate?")
-    expect(alice.message("Done. Café at five to celebrate?"), "Bob's non-ASCII message missing for Alice"
-           ).to_have_count(1)
+    expect(
+        alice.message("Done. Café at five to celebrate?"), "Bob's non-ASCII message missing for Alice"
+    ).to_have_count(1)
 
     alice.page.screenshot(path=str(artifacts / "chat-alice.png"))
     bob.page.screenshot(path=str(artifacts / "chat-bob.png"))
 
 
-def test_oversized_message_shows_the_servers_error(browser: Browser, emulator: RunningEmulator, pages: list[ChatPage],
-                                                   artifacts: Path, max_message_bytes: int) -> None:
+def test_oversized_message_shows_the_servers_error(
+    browser: Browser, emulator: RunningEmulator, pages: list[ChatPage], artifacts: Path, max_message_bytes: int
+) -> None:
     oversized = "x" * (max_message_bytes + 1)
     with connect(emulator.ws_url) as probe:  # what the server says about this message, to compare with the page
         probe.send(json.dumps({"action": "sendmessage", "message": oversized}))
@@ -138,8 +143,9 @@ def test_oversized_message_shows_the_servers_error(browser: Browser, emulator: R
     carol.page.screenshot(path=str(artifacts / "chat-error.png"))
 
 
-def test_message_too_big_for_one_frame_is_kept_and_not_sent(browser: Browser, emulator: RunningEmulator,
-                                                            pages: list[ChatPage]) -> None:
+def test_message_too_big_for_one_frame_is_kept_and_not_sent(
+    browser: Browser, emulator: RunningEmulator, pages: list[ChatPage]
+) -> None:
     oversized = "z" * (FRAME_LIMIT_BYTES + 1)
     grace = ChatPage(browser, emulator.http_url, "Grace")
     pages.append(grace)
@@ -152,8 +158,9 @@ def test_message_too_big_for_one_frame_is_kept_and_not_sent(browser: Browser, em
     grace.expect_state("connected")
 
 
-def test_html_in_messages_and_names_is_shown_as_text(browser: Browser, emulator: RunningEmulator,
-                                                     pages: list[ChatPage]) -> None:
+def test_html_in_messages_and_names_is_shown_as_text(
+    browser: Browser, emulator: RunningEmulator, pages: list[ChatPage]
+) -> None:
     payload = '<img src=x onerror="window.injected=1"><script>window.injected=2</script><b>bold?</b>'
     mallory = ChatPage(browser, emulator.http_url, "<i>mallory</i>")
     pages.append(mallory)
@@ -168,8 +175,7 @@ def test_html_in_messages_and_names_is_shown_as_text(browser: Browser, emulator:
     assert dave.page.evaluate("window.injected") is None, "the payload's script ran"
 
 
-def test_page_reconnects_when_the_emulator_restarts(browser: Browser, pages: list[ChatPage],
-                                                    artifacts: Path) -> None:
+def test_page_reconnects_when_the_emulator_restarts(browser: Browser, pages: list[ChatPage], artifacts: Path) -> None:
     with running_emulator() as first:
         port = first.port
         erin = ChatPage(browser, first.http_url, "Erin")
@@ -185,8 +191,9 @@ def test_page_reconnects_when_the_emulator_restarts(browser: Browser, pages: lis
         erin.page.screenshot(path=str(artifacts / "chat-reconnected.png"))
 
 
-def test_api_gateways_failure_frame_is_shown_distinctly(browser: Browser, emulator: RunningEmulator,
-                                                        pages: list[ChatPage]) -> None:
+def test_api_gateways_failure_frame_is_shown_distinctly(
+    browser: Browser, emulator: RunningEmulator, pages: list[ChatPage]
+) -> None:
     # The emulator sends this frame only when a handler crashes, which ours do not on purpose; a stand-in server
     # answers every message with it instead, while the page itself still comes from the emulator.
     failure = {"message": "Internal server error", "connectionId": "L0SM9cOFvHcCIhw=", "requestId": "req-crash-1"}
@@ -203,13 +210,15 @@ def test_api_gateways_failure_frame_is_shown_distinctly(browser: Browser, emulat
         frank.send("does this crash?")
         error = frank.page.locator(".notice.error")
         expect(error.locator(".notice-title"), "API Gateway's failure is not shown as an error").to_have_text(
-            "API Gateway: Internal server error")
+            "API Gateway: Internal server error"
+        )
         expect(error.locator(".notice-request"), "the request id is not shown").to_have_text("Request id req-crash-1")
         expect(frank.page.locator("#message"), "the failed text was lost").to_have_value("does this crash?")
 
 
-def test_name_and_token_travel_in_the_query_string(browser: Browser, emulator: RunningEmulator,
-                                                   pages: list[ChatPage]) -> None:
+def test_name_and_token_travel_in_the_query_string(
+    browser: Browser, emulator: RunningEmulator, pages: list[ChatPage]
+) -> None:
     # API Gateway hands `$connect` the query string; a stand-in server records what the page asked for.
     requested: list[str] = []
 

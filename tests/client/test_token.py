@@ -31,8 +31,15 @@ def token_command(*arguments: str, environment: dict[str, str] | None = None) ->
     """`python -m client ARGUMENTS` with `environment` in place of the caller's CHAT_TOKEN_SECRET."""
     env = {key: value for key, value in os.environ.items() if key != DEV_TOKEN_SECRET_VARIABLE}
     env.update(environment or {})
-    return subprocess.run([sys.executable, "-m", "client", *arguments], capture_output=True, text=True,
-                          cwd=REPOSITORY, env=env, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "client", *arguments],
+        capture_output=True,
+        text=True,
+        cwd=REPOSITORY,
+        env=env,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_the_token_is_all_stdout_holds_and_verifies_with_the_secret() -> None:
@@ -51,28 +58,36 @@ def test_secret_env_reads_another_variable() -> None:
     assert tokens.verify_token(SECRET.encode(), minted.stdout.strip()).name == "bob", "signed with MY_SECRET"
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("15m", 900), ("1h", 3600), ("30d", 2592000),
-                                               (" 2h ", 7200)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90", 90), ("90s", 90), ("15m", 900), ("1h", 3600), ("30d", 2592000), (" 2h ", 7200)]
+)
 def test_ttl_units(text: str, seconds: int) -> None:
     assert mint.ttl_seconds(text) == seconds, f"--ttl {text!r} must be {seconds} s"
 
 
-@pytest.mark.parametrize(("arguments", "environment", "expected"), [
-    (["--name", "alice"], {}, f"{DEV_TOKEN_SECRET_VARIABLE} is not set"),
-    (["--name", "alice"], {DEV_TOKEN_SECRET_VARIABLE: "too-short"}, "at least 32 bytes, got 9"),
-    (["--name", "alice", "--secret-env", "NOPE"], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "NOPE is not set"),
-    (["--name", "alice", "--secret-env", "not a name"], {}, "must name an environment variable"),
-    (["--name", " alice"], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "--name: "),
-    (["--name", "x" * 33], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "--name: "),
-    (["--name", "alice", "--ttl", "31d"], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "from 1s to 30d"),
-    (["--name", "alice", "--ttl", "0s"], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "from 1s to 30d"),
-    (["--name", "alice", "--ttl", "1w"], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "optional unit s, m, h or d"),
-    (["--name", "alice", "--ttl=-5m"], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "optional unit s, m, h or d"),
-    ([], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "--name"),
-])
-def test_a_bad_argument_or_secret_exits_2_with_the_reason(arguments: list[str], environment: dict[str, str],
-                                                          expected: str, monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("arguments", "environment", "expected"),
+    [
+        (["--name", "alice"], {}, f"{DEV_TOKEN_SECRET_VARIABLE} is not set"),
+        (["--name", "alice"], {DEV_TOKEN_SECRET_VARIABLE: "too-short"}, "at least 32 bytes, got 9"),
+        (["--name", "alice", "--secret-env", "NOPE"], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "NOPE is not set"),
+        (["--name", "alice", "--secret-env", "not a name"], {}, "must name an environment variable"),
+        (["--name", " alice"], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "--name: "),
+        (["--name", "x" * 33], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "--name: "),
+        (["--name", "alice", "--ttl", "31d"], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "from 1s to 30d"),
+        (["--name", "alice", "--ttl", "0s"], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "from 1s to 30d"),
+        (["--name", "alice", "--ttl", "1w"], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "optional unit s, m, h or d"),
+        (["--name", "alice", "--ttl=-5m"], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "optional unit s, m, h or d"),
+        ([], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "--name"),
+    ],
+)
+def test_a_bad_argument_or_secret_exits_2_with_the_reason(
+    arguments: list[str],
+    environment: dict[str, str],
+    expected: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.delenv(DEV_TOKEN_SECRET_VARIABLE, raising=False)
     for key, value in environment.items():
         monkeypatch.setenv(key, value)
@@ -95,8 +110,9 @@ def auth_emulator() -> Iterator[RunningEmulator]:
 
 def printed_mint_command(emulator: RunningEmulator) -> tuple[str, list[str]]:
     """The secret the emulator made up and the mint command, both from its ready lines."""
-    match = re.search(rf"{DEV_TOKEN_SECRET_VARIABLE}=(\S+) (python -m client token --name alice)",
-                      emulator.output_text())
+    match = re.search(
+        rf"{DEV_TOKEN_SECRET_VARIABLE}=(\S+) (python -m client token --name alice)", emulator.output_text()
+    )
     assert match, f"the ready lines must show the run's secret and how to mint:\n{emulator.output_text()}"
     return match[1], match[2].split()
 
@@ -119,19 +135,23 @@ def test_smoke_without_a_token_is_refused_with_401(auth_emulator: RunningEmulato
 
 
 @pytest.mark.browser
-def test_the_page_connects_with_a_token_under_the_tokens_name(browser: Browser, auth_emulator: RunningEmulator,
-                                                              artifacts: Path) -> None:
+def test_the_page_connects_with_a_token_under_the_tokens_name(
+    browser: Browser, auth_emulator: RunningEmulator, artifacts: Path
+) -> None:
     secret, _ = printed_mint_command(auth_emulator)
-    tess = ChatPage(browser, auth_emulator.http_url, "not-this-name",
-                    token=tokens.mint_token(secret.encode(), "Tess", 600))
+    tess = ChatPage(
+        browser, auth_emulator.http_url, "not-this-name", token=tokens.mint_token(secret.encode(), "Tess", 600)
+    )
     try:
-        expect(tess.page.locator(".notice.info .notice-title").last,
-               "with a token, the page must not claim the name field's name").to_have_text(
-            "Connected with a token: your name is the one it carries")
+        expect(
+            tess.page.locator(".notice.info .notice-title").last,
+            "with a token, the page must not claim the name field's name",
+        ).to_have_text("Connected with a token: your name is the one it carries")
         tess.send("hello from a page with a token")
         line = tess.message("hello from a page with a token")
         expect(line.locator(".sender"), "the page must show the token's name, not the name field's").to_have_text(
-            "Tess (you)")
+            "Tess (you)"
+        )
         tess.page.screenshot(path=str(artifacts / "chat-token.png"))
     finally:
         tess.close()

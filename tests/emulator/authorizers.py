@@ -21,8 +21,10 @@ def steered(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {"principalId": "someone"}
     allow = {
         "principalId": "user-7",
-        "policyDocument": {"Version": "2012-10-17", "Statement": [
-            {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": event["methodArn"]}]},
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": event["methodArn"]}],
+        },
     }
     if mode == "nested-context":
         return {**allow, "context": {"roles": ["admin"]}}

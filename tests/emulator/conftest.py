@@ -37,9 +37,13 @@ FUNCTION_TIMEOUT_SECONDS = 2.5
 
 def function_spec(name: str, handler: str, *names: str) -> FunctionSpec:
     """A function served by `tests/emulator/lambdas.py`; the task root holds the `tests` package only."""
-    return FunctionSpec(name=name, handler=f"tests.emulator.lambdas.{handler}", code_root=PROJECT_ROOT,
-                        packages=("tests",),
-                        environment=names or (environment.TABLE_NAME, environment.ENDPOINT_URL))
+    return FunctionSpec(
+        name=name,
+        handler=f"tests.emulator.lambdas.{handler}",
+        code_root=PROJECT_ROOT,
+        packages=("tests",),
+        environment=names or (environment.TABLE_NAME, environment.ENDPOINT_URL),
+    )
 
 
 RECORD = function_spec("record", "record", environment.TABLE_NAME)
@@ -103,15 +107,19 @@ class CloudThread:
 
     def connect_to(self, url: str, **kwargs: Any) -> ClientConnection:
         """A WebSocket client for any URL."""
-        client: ClientConnection = connect(url, proxy=None, compression=None, open_timeout=10, close_timeout=5,
-                                           legacy=True, **kwargs)
+        client: ClientConnection = connect(
+            url, proxy=None, compression=None, open_timeout=10, close_timeout=5, legacy=True, **kwargs
+        )
         return client
 
     def callback_client(self, endpoint: str | None = None) -> ApiGatewayManagementApiClient:
         """boto3's `apigatewaymanagementapi` client pointed at the local callback API, no retries."""
         return boto3.client(
-            "apigatewaymanagementapi", endpoint_url=endpoint or self.cloud.callback_url,
-            region_name=self.cloud.options.region, aws_access_key_id="test", aws_secret_access_key="test",
+            "apigatewaymanagementapi",
+            endpoint_url=endpoint or self.cloud.callback_url,
+            region_name=self.cloud.options.region,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
             config=Config(retries={"max_attempts": 1, "mode": "standard"}),
         )
 
@@ -122,14 +130,20 @@ class CloudThread:
     def recorded_all(self, prefix: str) -> list[dict[str, Any]]:
         """Events `record` stored under keys starting with `prefix` (`$connect`, `$connect#ID#`...)."""
         paginator = self.cloud.table.client().get_paginator("scan")
-        return [json.loads(item["Event"]["S"])
-                for page in paginator.paginate(TableName=self.cloud.table.name)
-                for item in page["Items"] if item["ConnectionId"]["S"].startswith(RECORD_PREFIX + prefix)]
+        return [
+            json.loads(item["Event"]["S"])
+            for page in paginator.paginate(TableName=self.cloud.table.name)
+            for item in page["Items"]
+            if item["ConnectionId"]["S"].startswith(RECORD_PREFIX + prefix)
+        ]
 
     def recorded_eventually(self, route_key: str, connection_id: str, timeout: float = 10) -> list[dict[str, Any]]:
         """`recorded`, polling until at least one event is there (`$disconnect` runs after the close)."""
-        found: list[dict[str, Any]] = wait_for(lambda: self.recorded(route_key, connection_id), timeout,
-                                               f"no {route_key} event recorded for {connection_id}")
+        found: list[dict[str, Any]] = wait_for(
+            lambda: self.recorded(route_key, connection_id),
+            timeout,
+            f"no {route_key} event recorded for {connection_id}",
+        )
         return found
 
 
@@ -155,9 +169,15 @@ def receive_json(client: ClientConnection, timeout: float = 10) -> dict[str, Any
 
 def cloud_options(**overrides: Any) -> EmulatorOptions:
     """Options for a test cloud: any free port, short timeouts, the test routes."""
-    base = EmulatorOptions(stack=STAGE, settings=StackSettings(stage_name=STAGE), routes=TEST_ROUTES, port=0,
-                           function_timeout_seconds=FUNCTION_TIMEOUT_SECONDS, idle_timeout_seconds=30,
-                           max_workers_per_function=4)
+    base = EmulatorOptions(
+        stack=STAGE,
+        settings=StackSettings(stage_name=STAGE),
+        routes=TEST_ROUTES,
+        port=0,
+        function_timeout_seconds=FUNCTION_TIMEOUT_SECONDS,
+        idle_timeout_seconds=30,
+        max_workers_per_function=4,
+    )
     return dataclasses.replace(base, **overrides)
 
 

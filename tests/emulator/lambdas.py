@@ -25,8 +25,11 @@ RECORD_PREFIX = "event#"
 # Clients are made during the init, as a real handler's warm clients would be, so the short function timeouts the
 # tests use measure the handler, not boto3 loading its service models on a busy machine.
 TABLE = boto3.resource("dynamodb").Table(os.environ["TABLE_NAME"]) if "TABLE_NAME" in os.environ else None
-CALLBACK = (boto3.client("apigatewaymanagementapi", endpoint_url=os.environ["ENDPOINT_URL"])
-            if "ENDPOINT_URL" in os.environ else None)
+CALLBACK = (
+    boto3.client("apigatewaymanagementapi", endpoint_url=os.environ["ENDPOINT_URL"])
+    if "ENDPOINT_URL" in os.environ
+    else None
+)
 
 
 def _table() -> Any:
@@ -36,18 +39,19 @@ def _table() -> Any:
 
 def _reply(event: dict[str, Any], payload: dict[str, Any]) -> None:
     assert CALLBACK is not None, "this function was not given ENDPOINT_URL"
-    CALLBACK.post_to_connection(ConnectionId=event["requestContext"]["connectionId"],
-                                Data=json.dumps(payload).encode())
+    CALLBACK.post_to_connection(ConnectionId=event["requestContext"]["connectionId"], Data=json.dumps(payload).encode())
 
 
 def record(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """For `$connect`/`$disconnect`: store the event; `?status=N`, `?crash`, `?hold=S`, `?until=KEY` steer
     `$connect`."""
     request = event["requestContext"]
-    _table().put_item(Item={
-        "ConnectionId": f"{RECORD_PREFIX}{request['routeKey']}#{request['connectionId']}#{request['requestId']}",
-        "Event": json.dumps(event),
-    })
+    _table().put_item(
+        Item={
+            "ConnectionId": f"{RECORD_PREFIX}{request['routeKey']}#{request['connectionId']}#{request['requestId']}",
+            "Event": json.dumps(event),
+        }
+    )
     query = event.get("queryStringParameters") or {}
     if "crash" in query:
         raise RuntimeError("connect crashed on purpose")
@@ -68,17 +72,20 @@ def echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
     shown = dict(event)
     if len(body) > 1000:
         del shown["body"]
-    _reply(event, {
-        "event": shown,
-        "bodyBytes": len(body.encode("utf-8")),
-        "invocations": INVOCATIONS,
-        "pid": os.getpid(),
-        "environment": dict(os.environ),
-        "appImportable": importlib.util.find_spec("app") is not None,
-        "functionName": context.function_name,
-        "memoryLimitInMb": context.memory_limit_in_mb,
-        "remainingMs": context.get_remaining_time_in_millis(),
-    })
+    _reply(
+        event,
+        {
+            "event": shown,
+            "bodyBytes": len(body.encode("utf-8")),
+            "invocations": INVOCATIONS,
+            "pid": os.getpid(),
+            "environment": dict(os.environ),
+            "appImportable": importlib.util.find_spec("app") is not None,
+            "functionName": context.function_name,
+            "memoryLimitInMb": context.memory_limit_in_mb,
+            "remainingMs": context.get_remaining_time_in_millis(),
+        },
+    )
     return {"statusCode": 200}
 
 
@@ -93,8 +100,10 @@ def rendezvous(event: dict[str, Any], context: Any) -> dict[str, Any]:
     deadline = time.monotonic() + 20
     met = False
     while time.monotonic() < deadline and not met:
-        items = table.scan(FilterExpression="begins_with(ConnectionId, :prefix)",
-                           ExpressionAttributeValues={":prefix": f"rendezvous#{message['group']}#"})["Items"]
+        items = table.scan(
+            FilterExpression="begins_with(ConnectionId, :prefix)",
+            ExpressionAttributeValues={":prefix": f"rendezvous#{message['group']}#"},
+        )["Items"]
         met = len(items) >= int(message["count"])
         time.sleep(0.05)
     _reply(event, {"met": met, "pid": os.getpid()})

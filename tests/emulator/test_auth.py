@@ -47,8 +47,13 @@ def token(name: str = "alice", secret: str = SECRET, ttl: int = 600, issued: flo
 def tampered() -> str:
     """A valid token for alice whose payload now says mallory (the signature is alice's)."""
     version, _, signature = token("alice").split(".")
-    payload = base64.urlsafe_b64encode(json.dumps({"exp": int(time.time()) + 600, "name": "mallory"},
-                                                  separators=(",", ":")).encode()).rstrip(b"=").decode()
+    payload = (
+        base64.urlsafe_b64encode(
+            json.dumps({"exp": int(time.time()) + 600, "name": "mallory"}, separators=(",", ":")).encode()
+        )
+        .rstrip(b"=")
+        .decode()
+    )
     return f"{version}.{payload}.{signature}"
 
 
@@ -74,7 +79,8 @@ def broadcast_sender(client: ClientConnection) -> str:
 
 
 def test_the_ready_lines_say_how_auth_runs_and_never_show_a_secret_from_the_environment(
-        emulator: RunningEmulator) -> None:
+    emulator: RunningEmulator,
+) -> None:
     output = emulator.output_text()
     assert "$connect -> authorizer (handlers.authorizer.handler)" in output, f"no authorizer line in:\n{output}"
     assert "python -m client token --name alice" in output, f"no minting hint in:\n{output}"
@@ -92,23 +98,30 @@ def test_the_bearer_header_is_accepted_too(emulator: RunningEmulator) -> None:
         assert broadcast_sender(client) == "carol", "a token in Authorization: Bearer must connect under its name"
 
 
-@pytest.mark.parametrize(("case", "query", "status"), [
-    ("missing", "name=bob", 401),
-    ("blank", "token=", 401),
-    ("forged", f"token={token(secret=OTHER_SECRET)}", 403),
-    ("expired", f"token={token(ttl=60, issued=time.time() - 3600)}", 403),
-    ("tampered", f"token={tampered()}", 403),
-    ("garbage", "token=not-a-token", 403),
-])
-def test_a_refused_token_refuses_the_handshake_and_connect_never_runs(emulator: RunningEmulator, case: str,
-                                                                    query: str, status: int) -> None:
+@pytest.mark.parametrize(
+    ("case", "query", "status"),
+    [
+        ("missing", "name=bob", 401),
+        ("blank", "token=", 401),
+        ("forged", f"token={token(secret=OTHER_SECRET)}", 403),
+        ("expired", f"token={token(ttl=60, issued=time.time() - 3600)}", 403),
+        ("tampered", f"token={tampered()}", 403),
+        ("garbage", "token=not-a-token", 403),
+    ],
+)
+def test_a_refused_token_refuses_the_handshake_and_connect_never_runs(
+    emulator: RunningEmulator, case: str, query: str, status: int
+) -> None:
     refused_before = refused_ids(emulator, status)
     with pytest.raises(InvalidStatus) as refused:
         join(f"{emulator.ws_url}?{query}")
     assert refused.value.response.status_code == status, f"a {case} token must be refused with {status}"
     # The gateway logs the refusal before answering; the emulator's output may reach the test a little later.
-    [connection_id] = wait_for(lambda: refused_ids(emulator, status) - refused_before, 10,
-                               f"the gateway did not log the authorizer's {status} for a {case} token")
+    [connection_id] = wait_for(
+        lambda: refused_ids(emulator, status) - refused_before,
+        10,
+        f"the gateway did not log the authorizer's {status} for a {case} token",
+    )
     assert f"[$connect] {connection_id}" not in emulator.output_text(), f"$connect ran for a {case} token"
 
 
@@ -125,8 +138,10 @@ def test_the_secret_from_the_environment_is_never_printed(emulator: RunningEmula
 
 # --- A stand-in authorizer in an in-process cloud: failures are 500, and the event it is given --------------------
 
-STAND_IN = dataclasses.replace(function_spec("stand-in-authorizer", "steered", environment.TOKEN_SECRET_PARAMETER),
-                               handler="tests.emulator.authorizers.steered")
+STAND_IN = dataclasses.replace(
+    function_spec("stand-in-authorizer", "steered", environment.TOKEN_SECRET_PARAMETER),
+    handler="tests.emulator.authorizers.steered",
+)
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +153,9 @@ def stand_in_cloud() -> Iterator[CloudThread]:
 
 
 @pytest.mark.parametrize("mode", ["crash", "hang", "no-policy", "nested-context"])
-def test_an_authorizer_that_fails_or_answers_badly_is_500_and_connect_never_runs(stand_in_cloud: CloudThread,
-                                                                                 mode: str) -> None:
+def test_an_authorizer_that_fails_or_answers_badly_is_500_and_connect_never_runs(
+    stand_in_cloud: CloudThread, mode: str
+) -> None:
     connects_before = len(stand_in_cloud.recorded_all("$connect"))
     with pytest.raises(InvalidStatus) as refused:
         stand_in_cloud.connect(f"mode={mode}")
@@ -160,15 +176,20 @@ def test_the_authorizer_gets_a_request_event_and_its_context_reaches_connect(sta
     cloud = stand_in_cloud.cloud
     api_id = connect_event["requestContext"]["apiId"]
     assert event["type"] == "REQUEST", f"type: {event.get('type')}"
-    assert event["methodArn"] == f"arn:aws:execute-api:{cloud.options.region}:123456789012:{api_id}/" \
-                                 f"{cloud.options.stage}/$connect", f"methodArn: {event['methodArn']}"
+    assert (
+        event["methodArn"] == f"arn:aws:execute-api:{cloud.options.region}:123456789012:{api_id}/"
+        f"{cloud.options.stage}/$connect"
+    ), f"methodArn: {event['methodArn']}"
     assert event["queryStringParameters"] == {"mode": "allow", "name": "x"}, "the query string as sent"
     assert event["multiValueQueryStringParameters"] == {"mode": ["allow"], "name": ["x"]}, "multi-valued query"
     assert event["headers"]["X-Custom"] == "yes" and event["multiValueHeaders"]["X-Custom"] == ["yes"], "headers"
     assert event["stageVariables"] == {}, "stageVariables as in tests/hardening/events/authorizer_connect.json"
     request = event["requestContext"]
     assert (request["routeKey"], request["eventType"], request["connectionId"]) == (
-        "$connect", "CONNECT", connection_id), f"requestContext as for $connect: {request}"
+        "$connect",
+        "CONNECT",
+        connection_id,
+    ), f"requestContext as for $connect: {request}"
     assert "authorizer" not in request and "isBase64Encoded" not in event, "nothing the authorizer cannot have yet"
     fixture_keys = set(json.loads(REFERENCE_EVENT.read_text("utf-8")))
     assert fixture_keys <= set(event), f"keys of the reference event missing: {fixture_keys - set(event)}"
@@ -185,44 +206,65 @@ def test_no_query_string_means_no_query_parameters_in_the_event(stand_in_cloud: 
 
 # --- The policy evaluation on its own ----------------------------------------------------------------------------
 
+
 def _policy(*statements: dict[str, Any], **extra: Any) -> Invocation:
-    return Invocation(ok=True, result={"principalId": "p", "policyDocument": {"Version": "2012-10-17",
-                                                                              "Statement": list(statements)}, **extra})
+    return Invocation(
+        ok=True,
+        result={
+            "principalId": "p",
+            "policyDocument": {"Version": "2012-10-17", "Statement": list(statements)},
+            **extra,
+        },
+    )
 
 
 def _statement(effect: str, resource: Any, action: Any = "execute-api:Invoke") -> dict[str, Any]:
     return {"Effect": effect, "Action": action, "Resource": resource}
 
 
-@pytest.mark.parametrize("resource", [ARN, "arn:aws:execute-api:*:*:*", "arn:aws:execute-api:us-east-1:*:abcdef1234/*",
-                                      "arn:aws:execute-api:us-east-1:123456789012:abcdef123?/dev/$connect", [ARN, "x"]])
+@pytest.mark.parametrize(
+    "resource",
+    [
+        ARN,
+        "arn:aws:execute-api:*:*:*",
+        "arn:aws:execute-api:us-east-1:*:abcdef1234/*",
+        "arn:aws:execute-api:us-east-1:123456789012:abcdef123?/dev/$connect",
+        [ARN, "x"],
+    ],
+)
 def test_an_allow_matching_the_method_arn_allows(resource: Any) -> None:
     context = authorization_context(_policy(_statement("Allow", resource), context={"name": "n"}), ARN)
     assert context == {"name": "n", "principalId": "p"}, f"Allow on {resource!r} must let {ARN} through"
 
 
-@pytest.mark.parametrize(("case", "outcome"), [
-    ("deny", _policy(_statement("Deny", ARN))),
-    ("deny wins", _policy(_statement("Allow", "*"), _statement("Deny", ARN))),
-    ("another stage", _policy(_statement("Allow", ARN.replace("/dev/", "/prod/")))),
-    ("? is one character", _policy(_statement("Allow", ARN.replace("abcdef1234", "abcdef12?")))),
-    ("another action", _policy(_statement("Allow", ARN, action="execute-api:ManageConnections"))),
-    ("no statements", _policy()),
-])
+@pytest.mark.parametrize(
+    ("case", "outcome"),
+    [
+        ("deny", _policy(_statement("Deny", ARN))),
+        ("deny wins", _policy(_statement("Allow", "*"), _statement("Deny", ARN))),
+        ("another stage", _policy(_statement("Allow", ARN.replace("/dev/", "/prod/")))),
+        ("? is one character", _policy(_statement("Allow", ARN.replace("abcdef1234", "abcdef12?")))),
+        ("another action", _policy(_statement("Allow", ARN, action="execute-api:ManageConnections"))),
+        ("no statements", _policy()),
+    ],
+)
 def test_a_deny_or_no_matching_allow_is_403(case: str, outcome: Invocation) -> None:
     with pytest.raises(web.HTTPForbidden):
         authorization_context(outcome, ARN)
 
 
-@pytest.mark.parametrize(("case", "outcome", "status"), [
-    ("Unauthorized", Invocation(ok=False, error_type="Exception", error_message="Unauthorized"), 401),
-    ("other error", Invocation(ok=False, error_type="Exception", error_message="unauthorized"), 500),
-    ("timeout", Invocation(ok=False, error_type="Sandbox.Timedout", error_message="Task timed out"), 500),
-    ("not an object", Invocation(ok=True, result="Allow"), 500),
-    ("no principal", Invocation(ok=True, result={"policyDocument": {"Statement": []}}), 500),
-    ("bad effect", _policy(_statement("allow", ARN)), 500),
-    ("over 8 KB", _policy(_statement("Allow", ARN), context={"big": "x" * 9000}), 500),
-])
+@pytest.mark.parametrize(
+    ("case", "outcome", "status"),
+    [
+        ("Unauthorized", Invocation(ok=False, error_type="Exception", error_message="Unauthorized"), 401),
+        ("other error", Invocation(ok=False, error_type="Exception", error_message="unauthorized"), 500),
+        ("timeout", Invocation(ok=False, error_type="Sandbox.Timedout", error_message="Task timed out"), 500),
+        ("not an object", Invocation(ok=True, result="Allow"), 500),
+        ("no principal", Invocation(ok=True, result={"policyDocument": {"Statement": []}}), 500),
+        ("bad effect", _policy(_statement("allow", ARN)), 500),
+        ("over 8 KB", _policy(_statement("Allow", ARN), context={"big": "x" * 9000}), 500),
+    ],
+)
 def test_errors_and_malformed_answers(case: str, outcome: Invocation, status: int) -> None:
     with pytest.raises(web.HTTPException) as refused:
         authorization_context(outcome, ARN)
@@ -231,13 +273,16 @@ def test_errors_and_malformed_answers(case: str, outcome: Invocation, status: in
 
 # --- Turning it on: the flag, the stack's setting, the secret -----------------------------------------------------
 
+
 def test_auth_token_runs_the_definitions_authorizer_with_the_secret_from_the_environment(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv(definition.DEV_TOKEN_SECRET_VARIABLE, SECRET)
     options = options_from_arguments(parse_arguments(["--auth", "token"]))
     assert options.settings.auth == "token", "--auth token overrides the stack's auth"
-    assert options.authorizer is not None and options.authorizer.handler == definition.AUTHORIZER.handler, \
+    assert options.authorizer is not None and options.authorizer.handler == definition.AUTHORIZER.handler, (
         "the authorizer is app.definition.AUTHORIZER's handler"
+    )
     assert options.authorizer.environment == definition.AUTHORIZER.environment, "with the definition's env names"
     assert options.token_secret == SECRET, f"the secret comes from {definition.DEV_TOKEN_SECRET_VARIABLE}"
     assert SECRET not in repr(options), "the options' repr must not show the secret"
@@ -247,8 +292,16 @@ def test_auth_token_runs_the_definitions_authorizer_with_the_secret_from_the_env
 
 def test_a_short_secret_stops_the_emulator_with_exit_2_and_does_not_echo_it() -> None:
     environment = {**os.environ, definition.DEV_TOKEN_SECRET_VARIABLE: "short-secret"}
-    run = subprocess.run([sys.executable, "-m", "emulator", "--auth", "token", "--port", "0"], cwd=PROJECT_ROOT,
-                         env=environment, capture_output=True, text=True, timeout=60, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "emulator", "--auth", "token", "--port", "0"],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert run.returncode == 2, f"a short secret must exit 2, got {run.returncode}: {run.stderr}"
-    assert "at least 32 bytes" in run.stderr and "short-secret" not in run.stderr + run.stdout, \
+    assert "at least 32 bytes" in run.stderr and "short-secret" not in run.stderr + run.stdout, (
         f"one line giving the rule, never the secret: {run.stderr!r}"
+    )

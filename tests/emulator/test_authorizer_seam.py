@@ -32,8 +32,9 @@ def guarded_cloud() -> Iterator[CloudThread]:
 
 
 @pytest.mark.parametrize(("query", "status"), [("deny=1", 403), ("anonymous=1", 401)])
-def test_a_refusing_authorizer_refuses_the_handshake_before_connect_runs(guarded_cloud: CloudThread, query: str,
-                                                                          status: int) -> None:
+def test_a_refusing_authorizer_refuses_the_handshake_before_connect_runs(
+    guarded_cloud: CloudThread, query: str, status: int
+) -> None:
     connects_before = guarded_cloud.log_text().count("[$connect]")
     with pytest.raises(InvalidStatus) as refused:
         guarded_cloud.connect(query)

@@ -101,9 +101,15 @@ def test_a_connection_still_in_connect_is_gone_until_the_upgrade_completes(patie
     opener = threading.Thread(target=lambda: clients.append(patient_cloud.connect(f"until={release}")))
     opener.start()
     try:
-        events = wait_for(lambda: [event for event in patient_cloud.recorded_all("$connect")
-                                   if (event.get("queryStringParameters") or {}).get("until") == release],
-                          20, "$connect never started")
+        events = wait_for(
+            lambda: [
+                event
+                for event in patient_cloud.recorded_all("$connect")
+                if (event.get("queryStringParameters") or {}).get("until") == release
+            ],
+            20,
+            "$connect never started",
+        )
         connection_id = events[0]["requestContext"]["connectionId"]
         with pytest.raises(api.exceptions.GoneException):
             api.post_to_connection(ConnectionId=connection_id, Data=b"early")

@@ -40,8 +40,9 @@ def emulator() -> Iterator[RunningEmulator]:
 
 
 def join(emulator: RunningEmulator, name: str) -> ClientConnection:
-    client: ClientConnection = connect(f"{emulator.ws_url}?name={name}", proxy=None, compression=None,
-                                       open_timeout=15, legacy=True)
+    client: ClientConnection = connect(
+        f"{emulator.ws_url}?name={name}", proxy=None, compression=None, open_timeout=15, legacy=True
+    )
     return client
 
 
@@ -49,8 +50,13 @@ def table_of(emulator: RunningEmulator) -> tuple[Any, str]:
     """A DynamoDB client on the emulator's table, from its ready lines."""
     match = re.search(r"DynamoDB\s+(\S+)\s+table (\S+)", emulator.output_text())
     assert match, "the ready lines must name the DynamoDB endpoint and table"
-    client = boto3.client("dynamodb", endpoint_url=match[1], region_name="us-east-1", aws_access_key_id="test",
-                          aws_secret_access_key="test")
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=match[1],
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
     return client, match[2]
 
 
@@ -83,18 +89,23 @@ def test_ready_lines_name_the_urls_and_every_route(emulator: RunningEmulator) ->
     assert f"Chat page      {emulator.http_url}?stage=dev" in output, "the page's address must name the stage"
     assert emulator.stage == "dev", "the dev stack's stage defaults to its name"
     for route in definition.ROUTES:
-        assert re.search(rf"route {re.escape(route.key)}\s+-> {route.function.name} \({route.function.handler}\)",
-                         output), f"no ready line for route {route.key}"
+        assert re.search(
+            rf"route {re.escape(route.key)}\s+-> {route.function.name} \({route.function.handler}\)", output
+        ), f"no ready line for route {route.key}"
 
 
 def test_three_clients_chat_and_a_killed_one_is_cleaned_up(emulator: RunningEmulator) -> None:
     alice, bob = join(emulator, "alice"), join(emulator, "bob")
-    carol = subprocess.Popen([sys.executable, "-c", KILLABLE_CLIENT, f"{emulator.ws_url}?name=carol"],
-                             stdout=subprocess.PIPE, text=True)
+    carol = subprocess.Popen(
+        [sys.executable, "-c", KILLABLE_CLIENT, f"{emulator.ws_url}?name=carol"], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert carol.stdout is not None and carol.stdout.readline().strip() == "open", "carol could not connect"
-        carol_id = wait_for(lambda: len(connected_ids(emulator)) >= 3 and connected_ids(emulator)[-1], 10,
-                            "carol's connection was not logged")
+        carol_id = wait_for(
+            lambda: len(connected_ids(emulator)) >= 3 and connected_ids(emulator)[-1],
+            10,
+            "carol's connection was not logged",
+        )
         alice.send(json.dumps({"action": "sendmessage", "message": "hello all"}))
         for who, client in (("alice", alice), ("bob", bob)):
             assert_broadcast(chat_frame(client), "hello all", "alice", who)
@@ -106,8 +117,11 @@ def test_three_clients_chat_and_a_killed_one_is_cleaned_up(emulator: RunningEmul
         for who, client in (("alice", alice), ("bob", bob)):
             assert_broadcast(chat_frame(client), "still here?", "alice", who)
         wait_for(lambda: carol_id not in rows(emulator), 10, "carol's row is still in the table")
-        wait_for(lambda: f"[$disconnect] {carol_id} -> disconnect" in emulator.output_text(), 10,
-                 "$disconnect did not run for carol")
+        wait_for(
+            lambda: f"[$disconnect] {carol_id} -> disconnect" in emulator.output_text(),
+            10,
+            "$disconnect did not run for carol",
+        )
         output = emulator.output_text()
         assert output.count(f"disconnected {carol_id}:") == 1, "$disconnect must run exactly once for carol"
         assert f"disconnected {carol_id}: 1006" in output, "a killed client disconnects with 1006"
@@ -121,10 +135,14 @@ def test_three_clients_chat_and_a_killed_one_is_cleaned_up(emulator: RunningEmul
 def test_a_stale_row_is_removed_by_the_next_broadcast(emulator: RunningEmulator) -> None:
     client, table = table_of(emulator)
     stale = "StaleConnId0AA="  # a connection whose $disconnect never ran (API Gateway's is best effort)
-    client.put_item(TableName=table, Item={
-        "ConnectionId": {"S": stale}, "ConnectedAt": {"N": str(int(time.time() * 1000))},
-        "ExpiresAt": {"N": str(int(time.time()) + 3600)},
-    })
+    client.put_item(
+        TableName=table,
+        Item={
+            "ConnectionId": {"S": stale},
+            "ConnectedAt": {"N": str(int(time.time() * 1000))},
+            "ExpiresAt": {"N": str(int(time.time()) + 3600)},
+        },
+    )
     alice, bob = join(emulator, "alice2"), join(emulator, "bob2")
     try:
         alice.send(json.dumps({"action": "sendmessage", "message": "anyone stale?"}))
@@ -157,8 +175,9 @@ def test_ctrl_c_closes_every_client_with_1001_and_runs_disconnect_for_each() -> 
     output = running.output_text()
     for connection_id in ids:
         assert f"disconnected {connection_id}: 1001" in output, "each client's close must be logged with 1001"
-        assert re.search(rf"\[\$disconnect\] {re.escape(connection_id)} -> disconnect status 200", output), \
+        assert re.search(rf"\[\$disconnect\] {re.escape(connection_id)} -> disconnect status 200", output), (
             f"$disconnect must run for {connection_id} before the emulator exits"
+        )
     assert output.rstrip().endswith("Stopped."), "the emulator must finish its shutdown"
 
 
@@ -174,8 +193,14 @@ def test_sigterm_shuts_down_cleanly_too() -> None:
 
 def test_ctrl_c_in_a_terminal_reaches_the_workers_too_and_shutdown_still_runs_disconnect() -> None:
     # A terminal's Ctrl-C signals the whole process group, workers included.
-    process = subprocess.Popen([sys.executable, "-m", "emulator", "--port", "0"], cwd=PROJECT_ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "--port", "0"],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         assert process.stdout is not None
         ready = next((line for line in process.stdout if line.startswith("Ready: ")), "")
@@ -189,8 +214,9 @@ def test_ctrl_c_in_a_terminal_reaches_the_workers_too_and_shutdown_still_runs_di
             process.wait()
     assert process.returncode == 0, f"Ctrl-C must exit 0; output:\n{output}"
     assert "KeyboardInterrupt" not in output, f"workers must leave Ctrl-C to the gateway; output:\n{output}"
-    assert re.search(r"\[\$disconnect\] \S+ -> disconnect status 200", output), \
+    assert re.search(r"\[\$disconnect\] \S+ -> disconnect status 200", output), (
         f"$disconnect must still run for the open client; output:\n{output}"
+    )
     with pytest.raises(ConnectionClosed):
         client.recv(timeout=10)
     assert client.close_code == 1001, "the client must be closed with 1001"

@@ -22,16 +22,25 @@ from tests.emulator.conftest import CloudThread, cloud_options
 CALLBACK_DELAY_SECONDS = 0.3
 
 
-@pytest.mark.parametrize(("arguments", "message"), [
-    (("--stack", "no-such-stack"), "Pulumi.no-such-stack.yaml does not exist"),
-    (("--callback-throttle", "1.5"), "callback throttle fraction must be from 0 to 1"),
-    (("--idle-timeout", "0"), "idle timeout must be positive"),
-    (("--dynamodb-endpoint", "http://127.0.0.1:9"), "cannot create the connections table at http://127.0.0.1:9"),
-    (("--dynamodb-endpoint", "not a url"), "cannot create the connections table at not a url"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("--stack", "no-such-stack"), "Pulumi.no-such-stack.yaml does not exist"),
+        (("--callback-throttle", "1.5"), "callback throttle fraction must be from 0 to 1"),
+        (("--idle-timeout", "0"), "idle timeout must be positive"),
+        (("--dynamodb-endpoint", "http://127.0.0.1:9"), "cannot create the connections table at http://127.0.0.1:9"),
+        (("--dynamodb-endpoint", "not a url"), "cannot create the connections table at not a url"),
+    ],
+)
 def test_bad_configuration_fails_with_one_clear_line(arguments: tuple[str, ...], message: str) -> None:
-    finished = subprocess.run([sys.executable, "-m", "emulator", "--port", "0", *arguments],
-                              cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, check=False)
+    finished = subprocess.run(
+        [sys.executable, "-m", "emulator", "--port", "0", *arguments],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert finished.returncode == 2, f"{arguments} must exit 2, got {finished.returncode}"
     assert message in finished.stderr, f"unclear error for {arguments}: {finished.stderr!r}"
     assert "Traceback" not in finished.stderr, "a configuration error must not print a traceback"
@@ -67,9 +76,14 @@ def throttled() -> Iterator[RunningEmulator]:
 
 
 def test_callback_fault_injection_delays_and_throttles(throttled: RunningEmulator) -> None:
-    api = boto3.client("apigatewaymanagementapi", endpoint_url=throttled.callback_url, region_name="us-east-1",
-                       aws_access_key_id="test", aws_secret_access_key="test",
-                       config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    api = boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=throttled.callback_url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    )
     started = time.monotonic()
     with pytest.raises(api.exceptions.LimitExceededException) as throttle:
         api.get_connection(ConnectionId="AAAAAAAAAAAAAAA=")
@@ -114,8 +128,14 @@ def test_a_taken_port_fails_with_one_clear_line() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        finished = subprocess.run([sys.executable, "-m", "emulator", "--port", str(port)], cwd=PROJECT_ROOT,
-                                  capture_output=True, text=True, timeout=60, check=False)
+        finished = subprocess.run(
+            [sys.executable, "-m", "emulator", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     assert finished.returncode == 1, f"a taken port must exit 1, got {finished.returncode}"
     assert "cannot start" in finished.stderr and "in use" in finished.stderr, f"unclear: {finished.stderr!r}"
     assert "Traceback" not in finished.stderr, "no traceback for a taken port"

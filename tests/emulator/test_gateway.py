@@ -60,8 +60,9 @@ def test_websocket_on_another_stage_is_forbidden(cloud: CloudThread) -> None:
     assert refused.value.response.status_code in (403, 404), "another stage must not accept WebSockets"
 
 
-@pytest.mark.parametrize(("query", "status"), [("status=403", 403), ("status=401", 401), ("crash=1", 502),
-                                               ("hold=5", 502)])
+@pytest.mark.parametrize(
+    ("query", "status"), [("status=403", 403), ("status=401", 401), ("crash=1", 502), ("hold=5", 502)]
+)
 def test_connect_decides_the_handshake(cloud: CloudThread, query: str, status: int) -> None:
     with pytest.raises(InvalidStatus) as refused:
         cloud.connect(query)
@@ -69,8 +70,9 @@ def test_connect_decides_the_handshake(cloud: CloudThread, query: str, status: i
 
 
 def test_connect_event_matches_api_gateway(cloud: CloudThread) -> None:
-    with cloud.connect("name=a&name=b&room=main", additional_headers={"X-Test": "one"},
-                       user_agent_header="conformance/1") as client:
+    with cloud.connect(
+        "name=a&name=b&room=main", additional_headers={"X-Test": "one"}, user_agent_header="conformance/1"
+    ) as client:
         connection_id = own_id(client)
     assert CONNECTION_ID.fullmatch(connection_id), f"connection id {connection_id!r} not shaped like AWS's"
     [event] = cloud.recorded("$connect", connection_id)
@@ -83,8 +85,9 @@ def test_connect_event_matches_api_gateway(cloud: CloudThread) -> None:
     assert CONNECTION_ID.fullmatch(context["requestId"]), "request id shape"
     assert context["extendedRequestId"] == context["requestId"], "extended request id"
     assert context["messageDirection"] == "IN", "message direction"
-    assert isinstance(context["connectedAt"], int) and context["connectedAt"] > 1_600_000_000_000, \
+    assert isinstance(context["connectedAt"], int) and context["connectedAt"] > 1_600_000_000_000, (
         "connectedAt must be epoch milliseconds"
+    )
     assert context["requestTimeEpoch"] == context["connectedAt"], "the connect request happens at connection time"
     assert REQUEST_TIME.fullmatch(context["requestTime"]), f"requestTime format: {context['requestTime']!r}"
     assert context["identity"] == {"sourceIp": "127.0.0.1", "userAgent": "conformance/1"}, "identity"
@@ -122,18 +125,34 @@ def test_message_event_matches_api_gateway(cloud: CloudThread) -> None:
     assert context["requestTimeEpoch"] >= context["connectedAt"], "request time after connection time"
     assert REQUEST_TIME.fullmatch(context["requestTime"]), "requestTime format"
     assert "headers" not in event and "queryStringParameters" not in event, "headers and query only on $connect"
-    expected_keys = {"routeKey", "eventType", "extendedRequestId", "requestTime", "messageDirection", "stage",
-                     "connectedAt", "requestTimeEpoch", "identity", "requestId", "domainName", "connectionId",
-                     "apiId", "messageId"}
+    expected_keys = {
+        "routeKey",
+        "eventType",
+        "extendedRequestId",
+        "requestTime",
+        "messageDirection",
+        "stage",
+        "connectedAt",
+        "requestTimeEpoch",
+        "identity",
+        "requestId",
+        "domainName",
+        "connectionId",
+        "apiId",
+        "messageId",
+    }
     assert set(context) == expected_keys, f"requestContext keys differ: {set(context) ^ expected_keys}"
 
 
-@pytest.mark.parametrize(("body", "route"), [
-    (json.dumps({"action": "echo"}), "echo"),
-    (json.dumps({"action": "nothing-like-it"}), "$default"),
-    (json.dumps({"text": "no action"}), "$default"),
-    ("plain text", "$default"),
-])
+@pytest.mark.parametrize(
+    ("body", "route"),
+    [
+        (json.dumps({"action": "echo"}), "echo"),
+        (json.dumps({"action": "nothing-like-it"}), "$default"),
+        (json.dumps({"text": "no action"}), "$default"),
+        ("plain text", "$default"),
+    ],
+)
 def test_messages_are_routed_on_the_action(cloud: CloudThread, body: str, route: str) -> None:
     with cloud.connect() as client:
         client.send(body)
@@ -143,7 +162,8 @@ def test_messages_are_routed_on_the_action(cloud: CloudThread, body: str, route:
 
 @pytest.mark.parametrize("action", ["crash", "hang", "exit", "unserializable"])
 def test_a_failing_handler_gets_the_internal_server_error_frame_and_the_connection_stays(
-        cloud: CloudThread, action: str) -> None:
+    cloud: CloudThread, action: str
+) -> None:
     with cloud.connect() as client:
         connection_id = own_id(client)
         client.send(json.dumps({"action": action}))
@@ -187,13 +207,15 @@ def test_frames_up_to_32_kb_and_messages_up_to_128_kb_pass(cloud: CloudThread) -
         assert receive_json(client)["bodyBytes"] == MESSAGE_LIMIT_BYTES, "a 128 KB fragmented message must pass"
 
 
-@pytest.mark.parametrize(("payload", "code"), [
-    ("x" * (FRAME_LIMIT_BYTES + 1), 1009),
-    (["y" * 30000] * 4 + ["z" * (MESSAGE_LIMIT_BYTES - 120000 + 1)], 1009),
-    (b"\x00\x01binary", 1003),
-])
-def test_oversized_frames_messages_and_binary_close_the_connection(cloud: CloudThread, payload: Any,
-                                                                   code: int) -> None:
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ("x" * (FRAME_LIMIT_BYTES + 1), 1009),
+        (["y" * 30000] * 4 + ["z" * (MESSAGE_LIMIT_BYTES - 120000 + 1)], 1009),
+        (b"\x00\x01binary", 1003),
+    ],
+)
+def test_oversized_frames_messages_and_binary_close_the_connection(cloud: CloudThread, payload: Any, code: int) -> None:
     client = cloud.connect()
     connection_id = own_id(client)
     with contextlib.suppress(ConnectionClosed):  # the close may arrive while the last fragments are still going out
@@ -212,12 +234,15 @@ def test_invocations_are_logged_with_route_connection_status_and_duration(cloud:
     logs = cloud.log_text()
     assert f"[gateway] connected {connection_id}" in logs, "connection not logged"
     assert re.search(rf"\[gateway\] disconnected {re.escape(connection_id)}: 1000", logs), "disconnection not logged"
-    assert re.search(rf"\[\$connect\] {re.escape(connection_id)} -> record status 200 in \d+\.\d ms", logs), \
+    assert re.search(rf"\[\$connect\] {re.escape(connection_id)} -> record status 200 in \d+\.\d ms", logs), (
         "the $connect invocation line is missing"
-    assert re.search(rf"\[echo\] {re.escape(connection_id)} -> echo status 200 in \d+\.\d ms", logs), \
+    )
+    assert re.search(rf"\[echo\] {re.escape(connection_id)} -> echo status 200 in \d+\.\d ms", logs), (
         "the echo invocation line is missing"
-    assert re.search(rf"\[crash\] {re.escape(connection_id)} -> crash failed \(RuntimeError: crashed on purpose\)",
-                     logs), "a failed invocation must be logged with its error"
+    )
+    assert re.search(
+        rf"\[crash\] {re.escape(connection_id)} -> crash failed \(RuntimeError: crashed on purpose\)", logs
+    ), "a failed invocation must be logged with its error"
     assert "[echo] echo invocation" in logs, "handler output must reach the log under the function's name"
     assert "[crash] Traceback (most recent call last):" in logs, "a crash's traceback must be logged"
 
@@ -227,18 +252,25 @@ def connect_quietly(cloud: CloudThread) -> tuple[ClientConnection, str]:
     before = re.findall(r"\[gateway\] connected (\S+)", cloud.log_text())
     client = cloud.connect()
     connection_id: str = wait_for(
-        lambda: [found for found in re.findall(r"\[gateway\] connected (\S+)", cloud.log_text())
-                 if found not in before], 10, "the connection was not logged")[0]
+        lambda: [
+            found for found in re.findall(r"\[gateway\] connected (\S+)", cloud.log_text()) if found not in before
+        ],
+        10,
+        "the connection was not logged",
+    )[0]
     return client, connection_id
 
 
 @pytest.fixture(scope="module")
 def strict_cloud() -> Iterator[CloudThread]:
     """No `$default` route, short idle timeout and maximum duration."""
-    running = CloudThread(cloud_options(
-        routes=(Route("$connect", RECORD), Route("$disconnect", RECORD), Route("echo", ECHO)),
-        idle_timeout_seconds=1.0, max_duration_seconds=3.0,
-    ))
+    running = CloudThread(
+        cloud_options(
+            routes=(Route("$connect", RECORD), Route("$disconnect", RECORD), Route("echo", ECHO)),
+            idle_timeout_seconds=1.0,
+            max_duration_seconds=3.0,
+        )
+    )
     running.start()
     yield running
     running.stop()
@@ -250,8 +282,9 @@ def test_no_matching_route_and_no_default_gets_an_error_frame(strict_cloud: Clou
         client.send(json.dumps({"action": "nothing"}))
         frame = receive_json(client)
     assert frame["message"] == "Forbidden", f"unexpected no-route frame {frame}"
-    assert frame["connectionId"] == connection_id and CONNECTION_ID.fullmatch(frame["requestId"]), \
+    assert frame["connectionId"] == connection_id and CONNECTION_ID.fullmatch(frame["requestId"]), (
         "the no-route frame names the connection and request"
+    )
     assert "[$default]" not in strict_cloud.log_text(), "nothing may be invoked without a route"
 
 

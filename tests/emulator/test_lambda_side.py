@@ -13,10 +13,22 @@ from websockets.sync.client import ClientConnection
 from tests.emulator.conftest import FUNCTION_TIMEOUT_SECONDS, TEST_ROUTES, CloudThread, cloud_options, receive_json
 
 LAMBDA_RUNTIME_VARIABLES = {
-    "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-    "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_EXECUTION_ENV", "LAMBDA_TASK_ROOT", "_HANDLER",
-    "TZ", "LANG", "PATH",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_EXECUTION_ENV",
+    "LAMBDA_TASK_ROOT",
+    "_HANDLER",
+    "TZ",
+    "LANG",
+    "PATH",
 }
 COERCED_LOCALE = {"LC_CTYPE"}
 """Python itself adds LC_CTYPE when the C locale is coerced to UTF-8 (PEP 538); not the emulator's doing."""
@@ -31,10 +43,15 @@ def test_a_worker_gets_exactly_the_stacks_environment_pointed_at_local_endpoints
     with cloud.connect() as client:
         reply = echo(client)
     environment = reply["environment"]
-    expected = LAMBDA_RUNTIME_VARIABLES | {"TABLE_NAME", "ENDPOINT_URL", "MAX_MESSAGE_BYTES",
-                                           "AWS_ENDPOINT_URL_DYNAMODB"}
-    assert set(environment) - COERCED_LOCALE == expected, \
+    expected = LAMBDA_RUNTIME_VARIABLES | {
+        "TABLE_NAME",
+        "ENDPOINT_URL",
+        "MAX_MESSAGE_BYTES",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+    }
+    assert set(environment) - COERCED_LOCALE == expected, (
         f"worker environment differs: {sorted(set(environment) ^ expected)}"
+    )
     local = cloud.cloud
     assert environment["ENDPOINT_URL"] == local.callback_url, "ENDPOINT_URL must be the local callback API"
     assert environment["TABLE_NAME"] == local.table.name, "TABLE_NAME must be the local table"
@@ -45,8 +62,9 @@ def test_a_worker_gets_exactly_the_stacks_environment_pointed_at_local_endpoints
     assert reply["functionName"] == environment["AWS_LAMBDA_FUNCTION_NAME"], "context.function_name"
     assert reply["memoryLimitInMb"] == local.options.settings.lambda_memory_mb, "context.memory_limit_in_mb"
     remaining = reply["remainingMs"]
-    assert isinstance(remaining, int) and 0 < remaining <= FUNCTION_TIMEOUT_SECONDS * 1000, \
+    assert isinstance(remaining, int) and 0 < remaining <= FUNCTION_TIMEOUT_SECONDS * 1000, (
         "context.get_remaining_time_in_millis() counts down from the function timeout"
+    )
     assert reply["appImportable"] is False, "only the zipped packages may be importable, as on Lambda"
 
 
@@ -61,8 +79,9 @@ def test_module_state_stays_warm_between_invocations(cloud: CloudThread) -> None
         counts.setdefault(reply["pid"], []).append(reply["invocations"])
     assert any(len(seen) > 1 for seen in counts.values()), f"no worker was reused: {counts}"
     for pid, seen in counts.items():
-        assert seen == list(range(seen[0], seen[0] + len(seen))), \
+        assert seen == list(range(seen[0], seen[0] + len(seen))), (
             f"worker {pid} lost its module state between invocations: counts {seen}"
+        )
 
 
 def test_a_timed_out_or_exited_worker_is_replaced(cloud: CloudThread) -> None:
@@ -70,15 +89,17 @@ def test_a_timed_out_or_exited_worker_is_replaced(cloud: CloudThread) -> None:
         for action in ("hang", "exit"):
             client.send(json.dumps({"action": action}))
             assert receive_json(client)["message"] == "Internal server error", f"{action} must fail the invocation"
-        assert f"Task timed out after {FUNCTION_TIMEOUT_SECONDS:.2f} seconds" in cloud.log_text(), \
+        assert f"Task timed out after {FUNCTION_TIMEOUT_SECONDS:.2f} seconds" in cloud.log_text(), (
             "a timeout must be logged as Lambda does"
+        )
         assert "Runtime exited with error: exit status 3" in cloud.log_text(), "an exit must be logged"
         cold_starts = cloud.log_text().count("[exit-process] cold start: worker")
         # Both functions work again: each failure cost only its worker.
         client.send(json.dumps({"action": "exit"}))
         assert receive_json(client)["message"] == "Internal server error", "a fresh worker runs the handler again"
-        assert cloud.log_text().count("[exit-process] cold start: worker") == cold_starts + 1, \
+        assert cloud.log_text().count("[exit-process] cold start: worker") == cold_starts + 1, (
             "the exited worker must be replaced by a fresh one (a logged cold start)"
+        )
         assert "invocations" in echo(client), "other functions are unaffected"
 
 
@@ -98,8 +119,9 @@ def test_overlapping_invocations_run_in_parallel_workers_that_post_back(patient_
         for _ in range(3):
             client.send(json.dumps({"action": "rendezvous", "group": group, "count": 3}))
         replies = [receive_json(client, timeout=40) for _ in range(3)]
-    assert all(reply.get("met") for reply in replies), \
+    assert all(reply.get("met") for reply in replies), (
         f"three invocations were never in flight at once (one worker per function?): {replies}"
+    )
     assert len({reply["pid"] for reply in replies}) == 3, "overlapping invocations need separate workers"
 
 

@@ -29,19 +29,22 @@ from tests.emulator.conftest import CONNECTION_ID
 KEYS = ("$connect", "$disconnect", "$default", "sendmessage", "echo")
 
 
-@pytest.mark.parametrize(("body", "expected"), [
-    ('{"action": "sendmessage"}', "sendmessage"),
-    ('{"action": "echo", "message": "x"}', "echo"),
-    ('{"action": "unknown"}', "$default"),
-    ('{"message": "no action"}', "$default"),
-    ('{"action": null}', "$default"),
-    ('{"action": 5}', "$default"),
-    ('["action", "sendmessage"]', "$default"),
-    ("not json at all", "$default"),
-    ("", "$default"),
-    ('{"action": "$connect"}', "$default"),
-    ('{"action": "SENDMESSAGE"}', "$default"),
-])
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ('{"action": "sendmessage"}', "sendmessage"),
+        ('{"action": "echo", "message": "x"}', "echo"),
+        ('{"action": "unknown"}', "$default"),
+        ('{"message": "no action"}', "$default"),
+        ('{"action": null}', "$default"),
+        ('{"action": 5}', "$default"),
+        ('["action", "sendmessage"]', "$default"),
+        ("not json at all", "$default"),
+        ("", "$default"),
+        ('{"action": "$connect"}', "$default"),
+        ('{"action": "SENDMESSAGE"}', "$default"),
+    ],
+)
 def test_route_selection_on_action(body: str, expected: str) -> None:
     assert select_route(body, ("action",), KEYS) == expected, f"body {body!r} routed wrongly"
 
@@ -56,8 +59,9 @@ def test_route_selection_follows_nested_paths_and_stringifies_values() -> None:
 
 
 def test_no_match_without_default_route_selects_nothing() -> None:
-    assert select_route('{"action": "nope"}', ("action",), ("$connect", "echo")) is None, \
+    assert select_route('{"action": "nope"}', ("action",), ("$connect", "echo")) is None, (
         "with no $default route an unmatched message must select no route"
+    )
 
 
 def test_selection_expression_must_be_on_the_body() -> None:
@@ -95,14 +99,13 @@ class Recorder:
 
 
 def feed_in_chunks(inspector: FrameInspector, data: bytes, size: int) -> bytes:
-    return b"".join(inspector.feed(data[start:start + size]) for start in range(0, len(data), size))
+    return b"".join(inspector.feed(data[start : start + size]) for start in range(0, len(data), size))
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 4096, 1 << 20])
 def test_frames_within_limits_pass_untouched_however_the_bytes_arrive(chunk: int) -> None:
     recorder = Recorder()
-    stream = frame(0x1, 32 * 1024) + frame(0x9, 3) + frame(0x1, 32 * 1024, fin=False) + frame(0x0, 32 * 1024,
-                                                                                               fin=False)
+    stream = frame(0x1, 32 * 1024) + frame(0x9, 3) + frame(0x1, 32 * 1024, fin=False) + frame(0x0, 32 * 1024, fin=False)
     stream += frame(0x0, 32 * 1024, fin=False) + frame(0x0, 32 * 1024) + frame(0x1, 0)
     forwarded = feed_in_chunks(recorder.inspector(), stream, chunk)
     assert forwarded == stream, f"a stream within the limits was altered (chunks of {chunk})"
@@ -124,8 +127,9 @@ def test_a_fragmented_message_over_128_kb_is_reported_1009() -> None:
     stream = b"".join(frame(0x1 if index == 0 else 0x0, 30000, fin=False) for index in range(4))
     stream += frame(0x0, 128 * 1024 - 4 * 30000 + 1)
     recorder.inspector().feed(stream)
-    assert [code for code, _ in recorder.violations] == [CLOSE_MESSAGE_TOO_BIG], \
+    assert [code for code, _ in recorder.violations] == [CLOSE_MESSAGE_TOO_BIG], (
         "a message of small frames totalling over 128 KB must be refused"
+    )
 
 
 def test_binary_frames_are_reported_1003() -> None:
@@ -151,16 +155,19 @@ def test_request_time_uses_api_gateway_format_in_utc() -> None:
 def test_routes_come_from_the_app_definition() -> None:
     routes = routes_from_definition()
     assert [route.key for route in routes] == [route.key for route in definition.ROUTES], "route keys differ"
-    assert [route.function.handler for route in routes] == [route.function.handler for route in definition.ROUTES], \
+    assert [route.function.handler for route in routes] == [route.function.handler for route in definition.ROUTES], (
         "handler paths differ from the definition"
-    assert all(route.function.packages == (definition.HANDLERS_PACKAGE,) for route in routes), \
+    )
+    assert all(route.function.packages == (definition.HANDLERS_PACKAGE,) for route in routes), (
         "only the handlers package may be importable, as in the deployment zip"
+    )
 
 
 def test_stack_config_is_read_and_validated(tmp_path: Path) -> None:
     (tmp_path / "Pulumi.yaml").write_text("name: websocket-chat\nconfig:\n  aws:region: eu-west-1\n")
     (tmp_path / "Pulumi.staging.yaml").write_text(
-        "config:\n  websocket-chat:lambdaTimeoutSeconds: 7\n  websocket-chat:maxMessageBytes: '2048'\n")
+        "config:\n  websocket-chat:lambdaTimeoutSeconds: 7\n  websocket-chat:maxMessageBytes: '2048'\n"
+    )
     stack = load_stack_config("staging", tmp_path)
     assert stack.settings.stage_name == "staging", "stage name defaults to the stack name"
     assert stack.settings.lambda_timeout_seconds == 7, "timeout from the stack file"
@@ -180,10 +187,14 @@ def test_missing_or_invalid_stack_config_fails_clearly(tmp_path: Path) -> None:
 
 
 def test_the_ready_lines_warn_when_the_stack_wants_an_authorizer_the_emulator_does_not_run() -> None:
-    options = EmulatorOptions(stack="dev", settings=StackSettings(stage_name="dev", auth="token"),
-                              routes=routes_from_definition(), web_root=None)
+    options = EmulatorOptions(
+        stack="dev",
+        settings=StackSettings(stage_name="dev", auth="token"),
+        routes=routes_from_definition(),
+        web_root=None,
+    )
     cloud = LocalCloud(options)
-    cloud._table = LocalTable(endpoint="http://127.0.0.1:1", name="connections-test", region="us-east-1",
-                              server=None)
-    assert any("WARNING" in line and "auth=token" in line for line in cloud.ready_lines()), \
+    cloud._table = LocalTable(endpoint="http://127.0.0.1:1", name="connections-test", region="us-east-1", server=None)
+    assert any("WARNING" in line and "auth=token" in line for line in cloud.ready_lines()), (
         "a stack with auth=token must not silently run open"
+    )

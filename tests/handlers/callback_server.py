@@ -129,7 +129,7 @@ class CallbackServer:
                 if not self.path.startswith(prefix):
                     self._send(Answer(404, "NotFoundException"), "No such path")
                     return
-                connection_id = unquote(self.path[len(prefix):])
+                connection_id = unquote(self.path[len(prefix) :])
                 names = frozenset(name.lower() for name in self.headers)
                 answer = server._answer(connection_id, data, self.headers.get("Authorization", ""), names)
                 self._send(answer, f"{answer.error_type or 'OK'} for {connection_id}")

@@ -60,8 +60,13 @@ def test_handlers_read_only_declared_environment_variables() -> None:
 
 
 def test_handlers_import_only_the_standard_library_and_boto3() -> None:
-    allowed_third_party = {"boto3", "botocore", "mypy_boto3_apigatewaymanagementapi", "mypy_boto3_dynamodb",
-                           "mypy_boto3_ssm"}
+    allowed_third_party = {
+        "boto3",
+        "botocore",
+        "mypy_boto3_apigatewaymanagementapi",
+        "mypy_boto3_dynamodb",
+        "mypy_boto3_ssm",
+    }
     imported: set[str] = set()
     for path in HANDLERS.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

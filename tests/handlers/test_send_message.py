@@ -208,9 +208,7 @@ def test_expired_rows_are_skipped(
     assert {"expired-1=", "expired-2="} <= set(rows(dynamodb)), "expired rows are left to TTL, not deleted"
 
 
-def test_posts_run_concurrently_within_the_pool_bound(
-    table: ConnectionsTable, callback_server: CallbackServer
-) -> None:
+def test_posts_run_concurrently_within_the_pool_bound(table: ConnectionsTable, callback_server: CallbackServer) -> None:
     connected(table, SENDER, *[f"fan-{number:02d}=" for number in range(20)])
     callback_server.hold_until_concurrent(6)
 

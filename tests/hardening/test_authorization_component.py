@@ -206,8 +206,12 @@ def test_tracing_and_reserved_concurrency_follow_the_settings() -> None:
     assert tracing.inputs["role"] == run.one(ROLE, "auth-role").outputs["name"], f"{tracing} is on another role"
     # X-Ray's write actions have no resource-level permissions: `*` is the narrowest resource there is.
     assert tracing.policy()["Statement"] == [
-        {"Sid": "WriteTraces", "Effect": "Allow", "Action": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
-         "Resource": "*"}
+        {
+            "Sid": "WriteTraces",
+            "Effect": "Allow",
+            "Action": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
+            "Resource": "*",
+        }
     ], f"{tracing} grants {tracing.policy()['Statement']}"
     assert tracing.urn in function.dependencies, f"{function} may run before it may write traces"
     attached = {attachment.inputs["policyArn"] for attachment in run.of_type(ATTACHMENT)}

@@ -91,9 +91,7 @@ def test_query_parameter_and_header_names_match_the_app_definition() -> None:
     assert authorizer.HEADER == definition.TOKEN_HEADER, "authorizer reads another header"
 
 
-def test_valid_query_token_is_allowed_with_the_name_in_context(
-    ssm: Any, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_valid_query_token_is_allowed_with_the_name_in_context(ssm: Any, capsys: pytest.CaptureFixture[str]) -> None:
     token = _token("alice")
     event = _event(query={"token": token, "name": "ignored"})
     response = authorizer.handler(event, None)
@@ -226,7 +224,6 @@ def test_event_without_method_arn_is_refused(ssm: Any) -> None:
     del event["methodArn"]
     with pytest.raises(ValueError, match="methodArn"):
         authorizer.handler(event, None)
-
 
 
 def test_deployment_package_holds_the_authorizer_and_what_it_imports() -> None:

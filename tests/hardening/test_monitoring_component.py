@@ -20,9 +20,7 @@ FUNCTIONS = {
     "send-message": "send-message-function-5d6e7f8",
     "authorizer": "auth-function-9a8b7c6",
 }
-SETTINGS = StackSettings(
-    stage_name=STAGE, alarm_api_errors=11, alarm_function_errors=3, alarm_function_throttles=2
-)
+SETTINGS = StackSettings(stage_name=STAGE, alarm_api_errors=11, alarm_function_errors=3, alarm_function_throttles=2)
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 TOPIC = "aws:sns/topic:Topic"
 SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"

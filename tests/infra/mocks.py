@@ -221,8 +221,13 @@ class AwsMocks(pulumi_mocks.Mocks):
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         """Provider functions (invokes): `aws.get_region`; one the program starts to call must be answered here."""
         if args.token == "aws:index/getRegion:getRegion":
-            return {"id": self.region, "name": self.region, "region": self.region,
-                    "endpoint": f"ec2.{self.region}.amazonaws.com", "description": self.region}, []
+            return {
+                "id": self.region,
+                "name": self.region,
+                "region": self.region,
+                "endpoint": f"ec2.{self.region}.amazonaws.com",
+                "description": self.region,
+            }, []
         raise NotImplementedError(f"the mocks do not answer {args.token}; add it to tests/infra/mocks.py")
 
     def _named(self, arn_pattern: str) -> Callable[[str, str, dict[str, Any]], dict[str, Any]]:

@@ -25,8 +25,7 @@ ALL_FUNCTIONS = (*definition.FUNCTIONS, definition.AUTHORIZER)
 
 
 def fixture_function(module: str) -> Function:
-    return Function(name=module.replace("_", "-"), module=module, environment=(), table_actions=(),
-                    callback_methods=())
+    return Function(name=module.replace("_", "-"), module=module, environment=(), table_actions=(), callback_methods=())
 
 
 @pytest.fixture
@@ -80,8 +79,13 @@ def runtime_imports(module: str) -> list[str]:
     )
     environment = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
     completed = subprocess.run(
-        [sys.executable, "-c", script], cwd=archive.SOURCE_ROOT, env=environment, capture_output=True, text=True,
-        check=True, timeout=60,
+        [sys.executable, "-c", script],
+        cwd=archive.SOURCE_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     files = json.loads(completed.stdout)
     return sorted(Path(file).resolve().relative_to(archive.SOURCE_ROOT).as_posix() for file in files)
@@ -123,11 +127,13 @@ def test_real_archive_is_byte_identical_across_builds_and_file_times(function: F
 
 
 def test_entries_carry_fixed_metadata_and_are_sorted(package: Callable[[dict[str, str]], Path]) -> None:
-    root = package({
-        "handlers/__init__.py": "",
-        "handlers/chat.py": "from handlers import shared\n",
-        "handlers/shared.py": "VALUE = 1\n",
-    })
+    root = package(
+        {
+            "handlers/__init__.py": "",
+            "handlers/chat.py": "from handlers import shared\n",
+            "handlers/shared.py": "VALUE = 1\n",
+        }
+    )
     with zipfile.ZipFile(BytesIO(build_archive(fixture_function("chat"), root))) as opened:
         infos = opened.infolist()
     assert [info.filename for info in infos] == ["handlers/__init__.py", "handlers/chat.py", "handlers/shared.py"]
@@ -160,8 +166,11 @@ def test_content_hash_is_the_hash_of_the_entries_whatever_the_compression(functi
 
 
 def test_content_hash_follows_names_and_bytes_only(package: Callable[[dict[str, str]], Path]) -> None:
-    files = {"handlers/__init__.py": "", "handlers/entry.py": "from handlers import shared\n",
-             "handlers/shared.py": "A = 1\n"}
+    files = {
+        "handlers/__init__.py": "",
+        "handlers/entry.py": "from handlers import shared\n",
+        "handlers/shared.py": "A = 1\n",
+    }
     root = package(files)
     entry = fixture_function("entry")
     before = content_hash(entry, root)
@@ -177,19 +186,21 @@ def test_content_hash_follows_names_and_bytes_only(package: Callable[[dict[str, 
 
 
 def test_imports_are_followed_transitively_in_every_form(package: Callable[[dict[str, str]], Path]) -> None:
-    root = package({
-        "handlers/__init__.py": "",
-        "handlers/entry.py": "import handlers.absolute\nfrom . import relative\nfrom .attribute import NAME\n",
-        "handlers/absolute.py": "from handlers.nested import deep\n",
-        "handlers/relative.py": "def load():\n    from handlers import late  # imported inside a function\n",
-        "handlers/attribute.py": "NAME = 1\n",
-        "handlers/late.py": "",
-        "handlers/nested/__init__.py": "",
-        "handlers/nested/deep.py": "from .. import attribute\n",
-        "handlers/unused.py": "",
-        "handlers/__pycache__/entry.cpython-311.pyc": "compiled",
-        "handlers/tests/test_entry.py": "from handlers import entry\n",
-    })
+    root = package(
+        {
+            "handlers/__init__.py": "",
+            "handlers/entry.py": "import handlers.absolute\nfrom . import relative\nfrom .attribute import NAME\n",
+            "handlers/absolute.py": "from handlers.nested import deep\n",
+            "handlers/relative.py": "def load():\n    from handlers import late  # imported inside a function\n",
+            "handlers/attribute.py": "NAME = 1\n",
+            "handlers/late.py": "",
+            "handlers/nested/__init__.py": "",
+            "handlers/nested/deep.py": "from .. import attribute\n",
+            "handlers/unused.py": "",
+            "handlers/__pycache__/entry.cpython-311.pyc": "compiled",
+            "handlers/tests/test_entry.py": "from handlers import entry\n",
+        }
+    )
     assert archive_members(fixture_function("entry"), root) == [
         "handlers/__init__.py",
         "handlers/absolute.py",
@@ -203,11 +214,13 @@ def test_imports_are_followed_transitively_in_every_form(package: Callable[[dict
 
 
 def test_package_init_imports_are_followed(package: Callable[[dict[str, str]], Path]) -> None:
-    root = package({
-        "handlers/__init__.py": "from handlers import setup\n",
-        "handlers/setup.py": "",
-        "handlers/entry.py": "",
-    })
+    root = package(
+        {
+            "handlers/__init__.py": "from handlers import setup\n",
+            "handlers/setup.py": "",
+            "handlers/entry.py": "",
+        }
+    )
     assert "handlers/setup.py" in archive_members(fixture_function("entry"), root), (
         "a module imported by handlers/__init__.py runs in every function and must be zipped"
     )
@@ -216,13 +229,15 @@ def test_package_init_imports_are_followed(package: Callable[[dict[str, str]], P
 def test_a_change_to_one_module_changes_only_the_archives_containing_it(
     package: Callable[[dict[str, str]], Path],
 ) -> None:
-    root = package({
-        "handlers/__init__.py": "",
-        "handlers/first.py": "from handlers import shared\n",
-        "handlers/second.py": "from handlers import shared\n",
-        "handlers/third.py": "VALUE = 3\n",
-        "handlers/shared.py": "VALUE = 1\n",
-    })
+    root = package(
+        {
+            "handlers/__init__.py": "",
+            "handlers/first.py": "from handlers import shared\n",
+            "handlers/second.py": "from handlers import shared\n",
+            "handlers/third.py": "VALUE = 3\n",
+            "handlers/shared.py": "VALUE = 1\n",
+        }
+    )
     first, second, third = (fixture_function(module) for module in ("first", "second", "third"))
     before = {function.name: build_archive(function, root) for function in (first, second, third)}
 
@@ -287,4 +302,3 @@ def test_archive_module_imports_no_pulumi() -> None:
         [sys.executable, "-c", script], cwd=archive.SOURCE_ROOT, capture_output=True, text=True, check=True, timeout=60
     )
     assert completed.stdout.strip() == "[]", f"infra.archive pulls in Pulumi: {completed.stdout.strip()}"
-

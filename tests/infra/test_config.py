@@ -51,6 +51,7 @@ BAD_VALUES: dict[str, Any] = {
 }
 """A value each setting must refuse; a new setting without an entry here fails `test_every_setting_has_a_bad_value`."""
 
+
 def declared() -> dict[str, dict[str, Any]]:
     config: dict[str, dict[str, Any]] = yaml.safe_load(PROJECT_FILE.read_text())["config"]
     return config

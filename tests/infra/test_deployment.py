@@ -23,8 +23,9 @@ def trigger(run: ProgramRun) -> str:
 
 
 def code_hashes(run: ProgramRun) -> dict[str, str]:
-    return {function.name: function.inputs["sourceCodeHash"]
-            for function in run.of_type("aws:lambda/function:Function")}
+    return {
+        function.name: function.inputs["sourceCodeHash"] for function in run.of_type("aws:lambda/function:Function")
+    }
 
 
 def comparable(value: Any) -> Any:
@@ -63,14 +64,16 @@ def test_an_unchanged_program_has_nothing_to_change(dev_run: ProgramRun) -> None
         {"throttlingBurstLimit": 10, "throttlingRateLimit": 5},
         {"executionLoggingLevel": "INFO"},
         {"maxMessageBytes": 1000},
-        {"pointInTimeRecovery": True, "tableBillingMode": "PROVISIONED", "tableReadCapacity": 1,
-         "tableWriteCapacity": 1},
+        {
+            "pointInTimeRecovery": True,
+            "tableBillingMode": "PROVISIONED",
+            "tableReadCapacity": 1,
+            "tableWriteCapacity": 1,
+        },
     ],
     ids=["memory", "runtime", "retention", "throttling", "execution-logging", "message-size", "table"],
 )
-def test_settings_that_are_not_routing_leave_the_trigger_alone(
-    overrides: dict[str, Any], dev_run: ProgramRun
-) -> None:
+def test_settings_that_are_not_routing_leave_the_trigger_alone(overrides: dict[str, Any], dev_run: ProgramRun) -> None:
     assert trigger(run_program("dev", overrides)) == trigger(dev_run), f"{overrides} changed the deployment trigger"
 
 
@@ -88,8 +91,11 @@ def test_a_code_change_updates_its_function_only_and_not_the_deployment(
     assert trigger(changed) == trigger(dev_run), "a code change replaced the deployment"
     before, after = code_hashes(dev_run), code_hashes(changed)
     differing = sorted(name for name in before if before[name] != after[name])
-    containing = sorted(f"{function.name}-function" for function in definition.FUNCTIONS
-                        if f"handlers/{definition.CONNECT.module}.py" in archive.archive_members(function))
+    containing = sorted(
+        f"{function.name}-function"
+        for function in definition.FUNCTIONS
+        if f"handlers/{definition.CONNECT.module}.py" in archive.archive_members(function)
+    )
     assert differing == containing, f"functions updated: {differing}, expected only those zipping connect.py"
 
 

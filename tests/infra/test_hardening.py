@@ -212,7 +212,9 @@ def test_a_custom_domain_serves_the_stage_at_its_root(dev_run: ProgramRun) -> No
     configuration = domain.inputs["domainNameConfiguration"]
     assert domain.inputs["domainName"] == DOMAIN, f"{domain}: serves {domain.inputs['domainName']}"
     assert (configuration["certificateArn"], configuration["endpointType"], configuration["securityPolicy"]) == (
-        CERTIFICATE, "REGIONAL", "TLS_1_2"
+        CERTIFICATE,
+        "REGIONAL",
+        "TLS_1_2",
     ), f"{domain}: configuration {configuration}"
     assert mapping.inputs["apiId"] == api(run).id, f"{mapping}: maps another API"
     assert mapping.inputs["stage"] == "dev" and stage.urn in mapping.dependencies, f"{mapping}: not the stage"
@@ -240,9 +242,9 @@ def test_a_hosted_zone_gets_an_alias_record() -> None:
     assert (record.inputs["zoneId"], record.inputs["name"], record.inputs["type"]) == (ZONE, DOMAIN, "A"), (
         f"{record}: {record.inputs}"
     )
-    assert record.inputs["aliases"] == [
-        {"name": target, "zoneId": REGIONAL_ZONE_ID, "evaluateTargetHealth": False}
-    ], f"{record}: aliases {record.inputs['aliases']}"
+    assert record.inputs["aliases"] == [{"name": target, "zoneId": REGIONAL_ZONE_ID, "evaluateTargetHealth": False}], (
+        f"{record}: aliases {record.inputs['aliases']}"
+    )
     assert run.outputs["wssUrl"] == f"wss://{DOMAIN}", f"wssUrl {run.outputs['wssUrl']}"
 
 
@@ -250,8 +252,11 @@ def test_a_hosted_zone_gets_an_alias_record() -> None:
 
 
 def alarms(run: ProgramRun, namespace: str, metric: str) -> list[RegisteredResource]:
-    return [alarm for alarm in run.of_type(ALARM)
-            if alarm.inputs["namespace"] == namespace and alarm.inputs["metricName"] == metric]
+    return [
+        alarm
+        for alarm in run.of_type(ALARM)
+        if alarm.inputs["namespace"] == namespace and alarm.inputs["metricName"] == metric
+    ]
 
 
 @pytest.mark.parametrize(
@@ -259,8 +264,11 @@ def alarms(run: ProgramRun, namespace: str, metric: str) -> list[RegisteredResou
     [
         ("dev", {}, {"api": 5, "Errors": 1, "Throttles": 1}),
         ("prod", {}, {"api": 10, "Errors": 3, "Throttles": 1}),
-        ("dev", {"alarmApiErrors": 7, "alarmFunctionErrors": 4, "alarmFunctionThrottles": 2},
-         {"api": 7, "Errors": 4, "Throttles": 2}),
+        (
+            "dev",
+            {"alarmApiErrors": 7, "alarmFunctionErrors": 4, "alarmFunctionThrottles": 2},
+            {"api": 7, "Errors": 4, "Throttles": 2},
+        ),
     ],
     ids=["dev", "prod", "overrides"],
 )
@@ -332,8 +340,11 @@ def test_tracing_and_reserved_concurrency_reach_every_function_the_authorizer_in
         assert function.inputs["tracingConfig"] == {"mode": "Active"}, f"{function}: not actively traced"
         assert function.inputs["reservedConcurrentExecutions"] == 7, f"{function}: reserved concurrency"
         role = run.by_urn(next(r.urn for r in run.of_type(ROLE) if r.outputs["arn"] == function.inputs["role"]))
-        tracing = [p for p in run.of_type(ROLE_POLICY)
-                   if p.inputs["role"] == role.outputs["name"] and p.name.endswith("-tracing")]
+        tracing = [
+            p
+            for p in run.of_type(ROLE_POLICY)
+            if p.inputs["role"] == role.outputs["name"] and p.name.endswith("-tracing")
+        ]
         assert len(tracing) == 1, f"{role}: may not write traces"
         assert tracing[0].urn in function.dependencies, f"{function}: may run before it may write traces"
 

@@ -71,7 +71,10 @@ def test_the_issue_s_least_privilege_holds(dev_run: ProgramRun) -> None:
     assert actions["connect"] == {"dynamodb:PutItem"}, f"connect may {actions['connect']}"
     assert actions["disconnect"] == {"dynamodb:DeleteItem"}, f"disconnect may {actions['disconnect']}"
     assert actions["send-message"] == {
-        "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:DeleteItem", "execute-api:ManageConnections",
+        "dynamodb:GetItem",
+        "dynamodb:Scan",
+        "dynamodb:DeleteItem",
+        "execute-api:ManageConnections",
     }, f"send-message may {actions['send-message']}"
     assert actions["default"] == {"execute-api:ManageConnections"}, f"default may {actions['default']}"
     callback_resources = {
@@ -98,17 +101,18 @@ def test_no_wildcard_action_or_resource_anywhere(stack: str, dev_run: ProgramRun
 
 
 @pytest.mark.parametrize("function", definition.FUNCTIONS, ids=lambda function: function.name)
-def test_role_trusts_lambda_only_and_has_only_basic_execution_attached(
-    dev_run: ProgramRun, function: Function
-) -> None:
+def test_role_trusts_lambda_only_and_has_only_basic_execution_attached(dev_run: ProgramRun, function: Function) -> None:
     role = dev_run.one(ROLE, f"{function.name}-role")
     trust = document(role, "assumeRolePolicy")
     assert trust["Statement"] == [
         {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
     ], f"{role}: trust policy {trust['Statement']}"
     assert "inlinePolicies" not in role.inputs, f"{role}: inline policies beside the RolePolicy"
-    attached = [attachment.inputs["policyArn"] for attachment in dev_run.of_type(ATTACHMENT)
-                if attachment.inputs["role"] == role.outputs["name"]]
+    attached = [
+        attachment.inputs["policyArn"]
+        for attachment in dev_run.of_type(ATTACHMENT)
+        if attachment.inputs["role"] == role.outputs["name"]
+    ]
     assert attached == [BASIC_EXECUTION], f"{role}: managed policies {attached}"
 
 

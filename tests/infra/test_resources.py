@@ -65,12 +65,22 @@ def test_the_program_creates_exactly_these_resources(stack: str, dev_run: Progra
     functions, routes = len(definition.FUNCTIONS), len(definition.ROUTES)
     traced = stack == "prod"  # prod turns tracing on: one more inline policy per function
     expected = {
-        API: 1, TABLE: 1, DEPLOYMENT: 1, STAGE: 1,
-        FUNCTION: functions, ROLE: functions, ROLE_POLICY: functions * (2 if traced else 1), ATTACHMENT: functions,
+        API: 1,
+        TABLE: 1,
+        DEPLOYMENT: 1,
+        STAGE: 1,
+        FUNCTION: functions,
+        ROLE: functions,
+        ROLE_POLICY: functions * (2 if traced else 1),
+        ATTACHMENT: functions,
         LOG_GROUP: functions + 1,  # one per function and the stage's access logs
-        INTEGRATION: routes, ROUTE: routes, PERMISSION: routes,
+        INTEGRATION: routes,
+        ROUTE: routes,
+        PERMISSION: routes,
         # Monitoring, always on: the API's two error alarms and two per function, one topic, one dashboard.
-        TOPIC: 1, ALARM: 2 + 2 * functions, DASHBOARD: 1,
+        TOPIC: 1,
+        ALARM: 2 + 2 * functions,
+        DASHBOARD: 1,
     }
     actual = Counter(resource.type for resource in run.resources if resource.custom)
     assert actual == expected, f"{stack}: resource inventory differs: {dict(actual)}"
@@ -96,8 +106,9 @@ def test_no_physical_name_is_hard_coded(dev_run: ProgramRun) -> None:
 
 
 def test_definition_drift_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    reads_unknown = Function(name="audit", module="connect", environment=("AUDIT_BUCKET",), table_actions=(),
-                             callback_methods=())
+    reads_unknown = Function(
+        name="audit", module="connect", environment=("AUDIT_BUCKET",), table_actions=(), callback_methods=()
+    )
     deployed = definition.FUNCTIONS
     monkeypatch.setattr(definition, "FUNCTIONS", (*deployed, reads_unknown))
     with pytest.raises(ProgramError, match=r"function 'audit' reads AUDIT_BUCKET, which this stack never sets"):
@@ -138,10 +149,16 @@ def test_function_runs_its_handler_with_the_dev_settings(dev_run: ProgramRun, fu
 
 
 def test_function_settings_come_from_config() -> None:
-    run = run_program("dev", {
-        "lambdaRuntime": "python3.12", "lambdaArchitecture": "x86_64", "lambdaMemoryMb": 1024,
-        "broadcastMemoryMb": 3008, "lambdaTimeoutSeconds": 10,
-    })
+    run = run_program(
+        "dev",
+        {
+            "lambdaRuntime": "python3.12",
+            "lambdaArchitecture": "x86_64",
+            "lambdaMemoryMb": 1024,
+            "broadcastMemoryMb": 3008,
+            "lambdaTimeoutSeconds": 10,
+        },
+    )
     for function in definition.FUNCTIONS:
         resource = function_of(run, function)
         assert resource.inputs["runtime"] == "python3.12", f"{resource}: runtime not from config"
@@ -240,9 +257,15 @@ def test_prod_table_has_point_in_time_recovery(prod_run: ProgramRun) -> None:
 
 def test_table_capacity_and_customer_key_come_from_config() -> None:
     key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-    run = run_program("dev", {
-        "tableBillingMode": "PROVISIONED", "tableReadCapacity": 5, "tableWriteCapacity": 3, "tableKmsKeyArn": key,
-    })
+    run = run_program(
+        "dev",
+        {
+            "tableBillingMode": "PROVISIONED",
+            "tableReadCapacity": 5,
+            "tableWriteCapacity": 3,
+            "tableKmsKeyArn": key,
+        },
+    )
     inputs = table(run).inputs
     assert inputs["billingMode"] == "PROVISIONED", "billing mode not from config"
     assert (inputs["readCapacity"], inputs["writeCapacity"]) == (5, 3), "capacity not from config"
@@ -354,7 +377,7 @@ def test_outputs_follow_the_region_and_stage() -> None:
     api_id = api(run).id
     assert run.outputs["wssUrl"] == f"wss://{api_id}.execute-api.eu-west-1.amazonaws.com/live", "wssUrl"
     assert run.outputs["callbackUrl"] == callback_url(run, "live", "eu-west-1"), "callbackUrl"
-    assert run.outputs["dashboardUrl"].startswith("https://eu-west-1.console.aws.amazon.com/cloudwatch/home"
-                                                  f"?region=eu-west-1#dashboards:name=monitoring-{api_id}-live"), (
-        f"dashboardUrl {run.outputs['dashboardUrl']} is not the stack's region and stage"
-    )
+    assert run.outputs["dashboardUrl"].startswith(
+        "https://eu-west-1.console.aws.amazon.com/cloudwatch/home"
+        f"?region=eu-west-1#dashboards:name=monitoring-{api_id}-live"
+    ), f"dashboardUrl {run.outputs['dashboardUrl']} is not the stack's region and stage"

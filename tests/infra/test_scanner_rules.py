@@ -20,24 +20,40 @@ XRAY_WRITE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 """X-Ray offers no resource-level permissions for these: the one place a policy may name resource `*`."""
 
 RULES = (
-    "CKV_AWS_76", "AWS-0001", "APIGateway.9",
-    "KICS-1b6799eb", "APIGateway.1",
-    "CKV_AWS_309", "APIGateway.8",
-    "CKV_AWS_50", "AWS-0066",
+    "CKV_AWS_76",
+    "AWS-0001",
+    "APIGateway.9",
+    "KICS-1b6799eb",
+    "APIGateway.1",
+    "CKV_AWS_309",
+    "APIGateway.8",
+    "CKV_AWS_50",
+    "AWS-0066",
     "CKV_AWS_115",
-    "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_272", "CKV_AWS_173",
+    "CKV_AWS_116",
+    "CKV_AWS_117",
+    "CKV_AWS_272",
+    "CKV_AWS_173",
     "CKV_AWS_45",
     "CKV_AWS_363",
-    "AWS-0067", "CKV_AWS_301",
-    "CKV_AWS_28", "AWS-0024",
-    "CKV_AWS_119", "AWS-0025",
-    "CKV_AWS_66", "CKV_AWS_338", "CKV_AWS_158",
-    "CKV_AWS_63", "CKV_AWS_355", "CKV_AWS_62",
+    "AWS-0067",
+    "CKV_AWS_301",
+    "CKV_AWS_28",
+    "AWS-0024",
+    "CKV_AWS_119",
+    "AWS-0025",
+    "CKV_AWS_66",
+    "CKV_AWS_338",
+    "CKV_AWS_158",
+    "CKV_AWS_63",
+    "CKV_AWS_355",
+    "CKV_AWS_62",
 )
 """Every rule the reference lists for a stage, route, Lambda, permission, table, log group or IAM policy."""
 
 CHECKED = {
-    "CKV_AWS_76": "test_stage_access_logs", "AWS-0001": "test_stage_access_logs",
+    "CKV_AWS_76": "test_stage_access_logs",
+    "AWS-0001": "test_stage_access_logs",
     "APIGateway.9": "test_stage_access_logs",
     "CKV_AWS_45": "test_no_secrets_in_function_environment",
     "CKV_AWS_363": "test_runtime_is_supported",
@@ -45,9 +61,12 @@ CHECKED = {
     "CKV_AWS_301": "test_permissions_have_a_source_arn_and_no_public_principal",
     "CKV_AWS_28": "test_prod_table_has_point_in_time_recovery",
     "AWS-0024": "test_prod_table_has_point_in_time_recovery",
-    "CKV_AWS_119": "test_table_customer_key_is_a_setting", "AWS-0025": "test_table_customer_key_is_a_setting",
-    "CKV_AWS_66": "test_log_groups_have_retention", "CKV_AWS_338": "test_log_groups_have_retention",
-    "CKV_AWS_63": "test_iam_has_no_wildcards_or_admin", "CKV_AWS_355": "test_iam_has_no_wildcards_or_admin",
+    "CKV_AWS_119": "test_table_customer_key_is_a_setting",
+    "AWS-0025": "test_table_customer_key_is_a_setting",
+    "CKV_AWS_66": "test_log_groups_have_retention",
+    "CKV_AWS_338": "test_log_groups_have_retention",
+    "CKV_AWS_63": "test_iam_has_no_wildcards_or_admin",
+    "CKV_AWS_355": "test_iam_has_no_wildcards_or_admin",
     "CKV_AWS_62": "test_iam_has_no_wildcards_or_admin",
     "KICS-1b6799eb": "test_execution_logging_level_when_switched_on",
     "APIGateway.1": "test_execution_logging_level_when_switched_on",
@@ -172,8 +191,10 @@ def test_iam_has_no_wildcards_or_admin(stack: str, dev_run: ProgramRun, prod_run
             resources = resources if isinstance(resources, list) else [resources]
             if "*" in resources:
                 assert set(actions) <= XRAY_WRITE, f"{stack}: resource * for {actions} in {statement}"
-    attached = {attachment.inputs["policyArn"]
-                for attachment in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")}
+    attached = {
+        attachment.inputs["policyArn"]
+        for attachment in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    }
     assert not any("AdministratorAccess" in arn or "FullAccess" in arn for arn in attached), f"admin: {attached}"
 
 

@@ -77,8 +77,9 @@ def run_policies(resource_type: str, props: Mapping[str, Any], urn: str = "") ->
     for policy in RESOURCE_POLICIES:
         mandatory = policy.enforcement_level == EnforcementLevel.MANDATORY
 
-        def report(message: str, _urn: str | None = None, *, policy_name: str = policy.name,
-                   is_mandatory: bool = mandatory) -> None:
+        def report(
+            message: str, _urn: str | None = None, *, policy_name: str = policy.name, is_mandatory: bool = mandatory
+        ) -> None:
             found.append(Violation(policy_name, is_mandatory, urn, message))
 
         policy.validate(args, report)
@@ -96,8 +97,9 @@ def run_stack_policies(resources: Sequence[tuple[str, str, Mapping[str, Any]]]) 
     for policy in STACK_POLICIES:
         mandatory = policy.enforcement_level == EnforcementLevel.MANDATORY
 
-        def report(message: str, urn: str | None = None, *, policy_name: str = policy.name,
-                   is_mandatory: bool = mandatory) -> None:
+        def report(
+            message: str, urn: str | None = None, *, policy_name: str = policy.name, is_mandatory: bool = mandatory
+        ) -> None:
             found.append(Violation(policy_name, is_mandatory, urn or "", message))
 
         policy.validate(StackValidationArgs(stack), report)

@@ -50,7 +50,11 @@ def test_importing_the_rules_starts_no_server() -> None:
     # PolicyPack() prints a port and serves forever; only `python policy/` may construct it.
     result = subprocess.run(
         [sys.executable, "-c", "import policy, policy.rules, policy.pack, policy.iam, policy.runtimes"],
-        cwd=PACK.parent, capture_output=True, text=True, timeout=60, check=False,
+        cwd=PACK.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0 and result.stdout == "", (
         f"importing the policy modules did more than import: rc={result.returncode} out={result.stdout!r} "
@@ -69,9 +73,15 @@ def analyze(stub: Any, resource_type: str, props: dict[str, Any]) -> list[Any]:
 
 
 def test_mandatory_violation_reaches_the_engine(analyzer: Any) -> None:
-    diagnostics = analyze(analyzer, "aws:lambda/permission:Permission", {
-        "action": "lambda:InvokeFunction", "function": "connect", "principal": "apigateway.amazonaws.com",
-    })
+    diagnostics = analyze(
+        analyzer,
+        "aws:lambda/permission:Permission",
+        {
+            "action": "lambda:InvokeFunction",
+            "function": "connect",
+            "principal": "apigateway.amazonaws.com",
+        },
+    )
     by_policy = {diagnostic.policyName: diagnostic for diagnostic in diagnostics}
     assert "lambda-permission-source-arn" in by_policy, f"no source-ARN violation reported: {diagnostics}"
     violation = by_policy["lambda-permission-source-arn"]
@@ -93,11 +103,13 @@ def test_compliant_resource_gets_no_diagnostics(analyzer: Any) -> None:
 
 def test_stack_policy_reaches_the_engine(analyzer: Any) -> None:
     function_urn = "urn:pulumi:dev::websocket-chat::aws:lambda/function:Function::connect-function"
-    function = analyzer_pb2.AnalyzerResource(type="aws:lambda/function:Function", urn=function_urn,
-                                             name="connect-function")
+    function = analyzer_pb2.AnalyzerResource(
+        type="aws:lambda/function:Function", urn=function_urn, name="connect-function"
+    )
     function.properties.update({"name": "connect-function-fcb5937", "runtime": "python3.13"})
-    diagnostics = list(analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[function]), timeout=30)
-                       .diagnostics)
+    diagnostics = list(
+        analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[function]), timeout=30).diagnostics
+    )
     assert [(d.policyName, d.urn, d.enforcementLevel) for d in diagnostics] == [
         ("lambda-logs-in-managed-log-group", function_urn, analyzer_pb2.MANDATORY)
     ], f"a function logging to an unmanaged group was not stopped: {diagnostics}"

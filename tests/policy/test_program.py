@@ -32,15 +32,14 @@ def program_violations(run: ProgramRun) -> list[Violation]:
     resource policies on each one's inputs, stack policies on everyone's outputs."""
     custom = [resource for resource in run.resources if resource.custom]
     return [
-        violation
-        for resource in custom
-        for violation in run_policies(resource.type, resource.inputs, resource.urn)
+        violation for resource in custom for violation in run_policies(resource.type, resource.inputs, resource.urn)
     ] + run_stack_policies([(resource.type, resource.urn, resource.outputs) for resource in custom])
 
 
 def mandatory(violations: list[Violation]) -> list[str]:
-    return [f"{violation.policy} on {violation.urn}: {violation.message}" for violation in violations
-            if violation.mandatory]
+    return [
+        f"{violation.policy} on {violation.urn}: {violation.message}" for violation in violations if violation.mandatory
+    ]
 
 
 def test_dev_and_prod_are_configured() -> None:
@@ -97,13 +96,19 @@ def test_a_runtime_the_settings_accept_but_aws_deprecated_is_stopped(monkeypatch
 
 def test_a_wildcard_table_action_in_the_definition_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
     careless = dataclasses.replace(definition.SEND_MESSAGE, table_actions=("dynamodb:*",))
-    monkeypatch.setattr(definition, "FUNCTIONS", tuple(
-        careless if function.name == careless.name else function for function in definition.FUNCTIONS
-    ))
-    monkeypatch.setattr(definition, "ROUTES", tuple(
-        dataclasses.replace(route, function=careless) if route.function.name == careless.name else route
-        for route in definition.ROUTES
-    ))
+    monkeypatch.setattr(
+        definition,
+        "FUNCTIONS",
+        tuple(careless if function.name == careless.name else function for function in definition.FUNCTIONS),
+    )
+    monkeypatch.setattr(
+        definition,
+        "ROUTES",
+        tuple(
+            dataclasses.replace(route, function=careless) if route.function.name == careless.name else route
+            for route in definition.ROUTES
+        ),
+    )
     blocking = mandatory(program_violations(run_program("dev")))
     assert any("iam-no-wildcard-actions" in line and "dynamodb:*" in line for line in blocking), (
         f"a dynamodb:* grant in send-message's role passed the pack: {blocking}"

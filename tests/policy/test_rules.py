@@ -102,63 +102,179 @@ STAGE = "aws:apigatewayv2/stage:Stage"
 FUNCTION = "aws:lambda/function:Function"
 
 CASES = (
-    Case("star-action", "iam-no-wildcard-actions", ROLE_POLICY,
-         broken(ROLE_POLICY, policy=document(allow("*", "*"))), "list the exact actions"),
-    Case("service-wildcard", "iam-no-wildcard-actions", ROLE_POLICY,
-         broken(ROLE_POLICY, policy=document(allow(["dynamodb:*"], TABLE_ARN))), "dynamodb:*"),
-    Case("prefix-wildcard-inline", "iam-no-wildcard-actions", ROLE,
-         broken(ROLE, inlinePolicies=[{"name": "reads", "policy": document(allow("dynamodb:Get*", TABLE_ARN))}]),
-         "inline policy reads"),
-    Case("not-action", "iam-no-wildcard-actions", "aws:iam/policy:Policy",
-         {"policy": document({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"})}, "NotAction"),
-    Case("admin-attached", "iam-no-wildcard-actions", "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
-         {"role": "r", "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}, "least-privilege"),
-    Case("full-access-managed", "iam-no-wildcard-actions", ROLE,
-         broken(ROLE, managedPolicyArns=["arn:aws:iam::aws:policy/AmazonDynamoDBFullAccess"]),
-         "AmazonDynamoDBFullAccess"),
-    Case("invalid-json", "iam-no-wildcard-actions", ROLE_POLICY, broken(ROLE_POLICY, policy="{not json"),
-         "json.dumps"),
-    Case("callback-any-resource", "callback-permission-scoped-to-api", ROLE_POLICY,
-         broken(ROLE_POLICY, policy=document(allow("execute-api:ManageConnections", "*"))), "execution_arn"),
-    Case("callback-any-api", "callback-permission-scoped-to-api", ROLE_POLICY,
-         broken(ROLE_POLICY, policy=document(allow(
-             "execute-api:ManageConnections", "arn:aws:execute-api:us-east-1:123456789012:*/dev/POST/@connections/*"))),
-         "wildcard API id"),
-    Case("callback-any-stage", "callback-permission-scoped-to-api", ROLE_POLICY,
-         broken(ROLE_POLICY, policy=document(allow(
-             "execute-api:ManageConnections", f"{API_ARN}/*/POST/@connections/*"))), "wildcard stage"),
-    Case("callback-any-method", "callback-permission-scoped-to-api", ROLE_POLICY,
-         broken(ROLE_POLICY, policy=document(allow(
-             "execute-api:ManageConnections", f"{API_ARN}/dev/*/@connections/*"))), "POST, GET or DELETE"),
-    Case("callback-via-wildcard-action", "callback-permission-scoped-to-api", ROLE,
-         broken(ROLE, inlinePolicies=[{"name": "callback", "policy": document(allow("execute-api:*", "*"))}]),
-         "every API in the account"),
-    Case("permission-without-source", "lambda-permission-source-arn", PERMISSION,
-         broken(PERMISSION, sourceArn=None), "set source_arn"),
-    Case("permission-any-api", "lambda-permission-source-arn", PERMISSION,
-         broken(PERMISSION, sourceArn="arn:aws:execute-api:us-east-1:123456789012:*/*/*"), "matches any API"),
-    Case("permission-public", "lambda-permission-source-arn", PERMISSION, broken(PERMISSION, principal="*"),
-         "lets anyone invoke"),
-    Case("stage-without-logs", "stage-access-logs", STAGE, broken(STAGE, accessLogSettings=None),
-         "destinationArn or format"),
-    Case("stage-without-format", "stage-access-logs", STAGE,
-         broken(STAGE, accessLogSettings={"destinationArn": LOG_GROUP_ARN}), "no access log format"),
-    Case("rest-stage-without-logs", "stage-access-logs", "aws:apigateway/stage:Stage",
-         {"restApi": "r", "stageName": "dev", "deployment": "d"}, "access_log_settings"),
-    Case("log-group-forever", "log-group-retention", "aws:cloudwatch/logGroup:LogGroup", {"name": "/aws/x"},
-         "retention_in_days"),
-    Case("log-group-zero", "log-group-retention", "aws:cloudwatch/logGroup:LogGroup",
-         {"name": "/aws/x", "retentionInDays": 0}, "logRetentionDays"),
-    Case("seed-runtime", "lambda-runtime-supported", FUNCTION, broken(FUNCTION, runtime="python3.8"),
-         "deprecated since 2024-10-14"),
-    Case("table-without-pitr", "dynamodb-point-in-time-recovery", "aws:dynamodb/table:Table",
-         broken("aws:dynamodb/table:Table", pointInTimeRecovery=None), "pointInTimeRecovery setting"),
-    Case("table-pitr-off", "dynamodb-point-in-time-recovery", "aws:dynamodb/table:Table",
-         broken("aws:dynamodb/table:Table", pointInTimeRecovery={"enabled": False}), "point_in_time_recovery"),
-    Case("function-without-tracing", "lambda-xray-tracing", FUNCTION, broken(FUNCTION, tracingConfig=None),
-         "Active"),
-    Case("function-passthrough-tracing", "lambda-xray-tracing", FUNCTION,
-         broken(FUNCTION, tracingConfig={"mode": "PassThrough"}), "xray:PutTraceSegments"),
+    Case(
+        "star-action",
+        "iam-no-wildcard-actions",
+        ROLE_POLICY,
+        broken(ROLE_POLICY, policy=document(allow("*", "*"))),
+        "list the exact actions",
+    ),
+    Case(
+        "service-wildcard",
+        "iam-no-wildcard-actions",
+        ROLE_POLICY,
+        broken(ROLE_POLICY, policy=document(allow(["dynamodb:*"], TABLE_ARN))),
+        "dynamodb:*",
+    ),
+    Case(
+        "prefix-wildcard-inline",
+        "iam-no-wildcard-actions",
+        ROLE,
+        broken(ROLE, inlinePolicies=[{"name": "reads", "policy": document(allow("dynamodb:Get*", TABLE_ARN))}]),
+        "inline policy reads",
+    ),
+    Case(
+        "not-action",
+        "iam-no-wildcard-actions",
+        "aws:iam/policy:Policy",
+        {"policy": document({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"})},
+        "NotAction",
+    ),
+    Case(
+        "admin-attached",
+        "iam-no-wildcard-actions",
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+        {"role": "r", "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"},
+        "least-privilege",
+    ),
+    Case(
+        "full-access-managed",
+        "iam-no-wildcard-actions",
+        ROLE,
+        broken(ROLE, managedPolicyArns=["arn:aws:iam::aws:policy/AmazonDynamoDBFullAccess"]),
+        "AmazonDynamoDBFullAccess",
+    ),
+    Case("invalid-json", "iam-no-wildcard-actions", ROLE_POLICY, broken(ROLE_POLICY, policy="{not json"), "json.dumps"),
+    Case(
+        "callback-any-resource",
+        "callback-permission-scoped-to-api",
+        ROLE_POLICY,
+        broken(ROLE_POLICY, policy=document(allow("execute-api:ManageConnections", "*"))),
+        "execution_arn",
+    ),
+    Case(
+        "callback-any-api",
+        "callback-permission-scoped-to-api",
+        ROLE_POLICY,
+        broken(
+            ROLE_POLICY,
+            policy=document(
+                allow(
+                    "execute-api:ManageConnections",
+                    "arn:aws:execute-api:us-east-1:123456789012:*/dev/POST/@connections/*",
+                )
+            ),
+        ),
+        "wildcard API id",
+    ),
+    Case(
+        "callback-any-stage",
+        "callback-permission-scoped-to-api",
+        ROLE_POLICY,
+        broken(
+            ROLE_POLICY, policy=document(allow("execute-api:ManageConnections", f"{API_ARN}/*/POST/@connections/*"))
+        ),
+        "wildcard stage",
+    ),
+    Case(
+        "callback-any-method",
+        "callback-permission-scoped-to-api",
+        ROLE_POLICY,
+        broken(ROLE_POLICY, policy=document(allow("execute-api:ManageConnections", f"{API_ARN}/dev/*/@connections/*"))),
+        "POST, GET or DELETE",
+    ),
+    Case(
+        "callback-via-wildcard-action",
+        "callback-permission-scoped-to-api",
+        ROLE,
+        broken(ROLE, inlinePolicies=[{"name": "callback", "policy": document(allow("execute-api:*", "*"))}]),
+        "every API in the account",
+    ),
+    Case(
+        "permission-without-source",
+        "lambda-permission-source-arn",
+        PERMISSION,
+        broken(PERMISSION, sourceArn=None),
+        "set source_arn",
+    ),
+    Case(
+        "permission-any-api",
+        "lambda-permission-source-arn",
+        PERMISSION,
+        broken(PERMISSION, sourceArn="arn:aws:execute-api:us-east-1:123456789012:*/*/*"),
+        "matches any API",
+    ),
+    Case(
+        "permission-public",
+        "lambda-permission-source-arn",
+        PERMISSION,
+        broken(PERMISSION, principal="*"),
+        "lets anyone invoke",
+    ),
+    Case(
+        "stage-without-logs",
+        "stage-access-logs",
+        STAGE,
+        broken(STAGE, accessLogSettings=None),
+        "destinationArn or format",
+    ),
+    Case(
+        "stage-without-format",
+        "stage-access-logs",
+        STAGE,
+        broken(STAGE, accessLogSettings={"destinationArn": LOG_GROUP_ARN}),
+        "no access log format",
+    ),
+    Case(
+        "rest-stage-without-logs",
+        "stage-access-logs",
+        "aws:apigateway/stage:Stage",
+        {"restApi": "r", "stageName": "dev", "deployment": "d"},
+        "access_log_settings",
+    ),
+    Case(
+        "log-group-forever",
+        "log-group-retention",
+        "aws:cloudwatch/logGroup:LogGroup",
+        {"name": "/aws/x"},
+        "retention_in_days",
+    ),
+    Case(
+        "log-group-zero",
+        "log-group-retention",
+        "aws:cloudwatch/logGroup:LogGroup",
+        {"name": "/aws/x", "retentionInDays": 0},
+        "logRetentionDays",
+    ),
+    Case(
+        "seed-runtime",
+        "lambda-runtime-supported",
+        FUNCTION,
+        broken(FUNCTION, runtime="python3.8"),
+        "deprecated since 2024-10-14",
+    ),
+    Case(
+        "table-without-pitr",
+        "dynamodb-point-in-time-recovery",
+        "aws:dynamodb/table:Table",
+        broken("aws:dynamodb/table:Table", pointInTimeRecovery=None),
+        "pointInTimeRecovery setting",
+    ),
+    Case(
+        "table-pitr-off",
+        "dynamodb-point-in-time-recovery",
+        "aws:dynamodb/table:Table",
+        broken("aws:dynamodb/table:Table", pointInTimeRecovery={"enabled": False}),
+        "point_in_time_recovery",
+    ),
+    Case("function-without-tracing", "lambda-xray-tracing", FUNCTION, broken(FUNCTION, tracingConfig=None), "Active"),
+    Case(
+        "function-passthrough-tracing",
+        "lambda-xray-tracing",
+        FUNCTION,
+        broken(FUNCTION, tracingConfig={"mode": "PassThrough"}),
+        "xray:PutTraceSegments",
+    ),
 )
 
 
@@ -201,10 +317,14 @@ def test_function_logging_to_a_managed_group_passes() -> None:
         assert not run_stack_policies(stack), f"a function logging to a managed group was reported: {stack}"
 
 
-@pytest.mark.parametrize("function", [
-    function_outputs(),
-    function_outputs(loggingConfig={"logFormat": "Text", "logGroup": "shared-logs-elsewhere"}),
-], ids=["implicit-group", "group-outside-stack"])
+@pytest.mark.parametrize(
+    "function",
+    [
+        function_outputs(),
+        function_outputs(loggingConfig={"logFormat": "Text", "logGroup": "shared-logs-elsewhere"}),
+    ],
+    ids=["implicit-group", "group-outside-stack"],
+)
 def test_function_logging_outside_the_stack_fires(function: dict[str, Any]) -> None:
     found = run_stack_policies([(FUNCTION, FUNCTION_URN, function), (LOG_GROUP, GROUP_URN, {"name": "unrelated"})])
     assert [(v.policy, v.urn, v.mandatory) for v in found] == [
@@ -230,14 +350,23 @@ def test_enforcement_levels() -> None:
 
 
 def test_deny_statements_may_use_wildcards() -> None:
-    props = {"policy": document({"Effect": "Deny", "Action": "*", "NotResource": TABLE_ARN}, allow(
-        "dynamodb:GetItem", TABLE_ARN))}
+    props = {
+        "policy": document(
+            {"Effect": "Deny", "Action": "*", "NotResource": TABLE_ARN}, allow("dynamodb:GetItem", TABLE_ARN)
+        )
+    }
     assert not run_policies(ROLE_POLICY, props), "a Deny statement with a wildcard was reported"
 
 
 def test_callback_get_and_delete_are_accepted() -> None:
-    props = {"policy": document(allow("execute-api:ManageConnections", [
-        f"{API_ARN}/prod/GET/@connections/*", f"{API_ARN}/prod/DELETE/@connections/*"]))}
+    props = {
+        "policy": document(
+            allow(
+                "execute-api:ManageConnections",
+                [f"{API_ARN}/prod/GET/@connections/*", f"{API_ARN}/prod/DELETE/@connections/*"],
+            )
+        )
+    }
     assert not run_policies(ROLE_POLICY, props), "GET and DELETE on one API's stage were reported"
 
 

@@ -39,7 +39,11 @@ def check_schema(paths: list[Path]) -> subprocess.CompletedProcess[str]:
     """Run check-jsonschema with its bundled GitHub workflow schema, offline."""
     return subprocess.run(
         [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", *map(str, paths)],
-        capture_output=True, text=True, timeout=60, env={**os.environ, **OFFLINE}, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **OFFLINE},
+        check=False,
     )
 
 
@@ -93,8 +97,9 @@ def test_every_configured_stack_is_previewed_and_deployed(
 
 def test_every_make_target_called_exists(workflows: dict[str, dict[str, Any]]) -> None:
     defined = makefile_targets()
-    called = [(step.where, target) for step in steps(workflows) for target in make_targets_called(step.step.get(
-        "run", ""))]
+    called = [
+        (step.where, target) for step in steps(workflows) for target in make_targets_called(step.step.get("run", ""))
+    ]
     assert called, "no workflow calls make, so CI would not run the tests"
     for where, target in called:
         assert target in defined, f"{where} calls `make {target}`, which the Makefile does not define"
@@ -102,14 +107,20 @@ def test_every_make_target_called_exists(workflows: dict[str, dict[str, Any]]) -
 
 def test_make_target_parsing() -> None:
     assert make_targets_called('make smoke URL="$WSS_URL"\ncd x && make -j2 test lint # make bench') == [
-        "smoke", "test", "lint"
+        "smoke",
+        "test",
+        "lint",
     ], "make targets were misread from a run script"
 
 
 def test_actions_are_pinned_to_a_release(workflows: dict[str, dict[str, Any]]) -> None:
     uses = [(step.where, str(step.step["uses"])) for step in steps(workflows) if "uses" in step.step]
-    uses += [(f"{name} job {job_id}", str(job["uses"])) for name, workflow in workflows.items()
-             for job_id, job in workflow["jobs"].items() if "uses" in job]
+    uses += [
+        (f"{name} job {job_id}", str(job["uses"]))
+        for name, workflow in workflows.items()
+        for job_id, job in workflow["jobs"].items()
+        if "uses" in job
+    ]
     for where, reference in uses:
         if reference.startswith("./"):
             assert (ROOT / reference).is_file(), f"{where} calls {reference}, which does not exist"
@@ -181,8 +192,10 @@ def test_deploy_goes_to_dev_then_to_prod_behind_an_environment(workflows: dict[s
 
 def test_deploys_are_never_cancelled_halfway(workflows: dict[str, dict[str, Any]]) -> None:
     groups = [("deploy.yml", workflows["deploy.yml"].get("concurrency"))]
-    groups += [(f"deploy-stack.yml job {job_id}", job.get("concurrency"))
-               for job_id, job in workflows["deploy-stack.yml"]["jobs"].items()]
+    groups += [
+        (f"deploy-stack.yml job {job_id}", job.get("concurrency"))
+        for job_id, job in workflows["deploy-stack.yml"]["jobs"].items()
+    ]
     for where, concurrency in groups:
         assert concurrency and concurrency.get("cancel-in-progress") is False, (
             f"{where} must queue deploys, never cancel one in progress: {concurrency}"
@@ -193,7 +206,7 @@ def test_smoke_test_uses_the_url_pulumi_up_printed(workflows: dict[str, dict[str
     stack_steps = [step.step for step in steps({"deploy-stack.yml": workflows["deploy-stack.yml"]})]
     up_index = next(index for index, step in enumerate(stack_steps) if step.get("with", {}).get("command") == "up")
     up_id = stack_steps[up_index]["id"]
-    smoke = [step for step in stack_steps[up_index + 1:] if "smoke" in make_targets_called(step.get("run", ""))]
+    smoke = [step for step in stack_steps[up_index + 1 :] if "smoke" in make_targets_called(step.get("run", ""))]
     assert smoke, "no `make smoke` after `pulumi up`"
     assert smoke[0]["env"]["WSS_URL"] == f"${{{{ steps.{up_id}.outputs.wssUrl }}}}", (
         f"the smoke test must target the stack's wssUrl output: {smoke[0]}"

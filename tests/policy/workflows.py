@@ -115,7 +115,7 @@ def make_targets_called(script: str) -> list[str]:
         for index, word in enumerate(words):
             if word != "make":
                 continue
-            for argument in words[index + 1:]:
+            for argument in words[index + 1 :]:
                 if argument in ("&&", "||", ";", "|"):
                     break
                 if not argument.startswith("-") and "=" not in argument:
