@@ -15,7 +15,7 @@ backend = ChatBackend(
     "chat",
     ChatBackendArgs(
         settings=settings,
-        table=definition.CONNECTIONS_TABLE,
+        tables=definition.TABLES,
         functions=definition.FUNCTIONS,
         routes=definition.ROUTES,
         route_selection_expression=definition.ROUTE_SELECTION_EXPRESSION,

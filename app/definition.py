@@ -29,6 +29,10 @@ class Table:
 
 CONNECTIONS_TABLE = Table(logical_name="connections", hash_key="ConnectionId", ttl_attribute="ExpiresAt")
 
+TABLES: dict[str, Table] = {environment.TABLE_NAME: CONNECTIONS_TABLE}
+"""Every table the stack creates, keyed by the environment variable that gives a function its name: a function
+reads a table by listing that variable in its `environment`."""
+
 
 @dataclass(frozen=True)
 class Function:

@@ -1,10 +1,10 @@
-"""The whole chat backend, built from `app.definition`: table, functions, WebSocket API, routes and stage, and the
+"""The whole chat backend, built from `app.definition`: tables, functions, WebSocket API, routes and stage, and the
 hardening the settings ask for (token authorizer on `$connect`, custom domain, tracing, reserved concurrency) plus the
 alarms and dashboard every stack gets."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,8 @@ class ChatBackendArgs:
     """What the app is (from `app.definition`), how this stack runs it, and where to put the code archives."""
 
     settings: StackSettings
-    table: Table
+    tables: Mapping[str, Table]
+    """Every table, keyed by the environment variable (from `handlers.environment`) that tells a function its name."""
     functions: Sequence[Function]
     routes: Sequence[Route]
     route_selection_expression: str
@@ -60,44 +61,65 @@ class ChatBackend(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ChatBackendArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("chat:index:ChatBackend", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        settings = args.settings
-        stage_name = settings.stage_name
-
-        self.table = ConnectionsTable(
-            "connections",
-            ConnectionsTableArgs(
-                table=args.table,
-                billing_mode=settings.table_billing_mode,
-                read_capacity=settings.table_read_capacity,
-                write_capacity=settings.table_write_capacity,
-                point_in_time_recovery=settings.point_in_time_recovery,
-                kms_key_arn=settings.table_kms_key_arn,
-            ),
-            opts=child,
+        self._child = pulumi.ResourceOptions(parent=self)
+        self._settings = args.settings
+        self.tables = self._build_tables(args.tables)
+        self.table = self.tables[environment.TABLE_NAME]
+        self.api = WebSocketApi("websocket", WebSocketApiArgs(args.route_selection_expression), opts=self._child)
+        self.functions = self._build_functions(args)
+        self.authorizer = self._build_authorizer(args)
+        self.routes = self._build_routes(args)
+        self.stage = self._build_stage()
+        # The mapping takes the Stage resource's name, so it is created once the stage exists.
+        self.domain: CustomDomain | None = build_custom_domain(
+            "websocket", settings=self._settings, api_id=self.api.id, stage_name=self.stage.name, opts=self._child
         )
+        self.monitoring = self._build_monitoring(args)
+        self._export()
 
-        self.api = WebSocketApi("websocket", WebSocketApiArgs(args.route_selection_expression), opts=child)
-
-        # Every value a function may read, by variable name; each function gets only the names it declares.
-        available: dict[str, pulumi.Input[str]] = {
-            environment.TABLE_NAME: self.table.name,
-            # From the configured stage name, not the Stage resource, which depends on the functions.
-            environment.ENDPOINT_URL: self.api.callback_url(stage_name),
-            environment.MAX_MESSAGE_BYTES: str(settings.max_message_bytes),
+    def _build_tables(self, tables: Mapping[str, Table]) -> dict[str, ConnectionsTable]:
+        """One DynamoDB table per declared table, under its logical name, keyed like `ChatBackendArgs.tables`."""
+        settings = self._settings
+        return {
+            variable: ConnectionsTable(
+                table.logical_name,
+                ConnectionsTableArgs(
+                    table=table,
+                    billing_mode=settings.table_billing_mode,
+                    read_capacity=settings.table_read_capacity,
+                    write_capacity=settings.table_write_capacity,
+                    point_in_time_recovery=settings.point_in_time_recovery,
+                    kms_key_arn=settings.table_kms_key_arn,
+                ),
+                opts=self._child,
+            )
+            for variable, table in tables.items()
         }
 
-        self.functions: dict[str, ChatFunction] = {}
+    def _available_environment(self) -> dict[str, pulumi.Input[str]]:
+        """Every value a function may read, by variable name; each function gets only the names it declares."""
+        stage_name = self._settings.stage_name
+        available: dict[str, pulumi.Input[str]] = {variable: table.name for variable, table in self.tables.items()}
+        # From the configured stage name, not the Stage resource, which depends on the functions.
+        available[environment.ENDPOINT_URL] = self.api.callback_url(stage_name)
+        available[environment.MAX_MESSAGE_BYTES] = str(self._settings.max_message_bytes)
+        return available
+
+    def _build_functions(self, args: ChatBackendArgs) -> dict[str, ChatFunction]:
+        """One function per definition, each with only the environment and rights it declares."""
+        stage_name = self._settings.stage_name
+        available = self._available_environment()
+        functions: dict[str, ChatFunction] = {}
         for function in args.functions:
             missing = sorted(set(function.environment) - set(available))
             if missing:
                 raise ValueError(f"function {function.name!r} reads {', '.join(missing)}, which this stack never sets")
             archive_path, _ = write_archive(function, args.build_directory)
-            self.functions[function.name] = ChatFunction(
+            functions[function.name] = ChatFunction(
                 function.name,
                 ChatFunctionArgs.from_settings(
                     function,
-                    settings,
+                    self._settings,
                     code=file_archive(archive_path),
                     code_hash=content_hash(function),
                     environment={variable: available[variable] for variable in function.environment},
@@ -107,60 +129,68 @@ class ChatBackend(pulumi.ComponentResource):
                         connections_arn=lambda method: self.api.connections_arn(stage_name, method),
                     ),
                 ),
-                opts=child,
+                opts=self._child,
             )
+        return functions
 
-        # With auth on, a REQUEST authorizer checks the token before the guarded route's function ever runs.
-        self.authorizer: TokenAuthorizer | None = None
-        if settings.auth == "token":
-            if not any(route.key == args.authorized_route for route in args.routes):
-                raise ValueError(f"the authorizer guards {args.authorized_route!r}, which is not a route of this API")
-            authorizer_path, _ = write_archive(args.authorizer, args.build_directory)
-            self.authorizer = build_token_authorizer(
-                args.authorizer.name,
-                settings=settings,
-                secret=args.token_secret,
-                api_id=self.api.id,
-                execution_arn=self.api.execution_arn,
-                code=file_archive(authorizer_path),
-                code_hash=content_hash(args.authorizer),
-                opts=child,
-            )
+    def _build_authorizer(self, args: ChatBackendArgs) -> TokenAuthorizer | None:
+        """With auth on, a REQUEST authorizer checks the token before the guarded route's function ever runs."""
+        if self._settings.auth != "token":
+            return None
+        if not any(route.key == args.authorized_route for route in args.routes):
+            raise ValueError(f"the authorizer guards {args.authorized_route!r}, which is not a route of this API")
+        authorizer_path, _ = write_archive(args.authorizer, args.build_directory)
+        return build_token_authorizer(
+            args.authorizer.name,
+            settings=self._settings,
+            secret=args.token_secret,
+            api_id=self.api.id,
+            execution_arn=self.api.execution_arn,
+            code=file_archive(authorizer_path),
+            code_hash=content_hash(args.authorizer),
+            opts=self._child,
+        )
 
-        self.routes: list[LambdaRoute] = []
+    def _build_routes(self, args: ChatBackendArgs) -> list[LambdaRoute]:
+        """Each route with its integration and invoke permission; only the authorized route carries the authorizer."""
+        routes: list[LambdaRoute] = []
         for route in args.routes:
             serving = self.functions.get(route.function.name)
             if serving is None:
                 raise ValueError(f"route {route.key!r} is served by {route.function.name!r}, which is not deployed")
             # API Gateway authorizes a WebSocket once, when it opens: every other route stays NONE.
             authorizer = self.authorizer if route.key == args.authorized_route else None
-            self.routes.append(
+            routes.append(
                 LambdaRoute(
                     route.logical_name,
                     LambdaRouteArgs(
                         api=self.api,
-                        stage_name=stage_name,
+                        stage_name=self._settings.stage_name,
                         route_key=route.key,
                         function_name=serving.name,
                         function_invoke_arn=serving.invoke_arn,
                         authorization_type=authorizer.authorization_type if authorizer is not None else "NONE",
                         authorizer_id=authorizer.authorizer_id if authorizer is not None else None,
                     ),
-                    opts=child,
+                    opts=self._child,
                 )
             )
+        return routes
+
+    def _build_stage(self) -> ApiStage:
+        """The stage, deployed from every route (and the authorizer), with the stack's throttling and logging."""
+        settings = self._settings
         deployed: list[pulumi.Resource] = [route.route for route in self.routes]
         deployment_inputs: list[pulumi.Input[Any]] = [route.deployment_inputs for route in self.routes]
         if self.authorizer is not None:
             # The deployment must not go live before API Gateway may invoke the authorizer's function.
             deployed += [self.authorizer.authorizer, self.authorizer.permission]
             deployment_inputs.append(self.authorizer.deployment_inputs)
-
-        self.stage = ApiStage(
+        return ApiStage(
             "websocket",
             ApiStageArgs(
                 api=self.api,
-                stage_name=stage_name,
+                stage_name=settings.stage_name,
                 deployed=deployed,
                 deployment_inputs=deployment_inputs,
                 throttling_burst_limit=settings.throttling_burst_limit,
@@ -168,29 +198,28 @@ class ChatBackend(pulumi.ComponentResource):
                 execution_logging_level=settings.execution_logging_level,
                 log_retention_days=settings.log_retention_days,
             ),
-            opts=child,
+            opts=self._child,
         )
 
-        # The mapping takes the Stage resource's name, so it is created once the stage exists.
-        self.domain: CustomDomain | None = build_custom_domain(
-            "websocket", settings=settings, api_id=self.api.id, stage_name=self.stage.name, opts=child
-        )
-
+    def _build_monitoring(self, args: ChatBackendArgs) -> Monitoring:
+        """Alarms on every function (the authorizer too) and the API, and the stack's dashboard."""
         watched: dict[str, pulumi.Input[str]] = {name: function.name for name, function in self.functions.items()}
         if self.authorizer is not None:
             watched[args.authorizer.name] = self.authorizer.function_name
-        self.monitoring = Monitoring(
+        return Monitoring(
             "monitoring",
             MonitoringArgs(
                 api_id=self.api.id,
                 stage_name=self.stage.name,
                 functions=watched,
                 region=aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region,
-                settings=settings,
+                settings=self._settings,
             ),
-            opts=child,
+            opts=self._child,
         )
 
+    def _export(self) -> None:
+        """The component's outputs, each resolved only once what serves it exists."""
         self.api_id = self.api.id
         # From the Stage resource, so the URLs exist only once the stage serving them does. With a custom domain,
         # clients connect to its root (the mapping has no path); the callback API stays on execute-api, where

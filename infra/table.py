@@ -1,4 +1,4 @@
-"""The DynamoDB table of live connections."""
+"""A DynamoDB table declared in `app.definition.TABLES` (the connections table, and any other)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class ConnectionsTableArgs:
 
 
 class ConnectionsTable(pulumi.ComponentResource):
-    """One row per open WebSocket connection, keyed by connection id, expiring through TTL."""
+    """One table of `app.definition`: its hash key, TTL attribute and the stack's billing, backup and encryption."""
 
     name: pulumi.Output[str]
     arn: pulumi.Output[str]

@@ -11,7 +11,7 @@ import pulumi
 import pytest
 
 from app import definition
-from app.definition import Function, Route
+from app.definition import Function, Route, Table
 from handlers import environment
 from infra.archive import SOURCE_ROOT, build_archive, content_hash
 from tests.infra.mocks import ProgramError, ProgramRun, RegisteredResource, run_program
@@ -270,6 +270,23 @@ def test_table_capacity_and_customer_key_come_from_config() -> None:
     assert inputs["billingMode"] == "PROVISIONED", "billing mode not from config"
     assert (inputs["readCapacity"], inputs["writeCapacity"]) == (5, 3), "capacity not from config"
     assert inputs["serverSideEncryption"] == {"enabled": True, "kmsKeyArn": key}, "customer key not used"
+
+
+def test_a_table_declared_in_the_definition_is_created_and_named_to_its_readers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rooms = Table(logical_name="rooms", hash_key="RoomId", ttl_attribute="ExpiresAt")
+    reader = Function(
+        name="rooms-reader", module="connect", environment=("ROOMS_TABLE",), table_actions=(), callback_methods=()
+    )
+    monkeypatch.setattr(definition, "TABLES", {**definition.TABLES, "ROOMS_TABLE": rooms})
+    monkeypatch.setattr(definition, "FUNCTIONS", (*definition.FUNCTIONS, reader))
+    run = run_program("dev")
+    created = run.one(TABLE, "rooms-table")
+    assert created.inputs["hashKey"] == "RoomId", f"{created}: hash key not from the definition"
+    variables = run.one(FUNCTION, "rooms-reader-function").inputs["environment"]["variables"]
+    assert variables == {"ROOMS_TABLE": created.outputs["name"]}, "the reader is not told the new table's name"
+    assert table(run).inputs["hashKey"] == "ConnectionId", "the connections table changed"
 
 
 # --- routes, integrations, permissions ---
