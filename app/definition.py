@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from handlers import environment
+from handlers import environment, protocol
 
 ROUTE_SELECTION_EXPRESSION = "$request.body.action"
 """API Gateway picks the route from the `action` field of each JSON message."""
@@ -91,9 +91,6 @@ DEFAULT = Function(
     callback_methods=("POST",),
 )
 
-FUNCTIONS: tuple[Function, ...] = (CONNECT, DISCONNECT, SEND_MESSAGE, DEFAULT)
-"""The functions that serve routes; every stack has them."""
-
 AUTHORIZER = Function(
     name="authorizer",
     module="authorizer",
@@ -131,11 +128,14 @@ ROUTES: tuple[Route, ...] = (
     Route("$connect", CONNECT),
     Route("$disconnect", DISCONNECT),
     Route("$default", DEFAULT),
-    Route("sendmessage", SEND_MESSAGE),
+    Route(protocol.SEND_MESSAGE.name, SEND_MESSAGE),
 )
 
+FUNCTIONS: tuple[Function, ...] = tuple(dict.fromkeys(route.function for route in ROUTES))
+"""The functions that serve routes, each once, in route order; every stack deploys them."""
+
 ACTIONS: tuple[str, ...] = tuple(route.key for route in ROUTES if not route.key.startswith("$"))
-"""The `action` values clients may send (`sendmessage`)."""
+"""The `action` values clients may send; `handlers.protocol.ACTIONS` declares each one's shape."""
 
 
 def route(key: str) -> Route:

@@ -11,16 +11,35 @@ import binascii
 import json
 import time
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
-
-SEND_MESSAGE = "sendmessage"
-ACCEPTED_ACTIONS = (SEND_MESSAGE,)
-"""The actions clients may send: `app.definition.ACTIONS` (a test keeps them equal; handlers cannot import app)."""
 
 FRAME_LIMIT_BYTES = 32 * 1024
 """API Gateway's WebSocket frame quota (`app.settings.FRAME_LIMIT_BYTES`); every frame sent must fit in one."""
 
-_FIELDS = frozenset({"action", "message"})
+
+@dataclass(frozen=True)
+class Action:
+    """One `action` clients may send, and the fields it takes, as error frames describe them to the client."""
+
+    name: str
+    fields: Mapping[str, str]
+    """Field name to a description of its value; `{max_bytes}` stands for the stack's `MAX_MESSAGE_BYTES`."""
+
+    def expected(self, max_bytes: int) -> dict[str, str]:
+        """The shape an error frame shows the client: `{"action": name, field: description, ...}`."""
+        return {"action": self.name, **{name: text.format(max_bytes=max_bytes) for name, text in self.fields.items()}}
+
+
+SEND_MESSAGE = Action("sendmessage", {"message": "<non-blank text, at most {max_bytes} UTF-8 bytes>"})
+
+ACTIONS: tuple[Action, ...] = (SEND_MESSAGE,)
+"""Every action, each with a route in `app.definition` (a test keeps them equal; handlers cannot import app).
+The first is the shape `$default`'s error frame shows, the one a client that lost its way most likely wants."""
+
+ACCEPTED_ACTIONS: tuple[str, ...] = tuple(action.name for action in ACTIONS)
+
 _JSON_TYPES = {
     dict: "an object",
     list: "an array",
@@ -36,17 +55,23 @@ class InvalidMessageError(ValueError):
     """The client's message is unacceptable; the text is a sentence for the client's error frame and the log."""
 
 
-def chat_message(event: dict[str, Any], max_bytes: int) -> str:
-    """The text of a valid `sendmessage` body, or InvalidMessageError saying what is wrong with it."""
+def action_body(event: dict[str, Any], action: Action) -> dict[str, Any]:
+    """The JSON object of a message for `action`, or InvalidMessageError; only the action's fields are allowed."""
     body = _json_body(event)
     if not isinstance(body, dict):
         raise InvalidMessageError(f"the message must be a JSON object, got {_json_type(body)}")
-    unexpected = sorted(set(body) - _FIELDS)
+    unexpected = sorted(set(body) - {"action", *action.fields})
     if unexpected:
         listed = ", ".join(_short(name) for name in unexpected[:3])
-        raise InvalidMessageError(f'unexpected field(s) {listed}: only "action" and "message" are allowed')
-    if body.get("action") != SEND_MESSAGE:
-        raise InvalidMessageError(f'"action" must be "{SEND_MESSAGE}"')
+        raise InvalidMessageError(f"unexpected field(s) {listed}: only {_listing(('action', *action.fields))} allowed")
+    if body.get("action") != action.name:
+        raise InvalidMessageError(f'"action" must be "{action.name}"')
+    return body
+
+
+def chat_message(event: dict[str, Any], max_bytes: int) -> str:
+    """The text of a valid `sendmessage` body, or InvalidMessageError saying what is wrong with it."""
+    body = action_body(event, SEND_MESSAGE)
     if "message" not in body:
         raise InvalidMessageError('the "message" field is missing')
     text = body["message"]
@@ -95,13 +120,13 @@ def message_frame(text: str, sender_name: str, sender_id: str, sent_at_ms: int) 
     return frame
 
 
-def error_frame(reason: str, request_id: str, max_bytes: int) -> bytes:
-    """The error frame for the sender alone: what was wrong, the expected shape and the accepted actions."""
+def error_frame(reason: str, request_id: str, max_bytes: int, action: Action = ACTIONS[0]) -> bytes:
+    """The error frame for the sender alone: what was wrong, the shape `action` expects, every accepted action."""
     return _encode(
         {
             "type": "error",
             "error": reason,
-            "expected": {"action": SEND_MESSAGE, "message": f"<non-blank text, at most {max_bytes} UTF-8 bytes>"},
+            "expected": action.expected(max_bytes),
             "acceptedActions": list(ACCEPTED_ACTIONS),
             "requestId": request_id,
         }
@@ -135,6 +160,11 @@ def _utf8(text: str, what: str) -> bytes:
     except UnicodeEncodeError:
         # Lone surrogates (a JSON "\ud800" escape) are valid Python text but have no UTF-8 form.
         raise InvalidMessageError(f"{what} is not valid UTF-8 text") from None
+
+
+def _listing(names: tuple[str, ...]) -> str:
+    quoted = [f'"{name}"' for name in names]
+    return quoted[0] + " is" if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1] + " are"
 
 
 def _short(value: object) -> str:

@@ -12,8 +12,18 @@ from handlers import config, display_name, environment, protocol, tokens
 HANDLERS = Path(__file__).resolve().parents[2] / "handlers"
 
 
-def test_accepted_actions_are_the_apps_actions() -> None:
-    assert protocol.ACCEPTED_ACTIONS == definition.ACTIONS, "$default must name exactly the routes clients may use"
+def test_every_route_action_is_declared_by_the_protocol() -> None:
+    assert sorted(protocol.ACCEPTED_ACTIONS) == sorted(definition.ACTIONS), (
+        "handlers/protocol.py's ACTIONS and app/definition.py's action routes must name the same actions"
+    )
+    assert len(set(protocol.ACCEPTED_ACTIONS)) == len(protocol.ACCEPTED_ACTIONS), "an action declared twice"
+
+
+def test_the_sendmessage_shape_is_the_documented_one() -> None:
+    assert protocol.SEND_MESSAGE.expected(16384) == {
+        "action": "sendmessage",
+        "message": "<non-blank text, at most 16384 UTF-8 bytes>",
+    }, "the shape error frames show for sendmessage (docs/handlers.md)"
 
 
 def test_default_message_limit_is_the_stack_default() -> None:
@@ -34,10 +44,17 @@ def test_largest_allowed_message_fits_a_frame_when_plain() -> None:
 
 
 def test_functions_that_build_error_frames_know_the_limit() -> None:
-    for function in (definition.SEND_MESSAGE, definition.DEFAULT):
+    builders = [function for function in definition.FUNCTIONS if "error_frame" in _attributes_used(function.module)]
+    assert builders, "some route function must answer bad messages with protocol.error_frame"
+    for function in builders:
         assert environment.MAX_MESSAGE_BYTES in function.environment, (
             f"{function.name} states the size limit in its error frames, so it needs MAX_MESSAGE_BYTES"
         )
+
+
+def _attributes_used(module: str) -> set[str]:
+    tree = ast.parse((HANDLERS / f"{module}.py").read_text(encoding="utf-8"))
+    return {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
 
 
 def test_tokens_and_connect_share_the_display_name_rule() -> None:

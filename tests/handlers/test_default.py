@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+from typing import cast
 
 import pytest
 
 from app.definition import ACTIONS
-from handlers import broadcast, default
+from handlers import broadcast, default, protocol
 from tests.handlers.callback_server import GONE, CallbackServer
 from tests.handlers.conftest import FakeLambdaContext, load_event, log_lines, with_connection
 
@@ -50,10 +51,13 @@ def test_unroutable_message_gets_an_error_frame(
     assert frame == {
         "type": "error",
         "error": frame["error"],
-        "expected": {"action": "sendmessage", "message": "<non-blank text, at most 16384 UTF-8 bytes>"},
-        "acceptedActions": list(ACTIONS),
+        "expected": protocol.ACTIONS[0].expected(16384),
+        "acceptedActions": frame["acceptedActions"],
         "requestId": REQUEST_ID,
     }, "the error frame must have exactly the contract's shape"
+    assert sorted(cast("list[str]", frame["acceptedActions"])) == sorted(ACTIONS), (
+        "acceptedActions must name every action route"
+    )
     assert explanation in str(frame["error"]), f"the error must say what was wrong: {frame['error']!r}"
     (line,) = log_lines(capsys.readouterr().out)
     assert line["route"] == "$default" and line["reply"] == "delivered", f"the log must record the reply: {line}"

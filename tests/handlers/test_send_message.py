@@ -9,10 +9,11 @@ import base64
 import json
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
+from app import definition
 from handlers import broadcast, clients, send_message
 from handlers.connections import CONNECTION_TTL_SECONDS, ConnectionsTable
 from tests.handlers.callback_server import FORBIDDEN, GONE, OK, SERVER_ERROR, THROTTLED, CallbackServer
@@ -283,9 +284,12 @@ def test_bad_input_gets_an_error_frame_to_the_sender_alone(
         "type": "error",
         "error": frame["error"],
         "expected": {"action": "sendmessage", "message": "<non-blank text, at most 16384 UTF-8 bytes>"},
-        "acceptedActions": ["sendmessage"],
+        "acceptedActions": frame["acceptedActions"],
         "requestId": REQUEST_ID,
     }, "the error frame must have exactly the contract's shape"
+    assert sorted(cast("list[str]", frame["acceptedActions"])) == sorted(definition.ACTIONS), (
+        "acceptedActions names every action route"
+    )
     assert explanation in str(frame["error"]), f"the error must say what was wrong: {frame['error']!r}"
     assert rows(dynamodb) == before, "bad input must not change the table"
     (line,) = log_lines(capsys.readouterr().out)
