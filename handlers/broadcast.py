@@ -89,8 +89,10 @@ def broadcast(
     *,
     retry: Retry,
     workers: int,
+    skip: frozenset[str] = frozenset(),
 ) -> BroadcastResult:
-    """Post `data` to every connection id in `pages`, `workers` at a time; `remove_connection` runs on 410.
+    """Post `data` to every connection id in `pages` but those in `skip`, `workers` at a time; `remove_connection`
+    runs on 410.
 
     Pages stream in while earlier posts are in flight; a semaphore keeps at most `2 * workers` posts queued, so the
     Scan never runs far ahead and memory stays flat. A Scan error propagates once started posts have finished.
@@ -126,6 +128,8 @@ def broadcast(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="broadcast") as pool:
         for page in pages:
             for connection_id in page:
+                if connection_id in skip:
+                    continue
                 slots.acquire()
                 pool.submit(deliver, connection_id).add_done_callback(tally)
     return result

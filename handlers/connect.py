@@ -11,19 +11,18 @@ from typing import Any
 
 from handlers import clients, config, display_name
 from handlers.connections import ConnectionsTable
-from handlers.invocation import HANDLED_ERRORS, Invocation
+from handlers.invocation import RefusedError, handle
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, int]:
     """Lambda entry point for the `$connect` route."""
-    invocation = Invocation(event, context)
-    try:
+
+    def serve() -> None:
         refusal = connect(event, ConnectionsTable(clients.dynamodb(), config.table_name()))
-    except HANDLED_ERRORS as error:
-        return invocation.fail(error)
-    if refusal is not None:
-        return invocation.finish(400, reason=refusal)
-    return invocation.finish(200)
+        if refusal is not None:
+            raise RefusedError(400, refusal)
+
+    return handle(event, context, serve)
 
 
 def connect(event: dict[str, Any], table: ConnectionsTable) -> str | None:

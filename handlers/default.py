@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from handlers import broadcast, clients, config, protocol
-from handlers.invocation import HANDLED_ERRORS, Invocation
+from handlers.invocation import handle
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
@@ -15,12 +15,11 @@ RETRY = broadcast.Retry()
 
 def handler(event: dict[str, Any], context: object) -> dict[str, int]:
     """Lambda entry point for the `$default` route."""
-    invocation = Invocation(event, context)
-    try:
-        fields = reply_unroutable(event, clients.callback_api(config.endpoint_url()), config.max_message_bytes(), RETRY)
-    except HANDLED_ERRORS as error:
-        return invocation.fail(error)
-    return invocation.finish(200, **fields)
+    return handle(
+        event,
+        context,
+        lambda: reply_unroutable(event, clients.callback_api(config.endpoint_url()), config.max_message_bytes(), RETRY),
+    )
 
 
 def reply_unroutable(

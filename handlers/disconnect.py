@@ -6,17 +6,12 @@ from typing import Any
 
 from handlers import clients, config
 from handlers.connections import ConnectionsTable
-from handlers.invocation import HANDLED_ERRORS, Invocation
+from handlers.invocation import handle
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, int]:
     """Lambda entry point for the `$disconnect` route: 200 whether or not the row still existed."""
-    invocation = Invocation(event, context)
-    try:
-        disconnect(event, ConnectionsTable(clients.dynamodb(), config.table_name()))
-    except HANDLED_ERRORS as error:
-        return invocation.fail(error)
-    return invocation.finish(200)
+    return handle(event, context, lambda: disconnect(event, ConnectionsTable(clients.dynamodb(), config.table_name())))
 
 
 def disconnect(event: dict[str, Any], table: ConnectionsTable) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -18,6 +19,30 @@ from handlers.config import ConfigurationError
 HANDLED_ERRORS = (ClientError, BotoCoreError, ConfigurationError)
 """What a handler answers with 500 and a log line: AWS refused or was unreachable (after botocore's retries), or
 the function is misconfigured. Anything else is a bug and is left to raise."""
+
+
+class RefusedError(Exception):
+    """Raised by a route's work to answer with a client error (a 4xx) and a reason for the log line."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def handle(event: dict[str, Any], context: object, serve: Callable[[], Mapping[str, Any] | None]) -> dict[str, int]:
+    """Run one route's `serve` and answer: 200 with the fields it returns, `RefusedError`'s status, or 500 on failure.
+
+    `serve` makes its clients and reads its configuration itself, so a misconfigured function is answered too.
+    """
+    invocation = Invocation(event, context)
+    try:
+        fields = serve() or {}
+    except RefusedError as refusal:
+        return invocation.finish(refusal.status, reason=refusal.reason)
+    except HANDLED_ERRORS as error:
+        return invocation.fail(error)
+    return invocation.finish(200, **fields)
 
 
 class Invocation:

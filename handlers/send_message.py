@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from handlers import broadcast, clients, config, protocol
 from handlers.connections import ConnectionsTable
-from handlers.invocation import HANDLED_ERRORS, Invocation
+from handlers.invocation import handle
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
@@ -20,18 +20,17 @@ RETRY = broadcast.Retry()
 
 def handler(event: dict[str, Any], context: object) -> dict[str, int]:
     """Lambda entry point for the `sendmessage` route."""
-    invocation = Invocation(event, context)
-    try:
-        fields = send_message(
+    return handle(
+        event,
+        context,
+        lambda: send_message(
             event,
             ConnectionsTable(clients.dynamodb(), config.table_name()),
             clients.callback_api(config.endpoint_url()),
             config.max_message_bytes(),
             retry=RETRY,
-        )
-    except HANDLED_ERRORS as error:
-        return invocation.fail(error)
-    return invocation.finish(200, **fields)
+        ),
+    )
 
 
 def send_message(
@@ -52,7 +51,9 @@ def send_message(
         sent_at_ms = int(request.get("requestTimeEpoch") or time.time() * 1000)
         frame = protocol.message_frame(text, sender_name, sender, sent_at_ms)
     except protocol.InvalidMessageError as problem:
-        reply = protocol.error_frame(str(problem), request.get("requestId", ""), max_message_bytes)
+        reply = protocol.error_frame(
+            str(problem), request.get("requestId", ""), max_message_bytes, protocol.SEND_MESSAGE
+        )
         outcome = broadcast.post(callback_api, sender, reply, retry)
         return {"rejected": str(problem), "reply": outcome, "delivered": 0, "staleRemoved": 0, "failed": 0}
     result = broadcast.broadcast(

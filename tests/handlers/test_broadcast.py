@@ -93,3 +93,20 @@ def test_scan_error_propagates_after_started_posts(
     with pytest.raises(ClientError):
         broadcast.broadcast(pages(), b"{}", callback_api, lambda _: None, retry=broadcast.Retry(), workers=2)
     assert len(callback_server.received("first=")) == 1, "posts from pages already read must still be sent"
+
+
+def test_skipped_connections_get_nothing_and_are_not_counted(
+    callback_api: ApiGatewayManagementApiClient, callback_server: CallbackServer
+) -> None:
+    result = broadcast.broadcast(
+        [["sender=", "ok-1="], ["ok-2="]],
+        b"{}",
+        callback_api,
+        lambda _: None,
+        retry=broadcast.Retry(),
+        workers=2,
+        skip=frozenset({"sender="}),
+    )
+    assert callback_server.received("sender=") == [], "a skipped connection must not be posted to"
+    assert [len(callback_server.received(cid)) for cid in ("ok-1=", "ok-2=")] == [1, 1], "the others get the frame"
+    assert (result.delivered, result.stale_removed, result.failed) == (2, 0, 0), f"tally: {result}"
