@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import ast
+import json
 import sys
 from pathlib import Path
+
+import pytest
 
 from app import definition, settings
 from handlers import config, display_name, environment, protocol, tokens
 
 HANDLERS = Path(__file__).resolve().parents[2] / "handlers"
+EVENTS = Path(__file__).resolve().parents[1] / "events"
 
 
 def test_every_route_action_is_declared_by_the_protocol() -> None:
@@ -17,6 +21,14 @@ def test_every_route_action_is_declared_by_the_protocol() -> None:
         "handlers/protocol.py's ACTIONS and app/definition.py's action routes must name the same actions"
     )
     assert len(set(protocol.ACCEPTED_ACTIONS)) == len(protocol.ACCEPTED_ACTIONS), "an action declared twice"
+
+
+@pytest.mark.parametrize("route", definition.ROUTES, ids=lambda route: route.key)
+def test_every_route_has_its_test_event(route: definition.Route) -> None:
+    path = EVENTS / f"{route.logical_name}.json"
+    assert path.is_file(), f"{route.key} needs an event for its tests: tests/events/{path.name}"
+    event = json.loads(path.read_text(encoding="utf-8"))
+    assert event["requestContext"]["routeKey"] == route.key, f"{path.name} must carry routeKey {route.key!r}"
 
 
 def test_the_sendmessage_shape_is_the_documented_one() -> None:
