@@ -2,7 +2,8 @@
 
 The Pulumi program hands it the values of `pulumi.Config` (strings); the emulator hands it the values read from
 `Pulumi.<stack>.yaml` (YAML scalars). Either way a bad value fails with one message that names the key, before
-anything is built. `Pulumi.yaml` declares the same keys, defaults and descriptions; a test keeps them in step.
+anything is built. `Pulumi.yaml`'s config block and the README's table are generated from `KEYS` and
+`StackSettings` (`python -m app.settings_doc --write`); a test fails when they drift.
 """
 
 from __future__ import annotations
@@ -20,30 +21,11 @@ SUPPORTED_RUNTIMES = ("python3.11", "python3.12", "python3.13", "python3.14")
 runtimes against AWS's end-of-support dates, so one that ages out is stopped even before this list is edited."""
 
 ARCHITECTURES = ("arm64", "x86_64")
+# fmt: off
 LOG_RETENTION_DAYS = (
-    1,
-    3,
-    5,
-    7,
-    14,
-    30,
-    60,
-    90,
-    120,
-    150,
-    180,
-    365,
-    400,
-    545,
-    731,
-    1096,
-    1827,
-    2192,
-    2557,
-    2922,
-    3288,
-    3653,
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )
+# fmt: on
 """The retention periods CloudWatch Logs accepts."""
 EXECUTION_LOGGING_LEVELS = ("OFF", "ERROR", "INFO")
 BILLING_MODES = ("PAY_PER_REQUEST", "PROVISIONED")
@@ -197,26 +179,26 @@ KEYS: tuple[Key, ...] = (
         "lambdaMemoryMb",
         "lambda_memory_mb",
         _int_in(128, 10240),
-        "Memory of every function but the one that broadcasts, in MB.",
+        "Memory of every function but those that broadcast, in MB.",
     ),
     Key(
         "broadcastMemoryMb",
         "broadcast_memory_mb",
         _int_in(128, 10240),
-        "Memory of the function that broadcasts (send-message), in MB. Lambda gives CPU in proportion to memory and a "
-        "broadcast signs one request per connection: 1769 MB is one full vCPU, about 1,000 posts a second.",
+        "Memory of the functions that broadcast, in MB: Lambda gives CPU in proportion to memory, and a broadcast "
+        "is CPU-bound (it signs one request per connection).",
     ),
     Key(
         "lambdaTimeoutSeconds",
         "lambda_timeout_seconds",
         _int_in(1, 60),
-        "Function timeout in seconds; API Gateway stops waiting after 29 s, so more than 60 is refused.",
+        "Function timeout in seconds; API Gateway waits far less than Lambda's maximum, so large values are refused.",
     ),
     Key(
         "maxMessageBytes",
         "max_message_bytes",
         _int_in(1, FRAME_LIMIT_BYTES - 1024),
-        "Largest chat message accepted, in UTF-8 bytes; the broadcast envelope must fit one 32 KB frame.",
+        "Largest chat message accepted, in UTF-8 bytes; the broadcast envelope must fit in one WebSocket frame.",
     ),
     Key(
         "logRetentionDays",

@@ -10,6 +10,7 @@ import pulumi
 import pytest
 import yaml
 
+from app import settings_doc
 from app.settings import KEYS, PROJECT, Key, StackSettings, settings_from_stack_config
 from tests.infra.mocks import REPOSITORY, ProgramError, run_program
 
@@ -72,6 +73,38 @@ def assert_stopped_before_any_resource(error: ProgramError, key: str) -> None:
 
 
 # --- Pulumi.yaml and app.settings stay in step ---
+
+
+@pytest.mark.parametrize("path", [settings_doc.PROJECT_FILE, settings_doc.README], ids=lambda path: path.name)
+def test_generated_settings_are_current(path: Path) -> None:
+    assert path.read_text() == settings_doc.generated()[path], (
+        f"{path.name} differs from app/settings.py: run python -m app.settings_doc --write"
+    )
+
+
+def test_the_generator_reports_drift_and_rewrites_only_between_its_markers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project, readme = tmp_path / "Pulumi.yaml", tmp_path / "README.md"
+    project.write_text(PROJECT_FILE.read_text().replace("default: 256", "default: 512"))
+    readme.write_text(f"intro\n{settings_doc.README_BEGIN}\n| stale |\n{settings_doc.README_END}\noutro\n")
+    monkeypatch.setattr(settings_doc, "PROJECT_FILE", project)
+    monkeypatch.setattr(settings_doc, "README", readme)
+    assert settings_doc.main([]) == 1, "a hand-edited default must be reported"
+    report = capsys.readouterr().out
+    assert "Pulumi.yaml is out of date" in report and "README.md is out of date" in report, report
+    assert settings_doc.main(["--write"]) == 0 and settings_doc.main([]) == 0, "--write must make both current"
+    assert yaml.safe_load(project.read_text())["config"]["lambdaMemoryMb"]["default"] == 256, "default restored"
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "| `lambdaMemoryMb` | `256` |" in text, text
+
+
+def test_the_generator_refuses_a_file_without_its_markers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers here\n")
+    monkeypatch.setattr(settings_doc, "README", readme)
+    with pytest.raises(ValueError, match="markers"):
+        settings_doc.generated()
 
 
 def test_pulumi_yaml_declares_exactly_the_settings_with_a_default() -> None:
