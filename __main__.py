@@ -4,11 +4,14 @@ import pulumi
 
 from app import definition
 from infra import archive
+from infra.account import read_cloudwatch_role_arn
 from infra.chat import ChatBackend, ChatBackendArgs
-from infra.config import load_settings, load_token_secret
+from infra.config import check_regions, load_region, load_settings, load_token_secret
 
 config = pulumi.Config()
 settings = load_settings(config, pulumi.get_stack())
+region = load_region()
+check_regions(settings, region)
 token_secret = load_token_secret(config, settings)
 
 backend = ChatBackend(
@@ -23,6 +26,10 @@ backend = ChatBackend(
         authorized_route=definition.AUTHORIZER_ROUTE,
         token_secret=token_secret,
         build_directory=archive.SOURCE_ROOT / "build",
+        stack=pulumi.get_stack(),
+        region=region,
+        # Read before any resource, so a region that already has the account's logging role is left as it is.
+        account_cloudwatch_role_arn=read_cloudwatch_role_arn(region),
     ),
 )
 

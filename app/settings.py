@@ -30,6 +30,8 @@ LOG_RETENTION_DAYS = (
 EXECUTION_LOGGING_LEVELS = ("OFF", "ERROR", "INFO")
 BILLING_MODES = ("PAY_PER_REQUEST", "PROVISIONED")
 AUTH_MODES = ("none", "token")
+LOGGING_ROLE_MODES = ("auto", "external")
+"""Who provides API Gateway's account-level CloudWatch role: this program when the region has none, or someone else."""
 
 FRAME_LIMIT_BYTES = 32 * 1024
 """API Gateway's WebSocket frame quota; a broadcast envelope must fit in one frame."""
@@ -72,6 +74,7 @@ class StackSettings:
     alarm_api_errors: int = 5
     tracing: bool = False
     reserved_concurrency: int | None = None
+    api_gateway_logging_role: str = "auto"
 
     def memory_mb(self, fans_out: bool) -> int:
         """Memory of a function: `broadcast_memory_mb` for one that posts to every connection."""
@@ -156,8 +159,18 @@ def _runtime(key: str, value: Any) -> str:
 
 def _kms_key_arn(key: str, value: Any) -> str:
     text = str(value).strip()
-    if not re.fullmatch(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+", text):
-        raise SettingsError(f"{_key(key)} must be a KMS key or alias ARN, got {value!r}")
+    alias = re.fullmatch(r"arn:aws[a-z-]*:kms:([a-z0-9-]+):\d{12}:alias/([A-Za-z0-9/_-]+)", text)
+    if alias:
+        # DynamoDB reports the key's ARN, so an alias would show as a change on every `pulumi up`.
+        raise SettingsError(
+            f"{_key(key)} must be the key's ARN, not the alias {text}: DynamoDB stores the key ARN, so an alias shows "
+            f"a change on every up; find it with `aws kms describe-key --region {alias[1]} --key-id alias/{alias[2]} "
+            "--query KeyMetadata.Arn`"
+        )
+    if not re.fullmatch(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+", text):
+        raise SettingsError(
+            f"{_key(key)} must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), got {value!r}"
+        )
     return text
 
 
@@ -222,8 +235,7 @@ KEYS: tuple[Key, ...] = (
         "executionLoggingLevel",
         "execution_logging_level",
         _choice(EXECUTION_LOGGING_LEVELS),
-        "Stage execution logging: OFF, ERROR or INFO. Anything but OFF needs the account-level CloudWatch role "
-        "for API Gateway (see docs/deploy.md).",
+        "Stage execution logging: OFF, ERROR or INFO, written to a log group the stack keeps for logRetentionDays.",
     ),
     Key(
         "tableBillingMode",
@@ -304,7 +316,15 @@ KEYS: tuple[Key, ...] = (
         "reservedConcurrency",
         "reserved_concurrency",
         _int_in(1, 1000),
-        "Reserved concurrency of each function; unset leaves the account pool shared.",
+        "Reserved concurrency of each function; unset leaves the account pool shared. Set it only once the "
+        "region's Lambda concurrency quota has room for it (make preflight checks).",
+    ),
+    Key(
+        "apiGatewayLoggingRole",
+        "api_gateway_logging_role",
+        _choice(LOGGING_ROLE_MODES),
+        "API Gateway's account-level CloudWatch role, which every logging stage needs: auto creates it when the "
+        "region has none (and keeps it on destroy); external never touches it.",
     ),
 )
 

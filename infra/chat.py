@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -15,6 +14,7 @@ import pulumi_aws as aws
 from app.definition import Function, Route, Table
 from app.settings import StackSettings
 from handlers import environment
+from infra.account import AccountLoggingRole, build_account_logging_role
 from infra.api import WebSocketApi, WebSocketApiArgs
 from infra.archive import content_hash, write_archive
 from infra.authorization import TokenAuthorizer, build_token_authorizer
@@ -45,6 +45,10 @@ class ChatBackendArgs:
     """The token-signing secret (a Pulumi secret) when `settings.auth` is `token`, else None."""
     build_directory: Path
     """Where each function's zip is written (`build/` at the repository root; ignored by git)."""
+    stack: str
+    region: str
+    account_cloudwatch_role_arn: str | None
+    """API Gateway's account-level CloudWatch role in `region` as read before the run (None: the region has none)."""
 
 
 class ChatBackend(pulumi.ComponentResource):
@@ -69,6 +73,14 @@ class ChatBackend(pulumi.ComponentResource):
         self.functions = self._build_functions(args)
         self.authorizer = self._build_authorizer(args)
         self.routes = self._build_routes(args)
+        self.logging_role: AccountLoggingRole | None = build_account_logging_role(
+            "api-gateway-logging",
+            settings=self._settings,
+            current_role_arn=args.account_cloudwatch_role_arn,
+            region=args.region,
+            stack=args.stack,
+            opts=self._child,
+        )
         self.stage = self._build_stage()
         # The mapping takes the Stage resource's name, so it is created once the stage exists.
         self.domain: CustomDomain | None = build_custom_domain(
@@ -178,21 +190,19 @@ class ChatBackend(pulumi.ComponentResource):
         return routes
 
     def _build_stage(self) -> ApiStage:
-        """The stage, deployed from every route (and the authorizer), with the stack's throttling and logging."""
+        """The stage, created once every route (and the authorizer) and the region's logging role exist."""
         settings = self._settings
         deployed: list[pulumi.Resource] = [route.route for route in self.routes]
-        deployment_inputs: list[pulumi.Input[Any]] = [route.deployment_inputs for route in self.routes]
         if self.authorizer is not None:
-            # The deployment must not go live before API Gateway may invoke the authorizer's function.
+            # The stage must not go live before API Gateway may invoke the authorizer's function.
             deployed += [self.authorizer.authorizer, self.authorizer.permission]
-            deployment_inputs.append(self.authorizer.deployment_inputs)
         return ApiStage(
             "websocket",
             ApiStageArgs(
                 api=self.api,
                 stage_name=settings.stage_name,
                 deployed=deployed,
-                deployment_inputs=deployment_inputs,
+                logging_ready=[self.logging_role.account] if self.logging_role is not None else [],
                 throttling_burst_limit=settings.throttling_burst_limit,
                 throttling_rate_limit=settings.throttling_rate_limit,
                 execution_logging_level=settings.execution_logging_level,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 import pulumi
 
-from app.settings import KEYS, SECRET_KEYS, SettingsError, StackSettings, parse_settings
+from app.settings import KEYS, PROJECT, SECRET_KEYS, SettingsError, StackSettings, parse_settings
 from infra.authorization import SECRET_KEY, checked_secret, missing_secret_error
 
 
@@ -21,6 +24,35 @@ def load_settings(config: pulumi.Config, stack: str) -> StackSettings:
         return parse_settings(values, stack)
     except SettingsError as error:
         raise pulumi.RunError(str(error)) from None
+
+
+def load_region(config: pulumi.Config | None = None) -> str:
+    """The stack's AWS region: `aws:region`, else the environment the provider falls back to.
+
+    Raises `pulumi.RunError` when neither names one.
+    """
+    region = (config or pulumi.Config("aws")).get("region") or os.environ.get("AWS_REGION")
+    region = region or os.environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        raise pulumi.RunError("no AWS region: set one with `pulumi config set aws:region <region>`")
+    return region
+
+
+def check_regions(settings: StackSettings, region: str) -> None:
+    """Refuse ARNs of another region than the stack's, naming the key, before any resource is registered.
+
+    A regional custom domain (the only kind WebSocket APIs have) needs its ACM certificate in the API's region, and
+    DynamoDB encrypts only with a KMS key of the table's region.
+    """
+    for name, arn in (("certificateArn", settings.certificate_arn), ("tableKmsKeyArn", settings.table_kms_key_arn)):
+        if arn is None:
+            continue
+        match = re.match(r"arn:aws[a-z-]*:[a-z]+:([a-z0-9-]+):", arn)
+        if match and match[1] != region:
+            raise pulumi.RunError(
+                f"{PROJECT}:{name} is in {match[1]}, but the stack deploys to {region}: it must be in {region} "
+                f"(request or import the {'certificate' if name == 'certificateArn' else 'key'} there)"
+            )
 
 
 def load_token_secret(config: pulumi.Config, settings: StackSettings) -> pulumi.Output[str] | None:

@@ -34,8 +34,6 @@ class LambdaRoute(pulumi.ComponentResource):
     """A route whose messages are proxied to a Lambda function, which only this API and stage may invoke."""
 
     route: aws.apigatewayv2.Route
-    deployment_inputs: pulumi.Output[dict[str, Any]]
-    """Everything about this route and its integration that a stage deployment captures (see `ApiStage`)."""
 
     def __init__(self, name: str, args: LambdaRouteArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         if (args.authorization_type == "CUSTOM") != (args.authorizer_id is not None):
@@ -75,7 +73,6 @@ class LambdaRoute(pulumi.ComponentResource):
             "target": pulumi.Output.concat("integrations/", self.integration.id),
         }
         if args.authorizer_id is not None:
-            # Only when set, so the fingerprint of a route without an authorizer is what it always was.
             route_settings["authorizer_id"] = args.authorizer_id
         self.route = aws.apigatewayv2.Route(
             f"{name}-route",
@@ -85,12 +82,4 @@ class LambdaRoute(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.permission]),
         )
 
-        # Built from the same dicts the resources were built from, so nothing can change unnoticed; the ids add
-        # replacements (a new integration is a new target even with identical settings).
-        self.deployment_inputs = pulumi.Output.from_input(
-            {
-                "route": {**route_settings, "id": self.route.id},
-                "integration": {**integration_settings, "id": self.integration.id},
-            }
-        )
         self.register_outputs({"route_id": self.route.id, "integration_id": self.integration.id})

@@ -1,12 +1,15 @@
-"""The deployment of the API's routes and the stage that serves it, with throttling and access logs."""
+"""The stage that serves the API, redeployed by API Gateway on every change, with throttling and logs.
+
+The stage auto-deploys rather than serving an explicit `Deployment`: Pulumi creates a replacement deployment before
+it deletes a removed route, so an explicit one would keep serving that route; with `auto_deploy` API Gateway
+redeploys after each change of the API, deletions included. Evidence and the upgrade path: docs/infrastructure.md.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -34,32 +37,30 @@ ACCESS_LOG_FORMAT = json.dumps(
 """One JSON object per request, so CloudWatch Logs Insights can query fields without parsing."""
 
 
+EXECUTION_LOG_GROUP = "API-Gateway-Execution-Logs_{api_id}/{stage}"
+"""Where API Gateway writes a stage's execution logs, for WebSocket APIs as for REST APIs (AWS's "Set up CloudWatch
+logging" guide). API Gateway creates it without retention unless it exists; the stack creates it first."""
+
+
 @dataclass
 class ApiStageArgs:
-    """The routes to deploy, the redeployment fingerprint's parts, and the stage's operating limits."""
+    """What the stage must wait for, and its operating limits."""
 
     api: WebSocketApi
     stage_name: str
     deployed: Sequence[pulumi.Resource]
-    """Every route, and the authorizer with its invoke permission when there is one: the deployment depends on each,
-    as a deployment taken before one exists would not contain it (or would point at a function it cannot call)."""
-    deployment_inputs: Sequence[pulumi.Input[Any]]
-    """What a deployment captures: routes, integrations and the authorizer."""
+    """Every route, and the authorizer with its invoke permission when there is one: the stage's first automatic
+    deployment is taken when it is created, and an API without routes cannot be deployed at all."""
+    logging_ready: Sequence[pulumi.Resource]
+    """What makes logging possible in this region: the account's CloudWatch role setting when the stack makes it."""
     throttling_burst_limit: int
     throttling_rate_limit: float
     execution_logging_level: str
     log_retention_days: int
 
 
-def deployment_fingerprint(deployment_inputs: Sequence[pulumi.Input[Any]]) -> pulumi.Output[str]:
-    """SHA-256 of the canonical JSON of everything a deployment captures: it changes exactly when they do."""
-    return pulumi.Output.json_dumps(list(deployment_inputs), sort_keys=True).apply(
-        lambda text: hashlib.sha256(text.encode()).hexdigest()
-    )
-
-
 class ApiStage(pulumi.ComponentResource):
-    """A stage serving the latest deployment; a new deployment is made whenever the routes' wiring changes."""
+    """A stage that API Gateway redeploys on every change of the API, with access logs and optional execution logs."""
 
     name: pulumi.Output[str]
 
@@ -73,35 +74,39 @@ class ApiStage(pulumi.ComponentResource):
             opts=child,
         )
 
-        # Changes to routes, integrations or the authorizer reach clients only through a new deployment; the trigger
-        # replaces this one exactly when they change, and code-only updates (same invoke ARN) leave it alone.
-        self.deployment = aws.apigatewayv2.Deployment(
-            f"{name}-deployment",
-            api_id=args.api.id,
-            description="Routes and integrations of the chat API",
-            triggers={"redeployment": deployment_fingerprint(args.deployment_inputs)},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.deployed)),
-        )
+        # Created before the stage turns execution logging on, so API Gateway writes into a group with retention that
+        # `pulumi destroy` removes, instead of making its own that never expires.
+        self.execution_logs: aws.cloudwatch.LogGroup | None = None
+        if args.execution_logging_level != "OFF":
+            self.execution_logs = aws.cloudwatch.LogGroup(
+                f"{name}-execution-logs",
+                name=args.api.id.apply(lambda api_id: EXECUTION_LOG_GROUP.format(api_id=api_id, stage=args.stage_name)),
+                retention_in_days=args.log_retention_days,
+                opts=child,
+            )
 
+        waits_for = [*args.deployed, *args.logging_ready]
+        if self.execution_logs is not None:
+            waits_for.append(self.execution_logs)
         self.stage = aws.apigatewayv2.Stage(
             f"{name}-stage",
             api_id=args.api.id,
             name=args.stage_name,
-            deployment_id=self.deployment.id,
+            auto_deploy=True,
             default_route_settings=aws.apigatewayv2.StageDefaultRouteSettingsArgs(
                 throttling_burst_limit=args.throttling_burst_limit,
                 throttling_rate_limit=args.throttling_rate_limit,
-                # Anything but OFF needs the account-level CloudWatch role for API Gateway, hence off by default.
                 logging_level=args.execution_logging_level,
                 # Full request/response logging would write every chat message to CloudWatch.
                 data_trace_enabled=False,
             ),
+            # Access logs too need the account's CloudWatch role (docs/first-deploy.md), hence `logging_ready`.
             access_log_settings=aws.apigatewayv2.StageAccessLogSettingsArgs(
                 destination_arn=self.access_logs.arn,
                 format=ACCESS_LOG_FORMAT,
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=waits_for),
         )
 
         self.name = self.stage.name
-        self.register_outputs({"name": self.name, "deployment_id": self.deployment.id})
+        self.register_outputs({"name": self.name})

@@ -5,7 +5,7 @@ record of a registered resource, the lookups over a run's resources, the AWS moc
 
 The one shared entry point for tests of the deployed resources (these tests and the policy pack's):
 
-    run_program(stack="dev", overrides=None, *, preview=False) -> ProgramRun
+    run_program(stack="dev", overrides=None, *, preview=False, account_role=None) -> ProgramRun
 
 - `stack` picks `Pulumi.<stack>.yaml` (a stack without a file runs on the project defaults alone);
 - `overrides` replaces config values: bare keys are this project's (`{"lambdaMemoryMb": 512}`), namespaced keys
@@ -15,7 +15,9 @@ The one shared entry point for tests of the deployed resources (these tests and 
   `pulumi config set --secret` marks them;
 - the program runs afresh each call (a new root stack, new mocks, `__main__.py` executed again), so monkeypatched
   definitions (`app.definition.ROUTES`, `infra.archive.SOURCE_ROOT`) take effect;
-- a program that raises is reported as `ProgramError`, carrying the exception and what was registered before it.
+- a program that raises is reported as `ProgramError`, carrying the exception and what was registered before it;
+- `account_role` is what API Gateway's account settings report as the region's CloudWatch role (None: a fresh
+  account), answered in place of the program's one read of live AWS (`infra.account.read_cloudwatch_role_arn`).
 
 The mocks answer like AWS would, deterministically: auto-generated physical names (`<logical name>-<7 hex>`), ids,
 ARNs, `invoke_arn`, `api_endpoint` and `execution_arn` in the stack's region and account `ACCOUNT_ID`, an SSM
@@ -27,11 +29,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import runpy
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pulumi
 import yaml
@@ -40,6 +44,7 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+import infra.account
 from app.settings import PROJECT, SECRET_KEYS
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -77,6 +82,8 @@ class RegisteredResource:
     """URNs of every resource this one depends on, explicit (`depends_on`) or through its inputs."""
     custom: bool
     """False for component resources."""
+    retain_on_delete: bool = False
+    """Registered with `retain_on_delete`: `pulumi destroy` (or dropping it from the program) leaves it in AWS."""
 
     def __str__(self) -> str:
         return self.urn
@@ -164,6 +171,7 @@ def run_program(
     overrides: Mapping[str, ConfigValue] | None = None,
     *,
     preview: bool = False,
+    account_role: str | None = None,
 ) -> ProgramRun:
     """Run `__main__.py` under mocks with a stack's config; see the module docstring."""
     config = stack_config(stack, overrides)
@@ -178,7 +186,13 @@ def run_program(
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
 
     def program() -> None:
-        runpy.run_path(str(PROGRAM), run_name="__main__")
+        # A stack without `aws:region` deploys where the environment points, as the provider does.
+        environment = {"AWS_REGION": mocks.region}
+        with (
+            mock.patch.object(infra.account, "read_cloudwatch_role_arn", lambda region: account_role),
+            mock.patch.dict(os.environ, environment),
+        ):
+            runpy.run_path(str(PROGRAM), run_name="__main__")
 
     try:
         _sync_await(run_pulumi_func(program))
@@ -286,7 +300,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def __init__(self, mocks: AwsMocks) -> None:
         super().__init__(mocks)
-        self._requests: dict[str, tuple[str, str, frozenset[str], bool]] = {}
+        self._requests: dict[str, tuple[str, str, frozenset[str], bool, bool]] = {}
         self._parents: dict[str, str] = {}
         self._inputs: dict[str, dict[str, Any]] = {}
         self._order: list[str] = []
@@ -298,7 +312,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             urn = response.urn
             self._order.append(urn)
             dependencies = frozenset(request.dependencies)
-            self._requests[urn] = (request.type, request.name, dependencies, bool(request.custom))
+            retained = bool(request.retainOnDelete)
+            self._requests[urn] = (request.type, request.name, dependencies, bool(request.custom), retained)
             self._inputs[urn] = dict(pulumi.runtime.rpc.deserialize_properties(request.object))
             self._parents[urn] = request.parent
         return response
@@ -307,7 +322,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         """Every resource registered so far, in order."""
         resources = []
         for urn in self._order:
-            type_token, name, dependencies, custom = self._requests[urn]
+            type_token, name, dependencies, custom, retained = self._requests[urn]
             registration = self.resources.get(urn)
             resources.append(
                 RegisteredResource(
@@ -320,6 +335,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     parent=self._parents[urn],
                     dependencies=dependencies,
                     custom=custom,
+                    retain_on_delete=retained,
                 )
             )
         return tuple(resources)

@@ -49,6 +49,7 @@ BAD_VALUES: dict[str, Any] = {
     "alarmApiErrors": "many",
     "tracing": "yes",
     "reservedConcurrency": 0,
+    "apiGatewayLoggingRole": "sometimes",
 }
 """A value each setting must refuse; a new setting without an entry here fails `test_every_setting_has_a_bad_value`."""
 
@@ -161,15 +162,50 @@ def test_prod_is_the_production_profile() -> None:
     assert prod.throttling_burst_limit < dev.throttling_burst_limit, "prod burst throttling is not tighter"
     assert prod.throttling_rate_limit < dev.throttling_rate_limit, "prod rate throttling is not tighter"
     assert prod.tracing and not dev.tracing, "X-Ray tracing is not on in prod only"
-    assert prod.reserved_concurrency is not None and dev.reserved_concurrency is None, (
-        "reserved concurrency is not set in prod only (dev accounts often have too small a pool to reserve any)"
-    )
-    # Five functions (four and the authorizer) must leave 100 of the default 1,000-execution pool unreserved.
-    assert prod.reserved_concurrency * 5 <= 900, f"prod reserves {prod.reserved_concurrency} per function: too much"
+    # Opt-in: a fresh account's quota is often 10, which leaves nothing to reserve (make preflight checks a value).
+    assert prod.reserved_concurrency is None and dev.reserved_concurrency is None, "a profile reserves concurrency"
     assert prod.alarm_api_errors != DEFAULTS["alarm_api_errors"], "prod alarm thresholds are not its own"
 
 
 # --- validation: one clear message naming the key, before any resource ---
+
+
+KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0b9d3e5c-1a2b-4c3d-8e9f-001122334455"
+
+
+def test_a_kms_alias_is_refused_with_the_command_that_finds_its_key() -> None:
+    """DynamoDB's DescribeTable reports `SSEDescription.KMSMasterKeyArn`, the key's ARN, whatever was passed, so an
+    alias in `kms_key_arn` differs from the state on every refresh (the provider compares the ARN it reads back)."""
+    error = failure("dev", {"tableKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:alias/chat"})
+    assert_stopped_before_any_resource(error, "tableKmsKeyArn")
+    assert "describe-key --region us-east-1 --key-id alias/chat" in str(error), f"no way to the key: {error}"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (
+            {"customDomainName": "chat.example.com", "certificateArn": CERTIFICATE.replace("us-east-1", "eu-west-1")},
+            "certificateArn",
+        ),
+        ({"tableKmsKeyArn": KEY_ARN.replace("us-east-1", "eu-west-1")}, "tableKmsKeyArn"),
+    ],
+    ids=["certificate", "kms-key"],
+)
+def test_an_arn_in_another_region_is_refused(overrides: dict[str, Any], key: str) -> None:
+    """A regional custom domain (the only kind WebSocket APIs support) needs its ACM certificate in the API's
+    region; a DynamoDB table takes a KMS key of its own region only."""
+    error = failure("dev", overrides)
+    assert_stopped_before_any_resource(error, key)
+    assert "eu-west-1" in str(error) and "us-east-1" in str(error), f"the message names neither region: {error}"
+
+
+def test_arns_in_the_stack_region_pass() -> None:
+    run = run_program(
+        "dev", {"customDomainName": "chat.example.com", "certificateArn": CERTIFICATE, "tableKmsKeyArn": KEY_ARN}
+    )
+    assert run.of_type("aws:apigatewayv2/domainName:DomainName"), "no domain name"
 
 
 def test_every_setting_has_a_bad_value() -> None:

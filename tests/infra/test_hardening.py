@@ -1,8 +1,8 @@
-"""The hardening features (issue 7) as the whole program deploys them from config: the token authorizer on
+"""The hardening features as the whole program deploys them from config: the token authorizer on
 `$connect`, the custom domain, alarms and dashboard, tracing and reserved concurrency, and the policy pack's verdict.
 
 The components are tested on their own in `tests/hardening/`; these tests run the real `__main__.py` under mocks and
-check the wiring: which resource points at which, what reaches the deployment's trigger, the outputs.
+check the wiring: which resource points at which, what the stage waits for, the outputs.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import pytest
 
 from app import definition
 from handlers import environment
-from infra import authorization
 from infra.api import WebSocketApi
 from infra.archive import SOURCE_ROOT, build_archive, content_hash
 from infra.routes import LambdaRoute, LambdaRouteArgs
@@ -41,7 +40,6 @@ EVERYTHING_ON = {**AUTH_ON, **DOMAIN_ON, "hostedZoneId": ZONE, "alarmEmail": "op
 API = "aws:apigatewayv2/api:Api"
 STAGE = "aws:apigatewayv2/stage:Stage"
 ROUTE = "aws:apigatewayv2/route:Route"
-DEPLOYMENT = "aws:apigatewayv2/deployment:Deployment"
 AUTHORIZER = "aws:apigatewayv2/authorizer:Authorizer"
 FUNCTION = "aws:lambda/function:Function"
 PERMISSION = "aws:lambda/permission:Permission"
@@ -80,11 +78,6 @@ def api(run: ProgramRun) -> RegisteredResource:
 
 def route(run: ProgramRun, key: str) -> RegisteredResource:
     return run.one(ROUTE, f"{definition.route(key).logical_name}-route")
-
-
-def trigger(run: ProgramRun) -> str:
-    value: str = run.one(DEPLOYMENT, "websocket-deployment").inputs["triggers"]["redeployment"]
-    return value
 
 
 def function_names(run: ProgramRun) -> dict[str, str]:
@@ -175,24 +168,12 @@ def test_only_this_apis_authorizer_may_invoke_the_authorizer(auth_run: ProgramRu
     )
 
 
-def test_the_deployment_waits_for_the_authorizer_and_its_permission(auth_run: ProgramRun) -> None:
-    deployment = auth_run.one(DEPLOYMENT, "websocket-deployment")
+def test_the_stage_waits_for_the_authorizer_and_its_permission(auth_run: ProgramRun) -> None:
+    """The stage's first automatic deployment is taken when it is created: the authorizer must be invocable by then."""
+    stage = auth_run.one(STAGE, "websocket-stage")
     authorizer = auth_run.one(AUTHORIZER, "authorizer-authorizer")
     for needed in (authorizer, auth_run.one(PERMISSION, "authorizer-permission")):
-        assert needed.urn in deployment.dependencies, f"{deployment}: may go live before {needed}"
-
-
-def test_toggling_auth_replaces_the_deployment(dev_run: ProgramRun, auth_run: ProgramRun) -> None:
-    assert trigger(auth_run) != trigger(dev_run), "turning auth on left the deployment trigger unchanged"
-    assert trigger(run_program("dev", {**AUTH_ON, "auth": "none"})) == trigger(dev_run), (
-        "turning auth off again did not restore the open deployment's trigger"
-    )
-    assert trigger(run_program("dev", AUTH_ON)) == trigger(auth_run), "auth on gives an unstable trigger"
-
-
-def test_an_authorizer_change_replaces_the_deployment(auth_run: ProgramRun, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(authorization, "IDENTITY_SOURCES", ["route.request.querystring.token"])
-    assert trigger(run_program("dev", AUTH_ON)) != trigger(auth_run), "an authorizer change left the trigger unchanged"
+        assert needed.urn in stage.dependencies, f"{stage}: may go live before {needed}"
 
 
 # --- your own domain ---
@@ -232,7 +213,6 @@ def test_a_custom_domain_serves_the_stage_at_its_root(dev_run: ProgramRun) -> No
             assert variables[environment.ENDPOINT_URL] == dev_run.outputs["callbackUrl"], (
                 f"{function.name}: posts through {variables[environment.ENDPOINT_URL]}, not execute-api"
             )
-    assert trigger(run) == trigger(dev_run), "a custom domain replaced the deployment"
 
 
 def test_a_hosted_zone_gets_an_alias_record() -> None:
@@ -347,17 +327,6 @@ def test_tracing_and_reserved_concurrency_reach_every_function_the_authorizer_in
         ]
         assert len(tracing) == 1, f"{role}: may not write traces"
         assert tracing[0].urn in function.dependencies, f"{function}: may run before it may write traces"
-
-
-@pytest.mark.parametrize(
-    "overrides",
-    [{"tracing": True}, {"reservedConcurrency": 5}, {"alarmApiErrors": 50, "alarmEmail": "ops@example.com"}],
-    ids=["tracing", "concurrency", "alarms"],
-)
-def test_settings_that_are_not_routing_leave_the_deployment_alone(
-    overrides: dict[str, Any], dev_run: ProgramRun
-) -> None:
-    assert trigger(run_program("dev", overrides)) == trigger(dev_run), f"{overrides} replaced the deployment"
 
 
 # --- the policy pack ---

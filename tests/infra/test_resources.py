@@ -26,7 +26,7 @@ TABLE = "aws:dynamodb/table:Table"
 INTEGRATION = "aws:apigatewayv2/integration:Integration"
 ROUTE = "aws:apigatewayv2/route:Route"
 PERMISSION = "aws:lambda/permission:Permission"
-DEPLOYMENT = "aws:apigatewayv2/deployment:Deployment"
+ACCOUNT = "aws:apigateway/account:Account"
 STAGE = "aws:apigatewayv2/stage:Stage"
 TOPIC = "aws:sns/topic:Topic"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -67,12 +67,13 @@ def test_the_program_creates_exactly_these_resources(stack: str, dev_run: Progra
     expected = {
         API: 1,
         TABLE: 1,
-        DEPLOYMENT: 1,
         STAGE: 1,
         FUNCTION: functions,
-        ROLE: functions,
+        # A fresh account: one more role, attached to AWS's push-to-CloudWatch policy, set as the account setting.
+        ROLE: functions + 1,
         ROLE_POLICY: functions * (2 if traced else 1),
-        ATTACHMENT: functions,
+        ATTACHMENT: functions + 1,
+        ACCOUNT: 1,
         LOG_GROUP: functions + 1,  # one per function and the stage's access logs
         INTEGRATION: routes,
         ROUTE: routes,
@@ -332,27 +333,23 @@ def test_only_this_api_stage_and_route_may_invoke_the_function(dev_run: ProgramR
 # --- deployment and stage ---
 
 
-def test_deployment_depends_on_every_route(dev_run: ProgramRun) -> None:
-    deployment = dev_run.one(DEPLOYMENT, "websocket-deployment")
-    assert deployment.inputs["apiId"] == api(dev_run).id, f"{deployment}: on another API"
+def test_stage_goes_live_after_every_route(dev_run: ProgramRun) -> None:
+    """An auto-deploying stage takes its first deployment when it is created, and an API without routes fails it."""
+    resource = stage(dev_run)
     for route in dev_run.of_type(ROUTE):
-        assert route.urn in deployment.dependencies, f"{deployment}: does not depend on {route}"
-    assert re.fullmatch(r"[0-9a-f]{64}", deployment.inputs["triggers"]["redeployment"]), (
-        f"{deployment}: trigger is not a SHA-256 content hash"
-    )
+        assert route.urn in resource.dependencies, f"{resource}: may be created before {route}"
 
 
 @pytest.mark.parametrize(("stack", "burst", "rate"), [("dev", 500, 1000), ("prod", 200, 100)])
-def test_stage_serves_the_deployment_with_throttling(
+def test_stage_auto_deploys_with_throttling(
     stack: str, burst: int, rate: float, dev_run: ProgramRun, prod_run: ProgramRun
 ) -> None:
     run = dev_run if stack == "dev" else prod_run
     resource = stage(run)
-    deployment = run.one(DEPLOYMENT, "websocket-deployment")
     assert resource.inputs["name"] == stack, f"{resource}: stage name is not the stack name"
     assert resource.inputs["apiId"] == api(run).id, f"{resource}: on another API"
-    assert resource.inputs["deploymentId"] == deployment.id, f"{resource}: serves another deployment"
-    assert "autoDeploy" not in resource.inputs, f"{resource}: auto-deploy would bypass the deployment trigger"
+    assert resource.inputs["autoDeploy"] is True, f"{resource}: does not redeploy when routes change"
+    assert "deploymentId" not in resource.inputs, f"{resource}: an auto-deploying stage takes no deployment id"
     settings = resource.inputs["defaultRouteSettings"]
     assert settings["throttlingBurstLimit"] == burst, f"{resource}: burst {settings['throttlingBurstLimit']}"
     assert settings["throttlingRateLimit"] == rate, f"{resource}: rate {settings['throttlingRateLimit']}"
@@ -372,10 +369,25 @@ def test_stage_writes_json_access_logs_to_its_log_group(dev_run: ProgramRun) -> 
 
 def test_execution_logging_is_off_by_default_and_a_switch(dev_run: ProgramRun) -> None:
     default = stage(dev_run).inputs["defaultRouteSettings"]
-    assert default["loggingLevel"] == "OFF", "execution logging is not off by default (needs the account role)"
+    assert default["loggingLevel"] == "OFF", "execution logging is not off by default"
     assert default["dataTraceEnabled"] is False, "data tracing would log every chat message"
+    assert [group.name for group in dev_run.of_type(LOG_GROUP) if "execution" in group.name] == [], (
+        "an execution log group exists while execution logging is off"
+    )
     switched = stage(run_program("dev", {"executionLoggingLevel": "ERROR"})).inputs["defaultRouteSettings"]
     assert switched["loggingLevel"] == "ERROR", "executionLoggingLevel does not switch execution logging"
+
+
+def test_execution_logs_go_to_a_group_the_stack_owns_with_its_retention() -> None:
+    """API Gateway writes execution logs to `API-Gateway-Execution-Logs_{apiId}/{stage}` and creates that group
+    without retention if it is missing (AWS's "Set up CloudWatch logging for WebSocket APIs"; the same name as for
+    REST APIs, /work/shared/reference/apigw-websocket.md). Created by the stack first, it expires and is destroyed
+    with the stack."""
+    run = run_program("dev", {"executionLoggingLevel": "INFO", "logRetentionDays": 30})
+    group = run.one(LOG_GROUP, "websocket-execution-logs")
+    assert group.inputs["name"] == f"API-Gateway-Execution-Logs_{api(run).id}/dev", f"{group}: not API Gateway's name"
+    assert group.inputs["retentionInDays"] == 30, f"{group}: retention {group.inputs.get('retentionInDays')}"
+    assert group.urn in stage(run).dependencies, f"{stage(run)}: may log before its execution log group exists"
 
 
 # --- outputs ---
