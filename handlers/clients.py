@@ -1,7 +1,7 @@
 """AWS clients, created on first use and then kept for the life of the container.
 
-Creating a client costs milliseconds of CPU, so each is made once; boto3 clients are thread-safe, so the broadcast
-pool shares them. Importing this module needs no AWS configuration (tests and the emulator import it freely).
+Creating a client costs milliseconds of CPU, so each is made once and kept, with its connections, for the next
+invocation. Importing this module needs no AWS configuration (tests and the emulator import it freely).
 """
 
 from __future__ import annotations
@@ -10,15 +10,17 @@ import functools
 from typing import TYPE_CHECKING
 
 import boto3
-from botocore import handlers as hooks
+import boto3.session
 from botocore.config import Config
+from botocore.exceptions import NoCredentialsError
+
+from handlers.callback_client import CallbackClient
 
 if TYPE_CHECKING:
-    from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
     from mypy_boto3_dynamodb import DynamoDBClient
 
 POOL_CONNECTIONS = 64
-"""HTTP connections per client: the broadcast's thread pool size, so no post waits for a free connection."""
+"""HTTP connections of the DynamoDB client: the threads that may call it at once (Scan pages, removals)."""
 
 
 @functools.cache
@@ -36,30 +38,19 @@ def dynamodb() -> DynamoDBClient:
 
 
 @functools.cache
-def callback_api(endpoint_url: str) -> ApiGatewayManagementApiClient:
-    """The `@connections` client for one API stage, trimmed of per-post CPU that changes nothing sent.
+def callback_api(endpoint_url: str) -> CallbackClient:
+    """The `@connections` client for one API stage: lean keep-alive HTTP, signed with the session's credentials.
 
-    botocore makes one attempt only: `handlers.broadcast` retries 429 and 5xx itself, so attempts do not multiply
-    across two layers. Short timeouts keep one stuck connection from holding a pool thread near the 29 s limit.
-    No parameter validation (our code builds every request), and none of the hooks that only look for members
-    `PostToConnection` lacks or add SDK telemetry (docs/handlers.md: what each saves).
+    Its timeouts (2 s to connect, 5 s to answer) keep one stuck connection from holding a post near the 29 s limit;
+    retries are `handlers.broadcast`'s alone, so attempts never multiply across two layers.
     """
-    client = boto3.client(
-        "apigatewaymanagementapi",
-        endpoint_url=endpoint_url,
-        config=Config(
-            retries={"mode": "standard", "total_max_attempts": 1},
-            max_pool_connections=POOL_CONNECTIONS,
-            connect_timeout=2,
-            read_timeout=5,
-            parameter_validation=False,
-        ),
-    )
-    events = client.meta.events  # this client's own copy: other clients keep every hook
-    events.unregister("before-parameter-build", hooks.generate_idempotent_uuid)
-    events.unregister("before-call", hooks.inject_api_version_header_if_needed)
-    events.unregister("request-created", hooks.add_retry_headers)
-    user_agent = getattr(client, "_user_agent_creator", None)  # private: skip the 2nd render if botocore renames it
-    if user_agent is not None:
-        events.unregister("request-created.apigatewaymanagementapi", user_agent.rebuild_and_replace_user_agent_handler)
-    return client
+    session = _session()
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise NoCredentialsError()
+    return CallbackClient(endpoint_url, session.region_name or "us-east-1", credentials)
+
+
+@functools.cache
+def _session() -> boto3.session.Session:
+    return boto3.session.Session()

@@ -8,7 +8,7 @@ from handlers import broadcast, clients, config, protocol
 from handlers.invocation import handle
 
 if TYPE_CHECKING:
-    from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
+    from handlers.callback_client import CallbackClient
 
 RETRY = broadcast.Retry()
 
@@ -24,7 +24,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, int]:
 
 def reply_unroutable(
     event: dict[str, Any],
-    callback_api: ApiGatewayManagementApiClient,
+    callback_api: CallbackClient,
     max_message_bytes: int,
     retry: broadcast.Retry,
 ) -> dict[str, Any]:

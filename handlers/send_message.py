@@ -13,7 +13,7 @@ from handlers.connections import ConnectionsTable
 from handlers.invocation import handle
 
 if TYPE_CHECKING:
-    from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
+    from handlers.callback_client import CallbackClient
 
 RETRY = broadcast.Retry()
 
@@ -36,11 +36,11 @@ def handler(event: dict[str, Any], context: object) -> dict[str, int]:
 def send_message(
     event: dict[str, Any],
     table: ConnectionsTable,
-    callback_api: ApiGatewayManagementApiClient,
+    callback_api: CallbackClient,
     max_message_bytes: int,
     *,
     retry: broadcast.Retry,
-    workers: int = clients.POOL_CONNECTIONS,
+    workers: int = broadcast.WORKERS,
 ) -> dict[str, Any]:
     """Broadcast the message, or reply with an error frame; returns the fields for the invocation's log line."""
     request = event["requestContext"]

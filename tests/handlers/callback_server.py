@@ -1,16 +1,21 @@
-"""A local `@connections` callback API that answers over real HTTP the way API Gateway does.
+"""A local `@connections` callback API that answers over real HTTP the way API Gateway does, faults included.
 
-Errors carry the status, an `x-amzn-ErrorType` header and a JSON `{"message": ...}` body, so botocore raises its
-typed exceptions (`GoneException` on 410) exactly as it does against AWS. Answers are scripted per connection id;
-every POST is recorded with its body, the SigV4 `Authorization` header and the names of the headers it arrived with.
+Errors carry the status, an `x-amzn-ErrorType` header and a JSON `{"message": ...}` body, as API Gateway sends them.
+Answers are scripted per connection id; every POST is recorded with its body, the SigV4 `Authorization` header and
+the names of the headers it arrived with, and every 2xx answered in full is counted as a delivery. Faults: a reset
+after the request or in the middle of the answer, no answer at all, connections refused (`listening=False` until
+`listen()`), connect timeouts (`pause_accepting()` with a one-connection backlog), and a 429 quota (`quota()`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import socket
+import struct
 import threading
-from collections import defaultdict
+import time
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -23,6 +28,9 @@ class Answer:
 
     status: int
     error_type: str = ""
+    fault: str = ""
+    """`reset` (no answer, the connection reset), `reset-mid-response` (half an answer, then reset) or `silent`
+    (no answer until the client gives up)."""
 
 
 OK = Answer(200)
@@ -30,6 +38,13 @@ GONE = Answer(410, "GoneException")
 THROTTLED = Answer(429, "LimitExceededException")
 SERVER_ERROR = Answer(500, "InternalServerErrorException")
 FORBIDDEN = Answer(403, "ForbiddenException")
+UNAVAILABLE = Answer(503, "ServiceUnavailableException")
+RESET = Answer(0, fault="reset")
+RESET_MID_RESPONSE = Answer(200, fault="reset-mid-response")
+SILENT = Answer(0, fault="silent")
+
+SILENT_SECONDS = 2.0
+"""How long a `silent` answer holds the connection before closing it; clients under test time out sooner."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +56,8 @@ class Post:
     authorization: str
     header_names: frozenset[str] = frozenset()
     """Every request header's name, lower-cased."""
+    path: str = ""
+    """The request path as sent (percent-encoded)."""
 
 
 class CallbackServer:
@@ -51,17 +68,29 @@ class CallbackServer:
     which proves posts overlap without measuring time.
     """
 
-    def __init__(self, stage: str = "dev") -> None:
+    def __init__(self, stage: str = "dev", *, listening: bool = True, backlog: int = 128) -> None:
         self.stage = stage
         self.posts: list[Post] = []
+        self.deliveries: Counter[str] = Counter()
+        """2xx answers written in full, per connection id."""
+        self.answered: Counter[int] = Counter()
+        """Answers written, by status."""
         self.peak_in_flight = 0
         self._scripts: dict[str, list[Answer]] = defaultdict(list)
         self._lock = threading.Lock()
         self._in_flight = 0
         self._barrier: threading.Barrier | None = None
         self._arrivals = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._request_handler())
+        self._quota: tuple[float, float] | None = None
+        self._tokens = 0.0
+        self._refilled = time.monotonic()
+        self._accepting = threading.Event()
+        self._accepting.set()
+        self._server = _Server(("127.0.0.1", 0), self._request_handler(), backlog, self._accepting)
         self._server.daemon_threads = True
+        self._listening = listening
+        if listening:
+            self._server.server_activate()
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="callback-server", daemon=True
         )
@@ -75,6 +104,32 @@ class CallbackServer:
         """Answer this connection's posts with `answers` in order, repeating the last."""
         with self._lock:
             self._scripts[connection_id] = list(answers)
+
+    @property
+    def connections_opened(self) -> int:
+        """TCP connections accepted so far."""
+        return self._server.connections_opened
+
+    def listen(self) -> None:
+        """Start listening: until then connections are refused."""
+        if not self._listening:
+            self._listening = True
+            self._server.server_activate()
+            self._thread.start()
+
+    def pause_accepting(self) -> None:
+        """Stop accepting connections: the backlog fills and further connects time out."""
+        self._accepting.clear()
+
+    def resume_accepting(self) -> None:
+        """Accept connections again."""
+        self._accepting.set()
+
+    def quota(self, per_second: float, burst: float) -> None:
+        """Answer 429 to posts beyond a token bucket of `per_second` and `burst`, as the account throttle does."""
+        with self._lock:
+            self._quota = (per_second, burst)
+            self._tokens, self._refilled = burst, time.monotonic()
 
     def hold_until_concurrent(self, posts: int, timeout_seconds: float = 10.0) -> None:
         """Make the first `posts` posts wait until that many are in flight together (or the timeout passes)."""
@@ -90,25 +145,45 @@ class CallbackServer:
         return [json.loads(data) for data in self.received(connection_id)]
 
     def __enter__(self) -> CallbackServer:
-        self._thread.start()
+        if self._listening:
+            self._thread.start()
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        self._server.shutdown()
+        self._accepting.set()
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def _answer(self, connection_id: str, data: bytes, authorization: str, header_names: frozenset[str]) -> Answer:
+    def _throttled(self) -> bool:
+        """Take a token from the quota (caller holds the lock); True when there is none."""
+        if self._quota is None:
+            return False
+        per_second, burst = self._quota
+        now = time.monotonic()
+        self._tokens = min(burst, self._tokens + (now - self._refilled) * per_second)
+        self._refilled = now
+        if self._tokens < 1:
+            return True
+        self._tokens -= 1
+        return False
+
+    def _answer(
+        self, connection_id: str, data: bytes, authorization: str, header_names: frozenset[str], path: str
+    ) -> Answer:
         with self._lock:
-            self.posts.append(Post(connection_id, data, authorization, header_names))
+            self.posts.append(Post(connection_id, data, authorization, header_names, path))
             self._in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
             self._arrivals += 1
             waits = self._barrier is not None and self._arrivals <= self._barrier.parties
             script = self._scripts.get(connection_id)
             answer = (script.pop(0) if len(script) > 1 else script[0]) if script else OK
+            if self._throttled():
+                answer = THROTTLED
         if waits and self._barrier is not None:
             # A broken barrier means the posts did not overlap; peak_in_flight shows it and the test fails on that.
             with contextlib.suppress(threading.BrokenBarrierError):
@@ -131,8 +206,25 @@ class CallbackServer:
                     return
                 connection_id = unquote(self.path[len(prefix) :])
                 names = frozenset(name.lower() for name in self.headers)
-                answer = server._answer(connection_id, data, self.headers.get("Authorization", ""), names)
+                answer = server._answer(connection_id, data, self.headers.get("Authorization", ""), names, self.path)
+                if answer.fault:
+                    self._fault(answer)
+                    return
+                with server._lock:  # counted before writing: the client may finish before this thread runs again
+                    server.answered[answer.status] += 1
+                    if answer.status < 300:
+                        server.deliveries[connection_id] += 1
                 self._send(answer, f"{answer.error_type or 'OK'} for {connection_id}")
+
+            def _fault(self, answer: Answer) -> None:
+                if answer.fault == "silent":
+                    time.sleep(SILENT_SECONDS)
+                elif answer.fault == "reset-mid-response":
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n{")
+                    self.wfile.flush()
+                # SO_LINGER 0: close with RST, as a crashed peer or a middlebox does.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.close_connection = True
 
             def _send(self, answer: Answer, message: str) -> None:
                 body = json.dumps({"message": message}).encode() if answer.error_type else b""
@@ -148,3 +240,26 @@ class CallbackServer:
                 """Silent: pytest shows failures, not access logs."""
 
         return Handler
+
+
+class _Server(ThreadingHTTPServer):
+    """A threading HTTP server with a chosen backlog whose accepting can be paused."""
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        backlog: int,
+        accepting: threading.Event,
+    ) -> None:
+        self.request_queue_size = backlog
+        self._accepting = accepting
+        self.connections_opened = 0
+        super().__init__(address, handler, bind_and_activate=False)
+        self.server_bind()
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        self._accepting.wait()
+        request, address = self.socket.accept()
+        self.connections_opened += 1
+        return request, address

@@ -1,15 +1,15 @@
-"""`handlers.clients`: the trimmed callback client still signs its posts; the DynamoDB client keeps every hook."""
+"""`handlers.clients`: the lean callback client signs as boto3 does, with the session's credentials and region."""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.config import Config
 
 from handlers import broadcast, clients
 from tests.handlers.callback_server import CallbackServer
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 
 def signed_headers(authorization: str) -> list[str]:
@@ -19,31 +19,32 @@ def signed_headers(authorization: str) -> list[str]:
     return found.group(1).split(";")
 
 
-def test_callback_posts_are_signed_without_sdk_telemetry(
-    dynamodb: DynamoDBClient, callback_server: CallbackServer
-) -> None:
-    callback_api = clients.callback_api(callback_server.url)
-    outcome = broadcast.post(callback_api, "target=", b"{}", broadcast.Retry())
-    assert outcome == broadcast.DELIVERED, f"a post through the trimmed client must be delivered, got {outcome}"
-    (post,) = callback_server.posts
-    assert re.match(r"AWS4-HMAC-SHA256 Credential=\w+/\d{8}/us-east-1/execute-api/aws4_request,", post.authorization), (
-        f"the post must be SigV4-signed for execute-api in the region: {post.authorization!r}"
+def test_callback_posts_are_signed_like_boto3s(aws_credentials: None, callback_server: CallbackServer) -> None:
+    connection_id = "L0SM9cOF/+vHcCIhw="  # '/', '+' and '=' must be percent-encoded in the path, as boto3 does
+    stock = boto3.client(
+        "apigatewaymanagementapi", endpoint_url=callback_server.url, config=Config(retries={"total_max_attempts": 1})
     )
-    signed = signed_headers(post.authorization)
-    assert "host" in signed and "x-amz-date" in signed, f"host and date must be signed: {signed}"
-    telemetry = {"amz-sdk-invocation-id", "amz-sdk-request"} & post.header_names
-    assert not telemetry, f"the callback client must not spend CPU on botocore's retry telemetry: {telemetry}"
+    stock.post_to_connection(ConnectionId=connection_id, Data=b"{}")
+    outcome = broadcast.post(clients.callback_api(callback_server.url), connection_id, b"{}", broadcast.Retry())
+
+    assert outcome == broadcast.DELIVERED, f"a post through the lean client must be delivered, got {outcome}"
+    theirs, ours = callback_server.posts
+    assert ours.path == theirs.path, f"the request path must be boto3's: {ours.path!r} against {theirs.path!r}"
+    assert ours.connection_id == connection_id, f"the server must read back the same id: {ours.connection_id!r}"
+    assert re.match(
+        r"AWS4-HMAC-SHA256 Credential=testing/\d{8}/us-east-1/execute-api/aws4_request,", ours.authorization
+    ), f"signed with the session's key for execute-api in the session's region: {ours.authorization!r}"
+    assert {"host", "x-amz-date", "x-amz-security-token"} <= set(signed_headers(ours.authorization)), (
+        f"host, date and session token must be signed: {ours.authorization!r}"
+    )
+    telemetry = {"amz-sdk-invocation-id", "amz-sdk-request"} & ours.header_names
+    assert not telemetry, f"the callback client sends no SDK telemetry: {telemetry}"
 
 
-def test_trimming_the_callback_client_leaves_the_dynamodb_client_whole(
-    dynamodb: DynamoDBClient, callback_server: CallbackServer
-) -> None:
-    clients.callback_api(callback_server.url)  # trimmed after the DynamoDB client exists: must not touch it
-    sent: list[dict[str, Any]] = []
-    dynamodb.meta.events.register(
-        "before-send.dynamodb.DescribeTable", lambda request, **_: sent.append(dict(request.headers))
-    )
-    dynamodb.describe_table(TableName="connections-test")
-    assert sent and "amz-sdk-request" in sent[0], (
-        f"the DynamoDB client lost botocore's retry headers when the callback client was trimmed: {sent}"
-    )
+def test_the_callback_client_is_made_once_per_endpoint(aws_credentials: None, callback_server: CallbackServer) -> None:
+    assert clients.callback_api(callback_server.url) is clients.callback_api(callback_server.url)
+
+
+def test_an_endpoint_that_is_not_http_is_refused(aws_credentials: None) -> None:
+    with pytest.raises(ValueError, match="http"):
+        clients.callback_api("wss://example.com/dev")

