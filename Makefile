@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 3001
 STACK ?= dev
 
-.PHONY: test lint typecheck unit local smoke bench clean
+.PHONY: test lint typecheck unit local smoke preflight bench clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ local: $(INSTALLED)
 smoke: $(INSTALLED)
 	@test -n "$(URL)" || { echo 'usage: make smoke URL=wss://... [TOKEN=...]' >&2; exit 2; }
 	$(PY) -m client smoke "$(URL)" $(if $(TOKEN),--token "$(TOKEN)")
+
+# Before `pulumi up`: read-only checks of the account and region the AWS credentials point at (docs/first-deploy.md).
+# Exit 0 ready, 1 blockers (each printed with its fix), 2 usage or config error.
+preflight: $(INSTALLED)
+	$(PY) -m preflight --stack $(STACK)
 
 bench: $(INSTALLED)
 	$(PY) bench/fanout.py
