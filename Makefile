@@ -23,6 +23,7 @@ test: lint typecheck unit
 lint: $(INSTALLED)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/zizmor --offline .github/workflows
 
 typecheck: $(INSTALLED)
 	$(PY) -m mypy

@@ -75,6 +75,7 @@ class StackSettings:
     tracing: bool = False
     reserved_concurrency: int | None = None
     api_gateway_logging_role: str = "auto"
+    permissions_boundary_arn: str | None = None
 
     def memory_mb(self, fans_out: bool) -> int:
         """Memory of a function: `broadcast_memory_mb` for one that posts to every connection."""
@@ -325,6 +326,12 @@ KEYS: tuple[Key, ...] = (
         _choice(LOGGING_ROLE_MODES),
         "API Gateway's account-level CloudWatch role, which every logging stage needs: auto creates it when the "
         "region has none (and keeps it on destroy); external never touches it.",
+    ),
+    Key(
+        "permissionsBoundaryArn",
+        "permissions_boundary_arn",
+        _pattern(r"arn:aws[a-z-]*:iam::(\d{12}|aws):policy/[\w+=,.@/-]+", "an IAM managed policy ARN"),
+        "Optional permissions boundary set on every IAM role the stack creates (a deploy role may require it).",
     ),
 )
 

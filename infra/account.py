@@ -47,6 +47,7 @@ class AccountLoggingRoleArgs:
 
     region: str
     stack: str
+    permissions_boundary: str | None
 
 
 class AccountLoggingRole(pulumi.ComponentResource):
@@ -68,6 +69,7 @@ class AccountLoggingRole(pulumi.ComponentResource):
                 f"{args.stack} and shared by every API in the region; kept when that stack is destroyed"
             ),
             assume_role_policy=pulumi.Output.json_dumps(assume_role_policy(API_GATEWAY_SERVICE)),
+            permissions_boundary=args.permissions_boundary,
             opts=kept,
         )
         self.attachment = aws.iam.RolePolicyAttachment(
@@ -108,4 +110,8 @@ def build_account_logging_role(
             "external: ask whoever manages it to set one (aws apigateway update-account --patch-operations "
             "op=replace,path=/cloudwatchRoleArn,value=<role ARN>), or set apiGatewayLoggingRole to auto"
         )
-    return AccountLoggingRole(name, AccountLoggingRoleArgs(region=region, stack=stack), opts)
+    return AccountLoggingRole(
+        name,
+        AccountLoggingRoleArgs(region=region, stack=stack, permissions_boundary=settings.permissions_boundary_arn),
+        opts,
+    )

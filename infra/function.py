@@ -36,6 +36,8 @@ class ChatFunctionArgs:
     tracing: bool
     """X-Ray active tracing, with the role's right to write traces."""
     reserved_concurrency: int | None
+    permissions_boundary: str | None
+    """The managed policy capping the function's role (the stack's `permissionsBoundaryArn`); None for none."""
     """Concurrent executions reserved for (and capping) this function; None shares the account's pool."""
     log_retention_days: int
     environment: Mapping[str, pulumi.Input[str]]
@@ -68,6 +70,7 @@ class ChatFunctionArgs:
             timeout_seconds=settings.lambda_timeout_seconds,
             tracing=settings.tracing,
             reserved_concurrency=settings.reserved_concurrency,
+            permissions_boundary=settings.permissions_boundary_arn,
             log_retention_days=settings.log_retention_days,
             environment=environment,
             policy=policy,
@@ -98,6 +101,7 @@ class ChatFunction(pulumi.ComponentResource):
         self.role = aws.iam.Role(
             f"{name}-role",
             assume_role_policy=pulumi.Output.json_dumps(assume_role_policy("lambda.amazonaws.com")),
+            permissions_boundary=args.permissions_boundary,
             opts=child,
         )
         permissions: list[pulumi.Resource] = [

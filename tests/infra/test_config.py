@@ -50,6 +50,7 @@ BAD_VALUES: dict[str, Any] = {
     "tracing": "yes",
     "reservedConcurrency": 0,
     "apiGatewayLoggingRole": "sometimes",
+    "permissionsBoundaryArn": "arn:aws:iam::123456789012:role/not-a-policy",
 }
 """A value each setting must refuse; a new setting without an entry here fails `test_every_setting_has_a_bad_value`."""
 

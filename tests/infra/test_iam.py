@@ -9,7 +9,7 @@ import pytest
 
 from app import definition
 from app.definition import Function
-from tests.infra.mocks import ProgramRun, RegisteredResource
+from tests.infra.mocks import ProgramRun, RegisteredResource, run_program
 
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -150,3 +150,25 @@ def test_tracing_grants_only_the_x_ray_writes_and_only_when_on(
         )
         function_resource = run.one("aws:lambda/function:Function", f"{function.name}-function")
         assert tracing[0].urn in function_resource.dependencies, f"{function_resource}: may trace before it may write"
+
+
+def test_a_permissions_boundary_caps_every_role_the_stack_creates() -> None:
+    """A deploy role may require `iam:PermissionsBoundary` on CreateRole (docs/deploy.md): every role carries it."""
+    boundary = "arn:aws:iam::123456789012:policy/websocket-chat-boundary"
+    run = run_program(
+        "dev",
+        {
+            "permissionsBoundaryArn": boundary,
+            "auth": "token",
+            "authTokenSecret": "k3Q1xv0cB7oW2yq5G9r8Zt4nL6mH1sDfJ2pAe0uYiKc=",
+        },
+    )
+    roles = run.of_type(ROLE)
+    assert any(role.name.startswith("api-gateway-logging") for role in roles), "the account logging role is missing"
+    for role in roles:
+        assert role.inputs.get("permissionsBoundary") == boundary, f"{role}: created without the boundary"
+
+
+def test_no_boundary_unless_configured(dev_run: ProgramRun) -> None:
+    for role in dev_run.of_type(ROLE):
+        assert "permissionsBoundary" not in role.inputs, f"{role}: a boundary nobody configured"

@@ -3,7 +3,8 @@
 Schema validation uses the GitHub workflow schema that check-jsonschema ships (no download: the proxy variables
 point at a closed port, so a fetch would fail the test). The rest reads the workflows as GitHub does and checks
 what a broken copy of this repository would only reveal on its first pull request: stacks without config files,
-`make` targets that do not exist, actions on a moving branch, a deploy that could be cancelled halfway.
+`make` targets that do not exist, actions on a moving reference, a deploy that could be cancelled halfway, and the
+security review's findings (zizmor clean offline, prod out of reach of pull requests, one role per environment).
 """
 
 from __future__ import annotations
@@ -82,17 +83,28 @@ def test_every_named_stack_has_a_config_file(workflows: dict[str, dict[str, Any]
             assert stack in configs, f"{step.where} runs on stack {stack!r}, which has no Pulumi.{stack}.yaml"
 
 
-@pytest.mark.parametrize(("workflow", "command"), [("preview.yml", "preview"), ("deploy-stack.yml", "up")])
-def test_every_configured_stack_is_previewed_and_deployed(
-    workflows: dict[str, dict[str, Any]], workflow: str, command: str
-) -> None:
-    covered = {
+def covered_by(workflows: dict[str, dict[str, Any]], workflow: str, command: str) -> set[str]:
+    return {
         stack
         for step in pulumi_steps(workflows, workflow)
         if step.inputs.get("command") == command
         for stack in stacks_of(step, workflows)
     }
-    assert covered == stack_configs(), f"{workflow} runs `pulumi {command}` on {covered}, configs: {stack_configs()}"
+
+
+def test_every_configured_stack_is_deployed(workflows: dict[str, dict[str, Any]]) -> None:
+    covered = covered_by(workflows, "deploy-stack.yml", "up")
+    assert covered == stack_configs(), f"deploy-stack.yml runs `pulumi up` on {covered}, configs: {stack_configs()}"
+
+
+def test_pull_requests_preview_dev_only(workflows: dict[str, dict[str, Any]]) -> None:
+    """A preview runs the pull request's code with the stack's config decrypted: prod's secrets and state must be out
+    of its reach, so only dev is previewed, with a Pulumi token that is not the deploy token."""
+    assert covered_by(workflows, "preview.yml", "preview") == {"dev"}, "a pull request previews a stack other than dev"
+    for step in pulumi_steps(workflows, "preview.yml"):
+        token = step.step.get("env", {}).get("PULUMI_ACCESS_TOKEN")
+        assert token == "${{ secrets.PULUMI_PREVIEW_TOKEN }}", f"{step.where} previews with {token}, not the dev token"
+        assert "environment" not in step.job, f"{step.where} runs in an environment, whose secrets deploy"
 
 
 def test_every_make_target_called_exists(workflows: dict[str, dict[str, Any]]) -> None:
@@ -113,22 +125,94 @@ def test_make_target_parsing() -> None:
     ], "make targets were misread from a run script"
 
 
-def test_actions_are_pinned_to_a_release(workflows: dict[str, dict[str, Any]]) -> None:
-    uses = [(step.where, str(step.step["uses"])) for step in steps(workflows) if "uses" in step.step]
-    uses += [
-        (f"{name} job {job_id}", str(job["uses"]))
-        for name, workflow in workflows.items()
-        for job_id, job in workflow["jobs"].items()
-        if "uses" in job
-    ]
-    for where, reference in uses:
-        if reference.startswith("./"):
-            assert (ROOT / reference).is_file(), f"{where} calls {reference}, which does not exist"
-            continue
-        version = reference.partition("@")[2]
-        assert re.fullmatch(r"v\d+(\.\d+){0,2}|[0-9a-f]{40}", version), (
-            f"{where} uses {reference}: pin a major version (@v4) or a commit, never a branch"
-        )
+PINNED = re.compile(r"uses:\s*(?P<action>[\w.-]+/[\w./-]+)@(?P<ref>\S+)(?P<comment>\s+#.*)?$")
+
+
+def test_actions_are_pinned_to_a_commit_with_its_release_named() -> None:
+    """A tag can be moved to other code; a commit cannot. The comment says which release the commit is."""
+    pinned = []
+    for path in workflow_files():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            match = PINNED.search(line)
+            if not match or match["action"].startswith("."):
+                continue
+            where = f"{path.name}:{number}"
+            assert re.fullmatch(r"[0-9a-f]{40}", match["ref"]), f"{where}: {match['action']} not pinned to a commit"
+            assert re.fullmatch(r"\s+# v\d+\.\d+\.\d+", match["comment"] or ""), f"{where}: no `# vX.Y.Z` comment"
+            pinned.append(where)
+    assert pinned, "no action found, so the check proves nothing"
+
+
+def test_local_workflows_called_exist(workflows: dict[str, dict[str, Any]]) -> None:
+    called = [str(job["uses"]) for workflow in workflows.values() for job in workflow["jobs"].values() if "uses" in job]
+    assert called, "no reusable workflow is called"
+    for reference in called:
+        assert reference.startswith("./") and (ROOT / reference).is_file(), f"{reference} does not exist"
+
+
+def zizmor(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("zizmor")), "--offline", "--no-progress", "--format", "plain", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **OFFLINE},
+        check=False,
+    )
+
+
+def test_zizmor_finds_nothing_offline() -> None:
+    """Each finding zizmor still reports is fixed or suppressed inline with its reason."""
+    result = zizmor(ROOT / ".github" / "workflows")
+    assert result.returncode == 0, f"zizmor --offline reports findings:\n{result.stdout}{result.stderr}"
+
+
+def test_zizmor_flags_a_workflow_that_keeps_credentials(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: push\npermissions: {}\njobs:\n  build:\n    runs-on: ubuntu-latest\n    permissions: {}\n"
+        "    steps:\n      - uses: actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 # v7.0.1\n"
+    )
+    result = zizmor(broken)
+    assert result.returncode != 0 and "artipacked" in result.stdout, f"zizmor missed persist-credentials: {result}"
+
+
+def test_least_privilege_permissions_and_no_inherited_secrets(workflows: dict[str, dict[str, Any]]) -> None:
+    for name, workflow in workflows.items():
+        assert workflow.get("permissions") == {}, f"{name}: workflow-level permissions {workflow.get('permissions')}"
+        for job_id, job in workflow["jobs"].items():
+            assert job.get("secrets") != "inherit", f"{name} job {job_id} hands every secret to the called workflow"
+            assert "permissions" in job, f"{name} job {job_id} states no permissions"
+    for step in steps(workflows):
+        if step.action == "actions/checkout":
+            assert step.inputs.get("persist-credentials") is False, f"{step.where} leaves the token in .git/config"
+
+
+def test_each_environment_deploys_with_its_own_role_and_token(workflows: dict[str, dict[str, Any]]) -> None:
+    """The role ARN and the Pulumi token come from the job's environment (`vars`/`secrets` there override the
+    repository's), so dev's unreviewed job cannot assume prod's role; the preview never runs in an environment."""
+    job = workflows["deploy-stack.yml"]["jobs"]["up"]
+    assert job["environment"] == "${{ inputs.stack }}", "the deploy job does not run in the stack's environment"
+    roles = {
+        step.workflow: step.inputs.get("role-to-assume")
+        for step in steps(workflows)
+        if step.action == AWS_CREDENTIALS_ACTION
+    }
+    assert roles == {
+        "deploy-stack.yml": "${{ vars.AWS_DEPLOY_ROLE_ARN }}",
+        "preview.yml": "${{ vars.AWS_PREVIEW_ROLE_ARN }}",
+    }, f"roles: {roles}"
+
+
+def test_preflight_runs_before_each_up(workflows: dict[str, dict[str, Any]]) -> None:
+    stack_steps = [step.step for step in steps({"deploy-stack.yml": workflows["deploy-stack.yml"]})]
+    up = next(index for index, step in enumerate(stack_steps) if step.get("with", {}).get("command") == "up")
+    credentials = next(
+        index for index, step in enumerate(stack_steps) if AWS_CREDENTIALS_ACTION in step.get("uses", "")
+    )
+    preflight = [index for index, step in enumerate(stack_steps) if "-m preflight --stack" in str(step.get("run", ""))]
+    assert preflight and credentials < preflight[0] < up, "preflight does not run with credentials before pulumi up"
+    assert stack_steps[preflight[0]]["env"]["STACK"] == "${{ inputs.stack }}", "preflight checks another stack"
 
 
 def test_no_long_lived_aws_keys(workflows: dict[str, dict[str, Any]]) -> None:
@@ -142,7 +226,7 @@ def test_no_long_lived_aws_keys(workflows: dict[str, dict[str, Any]]) -> None:
         assert re.fullmatch(r"\$\{\{\s*vars\.[A-Z_]+\s*\}\}", str(inputs.get("role-to-assume", ""))), (
             f"{step.where} must take role-to-assume from a repository variable, got {inputs.get('role-to-assume')!r}"
         )
-        permissions = {**(workflows[step.workflow].get("permissions") or {}), **(step.job.get("permissions") or {})}
+        permissions = step.job.get("permissions") or {}
         assert permissions.get("id-token") == "write", f"{step.where} cannot get an OIDC token: {permissions}"
 
 
@@ -151,8 +235,8 @@ def test_pulumi_steps_apply_the_policy_pack(workflows: dict[str, dict[str, Any]]
         pack = str(step.inputs.get("policyPacks", "")).replace("${{ github.workspace }}/", "")
         assert pack, f"{step.where} runs Pulumi without the policy pack"
         assert (ROOT / pack / "PulumiPolicy.yaml").is_file(), f"{step.where}: {pack!r} is not a policy pack"
-        assert step.step.get("env", {}).get("PULUMI_ACCESS_TOKEN") == "${{ secrets.PULUMI_ACCESS_TOKEN }}", (
-            f"{step.where} does not log in to Pulumi Cloud with the PULUMI_ACCESS_TOKEN secret"
+        assert str(step.step.get("env", {}).get("PULUMI_ACCESS_TOKEN", "")).startswith("${{ secrets.PULUMI_"), (
+            f"{step.where} does not log in to Pulumi Cloud with a token secret"
         )
 
 
@@ -166,8 +250,9 @@ def test_ci_runs_make_test_on_push_and_pull_request(workflows: dict[str, dict[st
 def test_preview_comments_each_stack_on_the_pull_request(workflows: dict[str, dict[str, Any]]) -> None:
     preview = workflows["preview.yml"]
     assert set(preview["on"]) == {"pull_request"}, f"preview.yml triggers: {preview['on']}"
-    assert preview["permissions"] == {"contents": "read", "id-token": "write", "pull-requests": "write"}, (
-        f"preview.yml permissions: {preview['permissions']}"
+    job_permissions = preview["jobs"]["preview"]["permissions"]
+    assert job_permissions == {"contents": "read", "id-token": "write", "pull-requests": "write"}, (
+        f"preview.yml permissions: {job_permissions}"
     )
     concurrency = preview["concurrency"]
     assert "github.event.pull_request.number" in concurrency["group"] and concurrency["cancel-in-progress"] is True, (

@@ -1,0 +1,102 @@
+"""The IAM policies docs/deploy.md tells a team to create: valid JSON, a read-only preview role, and a deploy role
+per environment scoped to that stack's names, creating roles only under the permissions boundary."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.policy.workflows import ROOT
+
+DOC = ROOT / "docs" / "deploy.md"
+READ_ONLY = re.compile(r"^[a-z0-9-]+:(Get|Describe|List)[A-Za-z]*$|^apigateway:GET$")
+
+
+def policies() -> dict[str, dict[str, Any]]:
+    """Every JSON block of docs/deploy.md that is an IAM document, by the heading (or bold name) above it."""
+    text = DOC.read_text(encoding="utf-8")
+    found: dict[str, dict[str, Any]] = {}
+    for match in re.finditer(r"```json\n(.*?)```", text, flags=re.DOTALL):
+        before = text[: match.start()]
+        title = re.findall(r"\*\*([^*]+)\*\*|^#+ (.+)$", before, flags=re.MULTILINE)[-1]
+        document = json.loads(match[1])
+        found[f"{title[0] or title[1]} #{len(found)}"] = document
+    return found
+
+
+def named(fragment: str) -> list[dict[str, Any]]:
+    matching = [document for title, document in policies().items() if fragment in title]
+    assert matching, f"docs/deploy.md has no policy under a title containing {fragment!r}"
+    return matching
+
+
+def statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    listed = document["Statement"]
+    return listed if isinstance(listed, list) else [listed]
+
+
+def as_list(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def test_every_policy_in_the_doc_is_valid_json() -> None:
+    assert len(policies()) >= 6, f"fewer policies than expected: {list(policies())}"
+
+
+def test_the_preview_role_can_only_read() -> None:
+    trust, permissions = named("Preview role")[:2]
+    assert trust["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == (
+        "repo:OWNER/REPO:pull_request"
+    ), "the preview role trusts more than pull requests"
+    for statement in statements(permissions):
+        for action in as_list(statement["Action"]):
+            assert action == "sts:GetCallerIdentity" or READ_ONLY.match(action), f"preview may {action}"
+
+
+def deploy_permissions() -> dict[str, Any]:
+    documents = named("Deploy role of one environment")
+    return next(document for document in documents if any("Sid" in s for s in statements(document)))
+
+
+def test_one_deploy_role_per_environment() -> None:
+    trust = named("Deploy role of one environment")[0]
+    subjects = trust["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+    assert subjects == "repo:OWNER/REPO:environment:STACK", f"the deploy role trusts {subjects}"
+
+
+@pytest.mark.parametrize("sid", ["Functions", "StackRoles", "Tables", "LogGroups", "AlarmTopic", "Alarms"])
+def test_named_resources_are_scoped_to_the_stack(sid: str) -> None:
+    statement = next(s for s in statements(deploy_permissions()) if s.get("Sid") == sid)
+    for resource in as_list(statement["Resource"]):
+        assert "STACK-" in resource or "STAGE" in resource, f"{sid}: {resource} reaches other stacks' resources"
+
+
+def test_roles_are_created_only_with_the_boundary() -> None:
+    document = deploy_permissions()
+    creating = [s for s in statements(document) if "iam:CreateRole" in as_list(s["Action"])]
+    assert len(creating) == 1 and creating[0]["Effect"] == "Allow", "CreateRole granted more than once"
+    assert "iam:PermissionsBoundary" in creating[0]["Condition"]["ArnEquals"], "CreateRole without a boundary"
+    for statement in statements(document):
+        if statement["Effect"] == "Allow" and "iam:PutRolePolicy" in as_list(statement["Action"]):
+            assert "Condition" in statement, "PutRolePolicy allowed without the boundary condition"
+    denied = [s for s in statements(document) if s["Effect"] == "Deny"]
+    assert any("iam:DeleteRolePermissionsBoundary" in as_list(s["Action"]) for s in denied), "boundary removable"
+
+
+def test_the_patterns_match_the_names_the_stack_files_produce() -> None:
+    """Each stack file's autonaming puts the stack first, which is what `STACK-*` relies on."""
+    for stack in ("dev", "prod"):
+        config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+        pattern = config["pulumi:autonaming"]["pattern"]
+        assert pattern.startswith("${stack}-${name}-"), f"Pulumi.{stack}.yaml autonaming {pattern!r}"
+        name = pattern.replace("${stack}", stack).replace("${name}", "connect-role").replace("${hex(7)}", "537030b")
+        resource = f"arn:aws:iam::ACCOUNT_ID:role/{name}"
+        scoped = "arn:aws:iam::ACCOUNT_ID:role/STACK-*-role-*".replace("STACK", stack)
+        assert fnmatch.fnmatch(resource, scoped), f"{resource} is outside its own deploy role's {scoped}"
+        other = "prod" if stack == "dev" else "dev"
+        assert not fnmatch.fnmatch(resource, f"arn:aws:iam::ACCOUNT_ID:role/{other}-*-role-*"), "names overlap"
