@@ -98,6 +98,38 @@ class ChatFunction(pulumi.ComponentResource):
             opts=child,
         )
 
+        permissions = self._role(name, args)
+
+        self.function = aws.lambda_.Function(
+            f"{name}-function",
+            role=self.role.arn,
+            runtime=args.runtime,
+            architectures=[args.architecture],
+            handler=args.function.handler,
+            description=args.description,
+            code=args.code,
+            source_code_hash=args.code_hash,
+            memory_size=args.memory_mb,
+            timeout=args.timeout_seconds,
+            environment=aws.lambda_.FunctionEnvironmentArgs(variables=dict(args.environment)),
+            logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="Text", log_group=self.log_group.name),
+            tracing_config=tracing_config(args.tracing),
+            reserved_concurrent_executions=args.reserved_concurrency,
+            # The rights must exist before the first invocation, not merely before the role is referenced.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, *permissions]),
+        )
+
+        self.arn = self.function.arn
+        self.name = self.function.name
+        self.invoke_arn = self.function.invoke_arn
+        self.register_outputs({"arn": self.arn, "name": self.name, "invoke_arn": self.invoke_arn})
+
+    def _role(self, name: str, args: ChatFunctionArgs) -> list[pulumi.Resource]:
+        """The function's own role: logging, the inline policy its definition asks for, tracing when on.
+
+        Returns the grants the function must wait for.
+        """
+        child = pulumi.ResourceOptions(parent=self)
         self.role = aws.iam.Role(
             f"{name}-role",
             assume_role_policy=pulumi.Output.json_dumps(assume_role_policy("lambda.amazonaws.com")),
@@ -130,30 +162,7 @@ class ChatFunction(pulumi.ComponentResource):
                     opts=child,
                 )
             )
-
-        self.function = aws.lambda_.Function(
-            f"{name}-function",
-            role=self.role.arn,
-            runtime=args.runtime,
-            architectures=[args.architecture],
-            handler=args.function.handler,
-            description=args.description,
-            code=args.code,
-            source_code_hash=args.code_hash,
-            memory_size=args.memory_mb,
-            timeout=args.timeout_seconds,
-            environment=aws.lambda_.FunctionEnvironmentArgs(variables=dict(args.environment)),
-            logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="Text", log_group=self.log_group.name),
-            tracing_config=tracing_config(args.tracing),
-            reserved_concurrent_executions=args.reserved_concurrency,
-            # The rights must exist before the first invocation, not merely before the role is referenced.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, *permissions]),
-        )
-
-        self.arn = self.function.arn
-        self.name = self.function.name
-        self.invoke_arn = self.function.invoke_arn
-        self.register_outputs({"arn": self.arn, "name": self.name, "invoke_arn": self.invoke_arn})
+        return permissions
 
 
 def tracing_config(tracing: bool) -> aws.lambda_.FunctionTracingConfigArgs:

@@ -73,30 +73,7 @@ class Monitoring(pulumi.ComponentResource):
                 opts=child,
             )
 
-        stage_dimensions: dict[str, pulumi.Input[str]] = {"ApiId": args.api_id, "Stage": args.stage_name}
-        self.alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
-        for metric in API_ERROR_METRICS:
-            self.alarms[f"api-{metric}"] = self._alarm(
-                f"{name}-api-{_kebab(metric)}",
-                namespace=API_NAMESPACE,
-                metric=metric,
-                dimensions=stage_dimensions,
-                threshold=settings.alarm_api_errors,
-                description=f"The chat API's stage reported at least {settings.alarm_api_errors} {metric} in 5 minutes",
-            )
-        thresholds = {"Errors": settings.alarm_function_errors, "Throttles": settings.alarm_function_throttles}
-        for logical_name, function_name in args.functions.items():
-            for metric in FUNCTION_ALARM_METRICS:
-                self.alarms[f"{logical_name}-{metric}"] = self._alarm(
-                    f"{name}-{logical_name}-{_kebab(metric)}",
-                    namespace=LAMBDA_NAMESPACE,
-                    metric=metric,
-                    dimensions={"FunctionName": function_name},
-                    threshold=thresholds[metric],
-                    description=(
-                        f"Function {logical_name} reported at least {thresholds[metric]} {metric} in 5 minutes"
-                    ),
-                )
+        self.alarms = self._alarms(name, args)
 
         self.dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard",
@@ -122,6 +99,35 @@ class Monitoring(pulumi.ComponentResource):
         self.register_outputs(
             {"topic_arn": self.topic_arn, "dashboard_name": self.dashboard_name, "dashboard_url": self.dashboard_url}
         )
+
+    def _alarms(self, name: str, args: MonitoringArgs) -> dict[str, aws.cloudwatch.MetricAlarm]:
+        """The API's error alarms on the stage, and each function's error and throttle alarms, by metric."""
+        settings = args.settings
+        stage_dimensions: dict[str, pulumi.Input[str]] = {"ApiId": args.api_id, "Stage": args.stage_name}
+        alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
+        for metric in API_ERROR_METRICS:
+            alarms[f"api-{metric}"] = self._alarm(
+                f"{name}-api-{_kebab(metric)}",
+                namespace=API_NAMESPACE,
+                metric=metric,
+                dimensions=stage_dimensions,
+                threshold=settings.alarm_api_errors,
+                description=f"The chat API's stage reported at least {settings.alarm_api_errors} {metric} in 5 minutes",
+            )
+        thresholds = {"Errors": settings.alarm_function_errors, "Throttles": settings.alarm_function_throttles}
+        for logical_name, function_name in args.functions.items():
+            for metric in FUNCTION_ALARM_METRICS:
+                alarms[f"{logical_name}-{metric}"] = self._alarm(
+                    f"{name}-{logical_name}-{_kebab(metric)}",
+                    namespace=LAMBDA_NAMESPACE,
+                    metric=metric,
+                    dimensions={"FunctionName": function_name},
+                    threshold=thresholds[metric],
+                    description=(
+                        f"Function {logical_name} reported at least {thresholds[metric]} {metric} in 5 minutes"
+                    ),
+                )
+        return alarms
 
     def _alarm(
         self,
