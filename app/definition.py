@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.settings import StackSettings
 from handlers import environment, protocol
 
 ROUTE_SELECTION_EXPRESSION = "$request.body.action"
@@ -75,9 +76,17 @@ DISCONNECT = Function(
 SEND_MESSAGE = Function(
     name="send-message",
     module="send_message",
-    environment=(environment.TABLE_NAME, environment.ENDPOINT_URL, environment.MAX_MESSAGE_BYTES),
-    # GetItem reads the sender's display name, Scan lists the audience, DeleteItem removes stale connections.
-    table_actions=("dynamodb:GetItem", "dynamodb:Scan", "dynamodb:DeleteItem"),
+    environment=(
+        environment.TABLE_NAME,
+        environment.ENDPOINT_URL,
+        environment.MAX_MESSAGE_BYTES,
+        environment.BROADCAST_MAX_POSTS_PER_SECOND,
+        environment.MESSAGE_RATE_PER_SECOND,
+        environment.MESSAGE_BURST,
+    ),
+    # GetItem reads the sender's display name and rate bucket, UpdateItem takes a token from the bucket, Scan lists
+    # the audience, DeleteItem removes stale connections.
+    table_actions=("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan", "dynamodb:DeleteItem"),
     callback_methods=("POST",),
     fans_out=True,
 )
@@ -149,3 +158,14 @@ def route(key: str) -> Route:
 DEV_TOKEN_SECRET_VARIABLE = "CHAT_TOKEN_SECRET"
 """Where local tools find the token-signing secret: the emulator seeds its SSM parameter from it and
 `python -m client token` signs with it. A deployed stack keeps its secret in Pulumi config (`authTokenSecret`)."""
+
+
+def settings_environment(settings: StackSettings) -> dict[str, str]:
+    """The environment variables whose values are stack settings, by name; the program and the emulator both
+    give each function those of them it declares."""
+    return {
+        environment.MAX_MESSAGE_BYTES: str(settings.max_message_bytes),
+        environment.BROADCAST_MAX_POSTS_PER_SECOND: str(settings.broadcast_max_posts_per_second),
+        environment.MESSAGE_RATE_PER_SECOND: repr(settings.message_rate_per_second),
+        environment.MESSAGE_BURST: str(settings.message_burst),
+    }

@@ -55,6 +55,9 @@ class StackSettings:
     broadcast_memory_mb: int = 1769
     lambda_timeout_seconds: int = 29
     max_message_bytes: int = 16 * 1024
+    broadcast_max_posts_per_second: int = 9000
+    message_rate_per_second: float = 5.0
+    message_burst: int = 10
     log_retention_days: int = 14
     throttling_burst_limit: int = 500
     throttling_rate_limit: float = 1000.0
@@ -213,6 +216,26 @@ KEYS: tuple[Key, ...] = (
         "max_message_bytes",
         _int_in(1, FRAME_LIMIT_BYTES - 1024),
         "Largest chat message accepted, in UTF-8 bytes; the broadcast envelope must fit in one WebSocket frame.",
+    ),
+    Key(
+        "broadcastMaxPostsPerSecond",
+        "broadcast_max_posts_per_second",
+        _int_in(1, 100000),
+        "Most callback API posts per second one broadcast may make. API Gateway's account-wide request quota also "
+        "serves every inbound message, so keep this below it; a 429 slows the broadcast further on its own.",
+    ),
+    Key(
+        "messageRatePerSecond",
+        "message_rate_per_second",
+        _positive_float,
+        "Messages per second one connection may send, sustained; faster senders get an error frame saying when to "
+        "retry, and nothing is broadcast.",
+    ),
+    Key(
+        "messageBurst",
+        "message_burst",
+        _int_in(1, 1000),
+        "Messages one connection may send at once after a pause (the size of its token bucket).",
     ),
     Key(
         "logRetentionDays",

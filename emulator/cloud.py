@@ -15,6 +15,7 @@ from datetime import datetime
 from aiohttp import web
 
 from app import definition
+from app.settings import StackSettings
 from emulator import events
 from emulator.authorization import LambdaRequestAuthorizer, TokenAuthorization, TokenSecret, store_secret
 from emulator.config import EmulatorConfigError, EmulatorOptions, FunctionSpec
@@ -23,7 +24,11 @@ from emulator.gateway import Authorizer, Gateway
 from emulator.workers import FunctionPool, Log, TaskRoot, physical_name
 from handlers import environment
 
-PROVIDED_ENVIRONMENT = (environment.TABLE_NAME, environment.ENDPOINT_URL, environment.MAX_MESSAGE_BYTES)
+PROVIDED_ENVIRONMENT = (
+    environment.TABLE_NAME,
+    environment.ENDPOINT_URL,
+    *definition.settings_environment(StackSettings(stage_name="dev")),
+)
 """The stack's environment variables the emulator can fill with local values."""
 
 
@@ -155,7 +160,7 @@ class LocalCloud:
         provided = {
             environment.TABLE_NAME: self._table.name,
             environment.ENDPOINT_URL: self.callback_url,
-            environment.MAX_MESSAGE_BYTES: str(settings.max_message_bytes),
+            **definition.settings_environment(settings),
             **variables,
         }
         function_name = physical_name(spec.name)

@@ -12,6 +12,12 @@ from handlers import environment
 
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024
 """The default of the stack setting `maxMessageBytes` (app/settings.py; a test keeps them equal)."""
+DEFAULT_BROADCAST_MAX_POSTS_PER_SECOND = 9000
+"""The default of `broadcastMaxPostsPerSecond`: below API Gateway's account quota, leaving room for inbound traffic."""
+DEFAULT_MESSAGE_RATE_PER_SECOND = 5.0
+"""The default of `messageRatePerSecond`."""
+DEFAULT_MESSAGE_BURST = 10
+"""The default of `messageBurst`."""
 
 
 class ConfigurationError(RuntimeError):
@@ -30,11 +36,39 @@ def endpoint_url() -> str:
 
 def max_message_bytes() -> int:
     """The largest chat message accepted, in UTF-8 bytes (`MAX_MESSAGE_BYTES`, default 16384)."""
-    text = os.environ.get(environment.MAX_MESSAGE_BYTES, "").strip()
+    return _positive_int(environment.MAX_MESSAGE_BYTES, DEFAULT_MAX_MESSAGE_BYTES)
+
+
+def broadcast_max_posts_per_second() -> int:
+    """The most posts per second one broadcast may make (`BROADCAST_MAX_POSTS_PER_SECOND`)."""
+    return _positive_int(environment.BROADCAST_MAX_POSTS_PER_SECOND, DEFAULT_BROADCAST_MAX_POSTS_PER_SECOND)
+
+
+def message_rate_per_second() -> float:
+    """Messages per second one connection may send, sustained (`MESSAGE_RATE_PER_SECOND`)."""
+    text = os.environ.get(environment.MESSAGE_RATE_PER_SECOND, "").strip()
     if not text:
-        return DEFAULT_MAX_MESSAGE_BYTES
+        return DEFAULT_MESSAGE_RATE_PER_SECOND
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = 0.0
+    if not 0 < rate < float("inf"):
+        raise ConfigurationError(f"{environment.MESSAGE_RATE_PER_SECOND} must be a positive number, got {text!r}")
+    return rate
+
+
+def message_burst() -> int:
+    """Messages one connection may send at once after a pause (`MESSAGE_BURST`)."""
+    return _positive_int(environment.MESSAGE_BURST, DEFAULT_MESSAGE_BURST)
+
+
+def _positive_int(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise ConfigurationError(f"{environment.MAX_MESSAGE_BYTES} must be a positive whole number, got {text!r}")
+        raise ConfigurationError(f"{name} must be a positive whole number, got {text!r}")
     return int(text)
 
 

@@ -13,5 +13,14 @@ ENDPOINT_URL = "ENDPOINT_URL"
 MAX_MESSAGE_BYTES = "MAX_MESSAGE_BYTES"
 """The largest chat message `sendmessage` accepts, in UTF-8 bytes."""
 
+BROADCAST_MAX_POSTS_PER_SECOND = "BROADCAST_MAX_POSTS_PER_SECOND"
+"""The most `@connections` posts per second one broadcast may make (its share of the account's quota)."""
+
+MESSAGE_RATE_PER_SECOND = "MESSAGE_RATE_PER_SECOND"
+"""Messages per second one connection may send, sustained (its token bucket's refill rate)."""
+
+MESSAGE_BURST = "MESSAGE_BURST"
+"""Messages one connection may send at once after a pause (its token bucket's size)."""
+
 TOKEN_SECRET_PARAMETER = "TOKEN_SECRET_PARAMETER"
 """Name of the SSM SecureString parameter holding the token-signing secret (authorizer only)."""

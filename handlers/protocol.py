@@ -120,17 +120,21 @@ def message_frame(text: str, sender_name: str, sender_id: str, sent_at_ms: int) 
     return frame
 
 
-def error_frame(reason: str, request_id: str, max_bytes: int, action: Action = ACTIONS[0]) -> bytes:
-    """The error frame for the sender alone: what was wrong, the shape `action` expects, every accepted action."""
-    return _encode(
-        {
-            "type": "error",
-            "error": reason,
-            "expected": action.expected(max_bytes),
-            "acceptedActions": list(ACCEPTED_ACTIONS),
-            "requestId": request_id,
-        }
-    )
+def error_frame(
+    reason: str, request_id: str, max_bytes: int, action: Action = ACTIONS[0], retry_after_ms: int | None = None
+) -> bytes:
+    """The error frame for the sender alone: what was wrong, the shape `action` expects, every accepted action,
+    and for a message refused by the rate limit, `retryAfterMs`: when the next one will be accepted."""
+    frame: dict[str, Any] = {
+        "type": "error",
+        "error": reason,
+        "expected": action.expected(max_bytes),
+        "acceptedActions": list(ACCEPTED_ACTIONS),
+        "requestId": request_id,
+    }
+    if retry_after_ms is not None:
+        frame["retryAfterMs"] = retry_after_ms
+    return _encode(frame)
 
 
 def _json_body(event: dict[str, Any]) -> Any:

@@ -5,17 +5,23 @@ An invalid message gets an error frame back to the sender alone and nothing is b
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
 from handlers import broadcast, clients, config, protocol
 from handlers.connections import ConnectionsTable
 from handlers.invocation import handle
+from handlers.rate_limit import RateLimit, RateLimiter
 
 if TYPE_CHECKING:
     from handlers.callback_client import CallbackClient
 
 RETRY = broadcast.Retry()
+TIME_MARGIN_SECONDS = 1.0
+"""Left over when retries stop: enough to tally, log and return before Lambda's timeout."""
+DEFAULT_TIME_BUDGET_SECONDS = 25.0
+"""The retry budget when the context cannot say how much time is left."""
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, int]:
@@ -29,8 +35,21 @@ def handler(event: dict[str, Any], context: object) -> dict[str, int]:
             clients.callback_api(config.endpoint_url()),
             config.max_message_bytes(),
             retry=RETRY,
+            rate_limiter=RateLimiter(
+                clients.dynamodb(),
+                config.table_name(),
+                RateLimit(config.message_rate_per_second(), config.message_burst()),
+            ),
+            pacer=broadcast.Pacer(config.broadcast_max_posts_per_second()),
+            time_budget_seconds=retry_budget_seconds(context),
         ),
     )
+
+
+def retry_budget_seconds(context: object) -> float:
+    """How long the broadcast may keep retrying: the invocation's remaining time less a margin for the log line."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return max(0.0, remaining() / 1000 - TIME_MARGIN_SECONDS) if callable(remaining) else DEFAULT_TIME_BUDGET_SECONDS
 
 
 def send_message(
@@ -41,6 +60,9 @@ def send_message(
     *,
     retry: broadcast.Retry,
     workers: int = broadcast.WORKERS,
+    rate_limiter: RateLimiter | None = None,
+    pacer: broadcast.Pacer | None = None,
+    time_budget_seconds: float = DEFAULT_TIME_BUDGET_SECONDS,
 ) -> dict[str, Any]:
     """Broadcast the message, or reply with an error frame; returns the fields for the invocation's log line."""
     request = event["requestContext"]
@@ -56,12 +78,51 @@ def send_message(
         )
         outcome = broadcast.post(callback_api, sender, reply, retry)
         return {"rejected": str(problem), "reply": outcome, "delivered": 0, "staleRemoved": 0, "failed": 0}
+    if rate_limiter is not None and (wait := rate_limiter.take(sender, time.time() * 1000)) > 0:
+        return _refuse_flood(
+            request,
+            rate_limiter.limit,
+            wait,
+            callback_api=callback_api,
+            max_message_bytes=max_message_bytes,
+            retry=retry,
+        )
     result = broadcast.broadcast(
-        table.live_connection_ids(time.time()), frame, callback_api, table.remove, retry=retry, workers=workers
+        table.live_connection_ids(time.time()),
+        frame,
+        callback_api,
+        table.remove,
+        retry=retry,
+        workers=workers,
+        pacer=pacer,
+        time_budget_seconds=time_budget_seconds,
     )
     return {
         "delivered": result.delivered,
         "staleRemoved": result.stale_removed,
         "failed": result.failed,
         "errors": dict(result.errors),
+        "retries": dict(result.retries),
     }
+
+
+def _refuse_flood(
+    request: dict[str, Any],
+    limit: RateLimit,
+    wait_seconds: float,
+    *,
+    callback_api: CallbackClient,
+    max_message_bytes: int,
+    retry: broadcast.Retry,
+) -> dict[str, Any]:
+    """Tell a sender over its rate limit when to retry; nothing is broadcast."""
+    retry_after_ms = max(1, math.ceil(wait_seconds * 1000))
+    reason = (
+        f"too many messages: a connection may send {limit.per_second:g} per second ({limit.burst} at once); "
+        f"retry in {retry_after_ms / 1000:.3g} s"
+    )
+    reply = protocol.error_frame(
+        reason, request.get("requestId", ""), max_message_bytes, protocol.SEND_MESSAGE, retry_after_ms=retry_after_ms
+    )
+    outcome = broadcast.post(callback_api, request["connectionId"], reply, retry)
+    return {"rejected": "rate limited", "retryAfterMs": retry_after_ms, "reply": outcome, "delivered": 0, "failed": 0}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from app.definition import Function, Route, Table
+from app.definition import Function, Route, Table, settings_environment
 from app.settings import StackSettings
 from handlers import environment
 from infra.account import AccountLoggingRole, build_account_logging_role
@@ -114,7 +114,7 @@ class ChatBackend(pulumi.ComponentResource):
         available: dict[str, pulumi.Input[str]] = {variable: table.name for variable, table in self.tables.items()}
         # From the configured stage name, not the Stage resource, which depends on the functions.
         available[environment.ENDPOINT_URL] = self.api.callback_url(stage_name)
-        available[environment.MAX_MESSAGE_BYTES] = str(self._settings.max_message_bytes)
+        available.update(settings_environment(self._settings))
         return available
 
     def _build_functions(self, args: ChatBackendArgs) -> dict[str, ChatFunction]:

@@ -69,7 +69,15 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         "AWS_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", environment.MAX_MESSAGE_BYTES):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        environment.MAX_MESSAGE_BYTES,
+        environment.BROADCAST_MAX_POSTS_PER_SECOND,
+        environment.MESSAGE_RATE_PER_SECOND,
+        environment.MESSAGE_BURST,
+    ):
         monkeypatch.delenv(name, raising=False)
 
 

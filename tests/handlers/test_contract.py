@@ -105,3 +105,22 @@ def test_handlers_import_only_the_standard_library_and_boto3() -> None:
                 imported.add(node.module.split(".")[0])
     outside = {name for name in imported - sys.stdlib_module_names - allowed_third_party if name != "handlers"}
     assert not outside, f"handlers may use the standard library and boto3 only, found {outside}"
+
+
+def test_the_handlers_defaults_for_fan_out_and_rate_limit_are_the_stack_defaults() -> None:
+    stack = settings.StackSettings(stage_name="dev")
+    handlers_defaults = (
+        config.DEFAULT_BROADCAST_MAX_POSTS_PER_SECOND,
+        config.DEFAULT_MESSAGE_RATE_PER_SECOND,
+        config.DEFAULT_MESSAGE_BURST,
+    )
+    stack_defaults = (stack.broadcast_max_posts_per_second, stack.message_rate_per_second, stack.message_burst)
+    assert handlers_defaults == stack_defaults, "handlers.config's defaults must equal app.settings' defaults"
+
+
+def test_settings_reach_send_message_as_its_environment() -> None:
+    stack = settings.StackSettings(stage_name="dev", broadcast_max_posts_per_second=1234, message_burst=3)
+    values = definition.settings_environment(stack)
+    assert values[environment.BROADCAST_MAX_POSTS_PER_SECOND] == "1234", values
+    assert values[environment.MESSAGE_BURST] == "3", values
+    assert set(values) <= set(definition.SEND_MESSAGE.environment), "send-message must declare every such variable"

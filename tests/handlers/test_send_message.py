@@ -324,6 +324,55 @@ def test_malformed_limit_gives_500_naming_the_variable(
     assert callback_server.posts == [], "a misconfigured function must not post anything"
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("BROADCAST_MAX_POSTS_PER_SECOND", "lots"),
+        ("BROADCAST_MAX_POSTS_PER_SECOND", "0"),
+        ("MESSAGE_RATE_PER_SECOND", "-1"),
+        ("MESSAGE_RATE_PER_SECOND", "inf"),
+        ("MESSAGE_BURST", "2.5"),
+    ],
+)
+def test_malformed_fan_out_settings_give_500_naming_the_variable(
+    *,
+    table: ConnectionsTable,
+    callback_server: CallbackServer,
+    lambda_context: FakeLambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    connected(table, SENDER)
+    assert send_message.handler(message_event(), lambda_context) == {"statusCode": 500}
+    (line,) = log_lines(capsys.readouterr().out)
+    assert variable in line["detail"], f"the log must name the variable: {line}"
+    assert callback_server.posts == [], "a misconfigured function must not post anything"
+
+
+def test_the_posts_per_second_cap_paces_the_broadcast(
+    table: ConnectionsTable,
+    callback_server: CallbackServer,
+    lambda_context: FakeLambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BROADCAST_MAX_POSTS_PER_SECOND", "1234")
+    pacers: list[broadcast.Pacer] = []
+
+    class RecordedPacer(broadcast.Pacer):
+        def reserve(self) -> float:
+            if self not in pacers:
+                pacers.append(self)
+            return super().reserve()
+
+    monkeypatch.setattr(broadcast, "Pacer", RecordedPacer)
+    connected(table, SENDER, "other=")
+    send_message.handler(message_event(), lambda_context)
+    assert [pacer.ceiling for pacer in pacers] == [1234.0], "every post of the broadcast is paced at the set cap"
+
+
 def test_dynamodb_failure_gives_500_and_a_log_line(
     dynamodb: DynamoDBClient,
     table: ConnectionsTable,

@@ -72,6 +72,7 @@ def test_the_issue_s_least_privilege_holds(dev_run: ProgramRun) -> None:
     assert actions["disconnect"] == {"dynamodb:DeleteItem"}, f"disconnect may {actions['disconnect']}"
     assert actions["send-message"] == {
         "dynamodb:GetItem",
+        "dynamodb:UpdateItem",  # the sender's rate-limit bucket
         "dynamodb:Scan",
         "dynamodb:DeleteItem",
         "execute-api:ManageConnections",

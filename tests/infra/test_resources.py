@@ -183,6 +183,9 @@ def test_function_environment_is_exactly_what_it_reads(dev_run: ProgramRun, func
         environment.TABLE_NAME: table(dev_run).outputs["name"],
         environment.ENDPOINT_URL: callback_url(dev_run, "dev"),
         environment.MAX_MESSAGE_BYTES: "16384",
+        environment.BROADCAST_MAX_POSTS_PER_SECOND: "9000",
+        environment.MESSAGE_RATE_PER_SECOND: "5.0",
+        environment.MESSAGE_BURST: "10",
     }
     for name, value in variables.items():
         assert value == expected[name], f"{resource}: {name}={value!r}, expected {expected[name]!r}"
@@ -193,6 +196,17 @@ def test_max_message_bytes_and_stage_reach_the_environment() -> None:
     variables = function_of(run, definition.SEND_MESSAGE).inputs["environment"]["variables"]
     assert variables[environment.MAX_MESSAGE_BYTES] == "2048", "MAX_MESSAGE_BYTES not from config"
     assert variables[environment.ENDPOINT_URL] == callback_url(run, "beta"), "ENDPOINT_URL not on the configured stage"
+    run = run_program("dev", {"broadcastMaxPostsPerSecond": 4000, "messageRatePerSecond": 1.5, "messageBurst": 3})
+    variables = function_of(run, definition.SEND_MESSAGE).inputs["environment"]["variables"]
+    fan_out = [
+        variables[name]
+        for name in (
+            environment.BROADCAST_MAX_POSTS_PER_SECOND,
+            environment.MESSAGE_RATE_PER_SECOND,
+            environment.MESSAGE_BURST,
+        )
+    ]
+    assert fan_out == ["4000", "1.5", "3"], f"the pacing cap and the rate limit must come from config: {fan_out}"
 
 
 @pytest.mark.parametrize("function", definition.FUNCTIONS, ids=lambda function: function.name)

@@ -1,0 +1,134 @@
+"""Per-connection message rate limit: a token bucket kept in the connection's row, one conditional write a message.
+
+The bucket is stored as one number, `RateTat` (N, epoch ms): the generic cell rate algorithm's theoretical arrival
+time. A message at `now` is allowed when `max(RateTat, now) + interval <= now + burst * interval`, and moves
+`RateTat` to `max(RateTat, now) + interval` (interval = 1 / rate). While messages keep coming the write is an atomic
+`SET RateTat = RateTat + :interval` under a condition that checks the limit, so invocations for one connection
+running at once each take their own token and none can overspend. After a pause (`RateTat` in the past, or never
+set) the write sets `RateTat` to `now + interval`, conditioned on the value just read; if another invocation moved it
+in between, the message is tried once more as a continuing one. A refused message costs its one (failed) write.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+ATTRIBUTE = "RateTat"
+HASH_KEY = "ConnectionId"
+"""The connections table's key (`app.definition.CONNECTIONS_TABLE.hash_key`; a test keeps them equal)."""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """`per_second` messages sustained, `burst` at once after a pause."""
+
+    per_second: float
+    burst: int
+
+    def __post_init__(self) -> None:
+        if not (self.per_second > 0 and self.burst >= 1):
+            raise ValueError(f"a rate limit needs a positive rate and a burst of 1 or more, got {self}")
+
+    @property
+    def interval_ms(self) -> float:
+        """Milliseconds one message costs."""
+        return 1000.0 / self.per_second
+
+
+class RateLimiter:
+    """Takes a token from a connection's bucket in the connections table."""
+
+    def __init__(self, dynamodb: DynamoDBClient, table_name: str, limit: RateLimit) -> None:
+        self.dynamodb = dynamodb
+        self.table_name = table_name
+        self.hash_key = HASH_KEY
+        self.limit = limit
+
+    def take(self, connection_id: str, now_ms: float) -> float:
+        """0 when the message may go, else the seconds to wait before the next one will be allowed.
+
+        A connection without a row (its `$connect` never stored it, or it was removed as gone) has no bucket to
+        keep: its message goes, and nothing is written, so no row is made for a connection that is not there.
+        """
+        exists, stored = self._read(connection_id)
+        if not exists:
+            return 0.0
+        if stored is None or stored < now_ms:
+            try:
+                self._write(connection_id, now_ms, restart_from=stored)
+            except ClientError as error:
+                if not _condition_failed(error):
+                    raise
+                # Another invocation for this connection moved the bucket since the read: continue from its value.
+            else:
+                return 0.0
+        try:
+            self._write(connection_id, now_ms, restart_from=None, continuing=True)
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+            item: dict[str, Any] | None = error.response.get("Item")  # type: ignore[assignment]
+            if item is None:  # the row went away between the read and the write
+                return 0.0
+            return self._wait_seconds(float(item.get(ATTRIBUTE, {}).get("N", now_ms)), now_ms)
+        return 0.0
+
+    def _read(self, connection_id: str) -> tuple[bool, float | None]:
+        """Whether the row exists, and its `RateTat` if set."""
+        response = self.dynamodb.get_item(
+            TableName=self.table_name,
+            Key={self.hash_key: {"S": connection_id}},
+            ProjectionExpression="#key, #tat",
+            ExpressionAttributeNames={"#key": self.hash_key, "#tat": ATTRIBUTE},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if item is None:
+            return False, None
+        value = item.get(ATTRIBUTE, {}).get("N")
+        return True, float(value) if value is not None else None
+
+    def _write(self, connection_id: str, now_ms: float, restart_from: float | None, continuing: bool = False) -> None:
+        interval = self.limit.interval_ms
+        names = {"#tat": ATTRIBUTE, "#key": self.hash_key}
+        if continuing:
+            latest = now_ms + (self.limit.burst - 1) * interval  # the newest arrival time that still fits the burst
+            update, values = "SET #tat = #tat + :interval", {":interval": interval, ":latest": latest}
+            condition = "attribute_exists(#key) AND #tat <= :latest"
+        else:
+            update, values = "SET #tat = :next", {":next": now_ms + interval}
+            if restart_from is None:
+                condition = "attribute_exists(#key) AND attribute_not_exists(#tat)"
+            else:
+                condition = "attribute_exists(#key) AND #tat = :read"
+                values[":read"] = restart_from
+        self.dynamodb.update_item(
+            TableName=self.table_name,
+            Key={self.hash_key: {"S": connection_id}},
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={name: {"N": _number(value)} for name, value in values.items()},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+
+    def _wait_seconds(self, stored_ms: float, now_ms: float) -> float:
+        """How long until a message at `stored_ms` fits the burst again."""
+        latest = now_ms + (self.limit.burst - 1) * self.limit.interval_ms
+        return max(0.001, (stored_ms - latest) / 1000)
+
+
+def _condition_failed(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _number(value: float) -> str:
+    """A DynamoDB number: milliseconds to three decimals, so repeated additions stay exact enough."""
+    return f"{value:.3f}" if math.isfinite(value) else "0"

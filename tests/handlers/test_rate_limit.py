@@ -1,0 +1,128 @@
+"""`handlers.rate_limit`: the per-connection token bucket, alone, under concurrent invocations, and in `sendmessage`."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from app.definition import CONNECTIONS_TABLE
+from handlers import rate_limit, send_message
+from handlers.connections import ConnectionsTable
+from handlers.rate_limit import RateLimit, RateLimiter
+from tests.handlers.callback_server import CallbackServer
+from tests.handlers.conftest import FakeLambdaContext, load_event, log_lines, rows, with_connection
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+SENDER = "L0SM9cOFvHcCIhw="
+NOW_MS = 1_795_653_341_205.0
+
+
+def counted_writes(dynamodb: DynamoDBClient) -> list[str]:
+    """Every UpdateItem the client sends from now on."""
+    writes: list[str] = []
+    dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", lambda **_: writes.append("UpdateItem"))
+    return writes
+
+
+@pytest.fixture
+def limiter(dynamodb: DynamoDBClient, table: ConnectionsTable) -> RateLimiter:
+    table.add(SENDER, int(NOW_MS), None)
+    return RateLimiter(dynamodb, "connections-test", RateLimit(per_second=5, burst=10))
+
+
+def test_the_key_is_the_tables() -> None:
+    assert CONNECTIONS_TABLE.hash_key == rate_limit.HASH_KEY, "the limiter must key rows as the table does"
+
+
+def test_a_burst_goes_then_the_rate_applies(limiter: RateLimiter, dynamodb: DynamoDBClient) -> None:
+    writes = counted_writes(dynamodb)
+    waits = [limiter.take(SENDER, NOW_MS) for _ in range(11)]
+    assert waits[:10] == [0.0] * 10, f"a burst of 10 goes at once: {waits}"
+    assert waits[10] == pytest.approx(0.2), f"the 11th waits one interval (1/5 s): {waits}"
+    assert len(writes) == 11, f"one write per message, refused ones included: {len(writes)}"
+    assert limiter.take(SENDER, NOW_MS + 200) == 0.0, "after one interval one more message goes"
+    assert limiter.take(SENDER, NOW_MS + 200) > 0, "and only one"
+
+
+def test_a_pause_refills_the_bucket_but_no_further(limiter: RateLimiter) -> None:
+    for _ in range(10):
+        limiter.take(SENDER, NOW_MS)
+    later = NOW_MS + 3_600_000  # an hour idle is worth a burst, not 18,000 messages
+    waits = [limiter.take(SENDER, later) for _ in range(11)]
+    assert waits.count(0.0) == 10, f"after a pause exactly a burst goes: {waits}"
+
+
+def test_connections_do_not_share_a_bucket(limiter: RateLimiter, table: ConnectionsTable) -> None:
+    table.add("other=", int(NOW_MS), None)
+    for _ in range(11):
+        limiter.take(SENDER, NOW_MS)
+    assert limiter.take("other=", NOW_MS) == 0.0, "one connection's flood must not limit another"
+
+
+def test_a_connection_without_a_row_is_not_limited_and_gets_no_row(
+    limiter: RateLimiter, dynamodb: DynamoDBClient
+) -> None:
+    writes = counted_writes(dynamodb)
+    assert limiter.take("unknown=", NOW_MS) == 0.0
+    assert "unknown=" not in rows(dynamodb) and writes == [], "no write, and no row made for a missing connection"
+
+
+def test_the_limit_holds_under_concurrent_invocations(limiter: RateLimiter, dynamodb: DynamoDBClient) -> None:
+    start = threading.Barrier(24)
+    waits: list[float] = []
+    lock = threading.Lock()
+
+    def invocation() -> None:
+        start.wait()
+        wait = limiter.take(SENDER, NOW_MS)
+        with lock:
+            waits.append(wait)
+
+    threads = [threading.Thread(target=invocation) for _ in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert waits.count(0.0) == 10, f"24 invocations at once for one connection: exactly the burst of 10 go: {waits}"
+
+
+def test_bad_limits_are_refused() -> None:
+    with pytest.raises(ValueError, match="positive rate"):
+        RateLimit(per_second=0, burst=10)
+    with pytest.raises(ValueError, match="burst"):
+        RateLimit(per_second=5, burst=0)
+
+
+def test_a_flood_gets_an_error_frame_saying_when_to_retry_and_nobody_else_is_touched(
+    *,
+    table: ConnectionsTable,
+    callback_server: CallbackServer,
+    lambda_context: FakeLambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MESSAGE_RATE_PER_SECOND", "0.5")
+    monkeypatch.setenv("MESSAGE_BURST", "2")
+    now_ms = time.time() * 1000
+    for connection_id in (SENDER, "listener=", "neighbour="):
+        table.add(connection_id, int(now_ms), None)
+    event = load_event("sendmessage")
+
+    statuses = [send_message.handler(event, lambda_context)["statusCode"] for _ in range(3)]
+    neighbour = send_message.handler(with_connection(event, "neighbour="), lambda_context)
+
+    assert statuses == [200, 200, 200] and neighbour == {"statusCode": 200}, "a refusal is an answer, not a failure"
+    listener: list[dict[str, Any]] = callback_server.frames("listener=")
+    assert [frame["type"] for frame in listener] == ["message"] * 3, (
+        f"the listener gets the 2 allowed messages and the neighbour's, nothing of the refusal: {listener}"
+    )
+    (error,) = [frame for frame in callback_server.frames(SENDER) if frame["type"] == "error"]
+    assert "retry in" in str(error["error"]), f"the sender is told when to retry: {error}"
+    assert isinstance(error["retryAfterMs"], int) and 0 < error["retryAfterMs"] <= 2000, f"when to retry: {error}"
+    lines = log_lines(capsys.readouterr().out)
+    assert lines[2]["rejected"] == "rate limited" and lines[2]["delivered"] == 0, f"logged as refused: {lines[2]}"
