@@ -63,3 +63,13 @@ class AwsReader:
                 return None
             raise
         return zone
+
+    def kms_key(self, arn: str) -> dict[str, Any] | None:
+        """`kms:DescribeKey` in the key's own region; None when there is no such key."""
+        try:
+            described: dict[str, Any] = self._client("kms", arn.split(":")[3]).describe_key(KeyId=arn)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "NotFoundException":
+                return None
+            raise
+        return dict(described["KeyMetadata"])

@@ -155,6 +155,26 @@ def hosted_zone(stack: Stack, aws: AwsReader) -> Result:
     return ok("hosted zone", f"{zone_id} ({zone_name}) holds {domain}")
 
 
+def table_key(stack: Stack, aws: AwsReader) -> Result:
+    """A customer key for the tables must exist, be enabled and be in the stack's region (DynamoDB's rule)."""
+    arn = stack.settings.table_kms_key_arn
+    if arn is None:
+        return ok("table key", "AWS-managed key")
+    region = arn.split(":")[3]
+    if region != stack.region:
+        return blocker(
+            "table key", f"{arn} is in {region}, the table in {stack.region}", f"use a key in {stack.region}"
+        )
+    key = aws.kms_key(arn)
+    if key is None:
+        return blocker("table key", f"{arn} does not exist", "set tableKmsKeyArn to an existing key's ARN")
+    if key.get("KeyState") != "Enabled":
+        return blocker(
+            "table key", f"{arn} is {key.get('KeyState')}", "enable the key (aws kms enable-key) or use another"
+        )
+    return ok("table key", f"{arn} is enabled in {region}")
+
+
 def secrets(stack: Stack, aws: AwsReader) -> Result:
     """The secrets the stack's auth mode needs are set (encrypted) in its config; no AWS call."""
     missing = [key for key in stack.required_secrets() if key not in stack.secrets_set]
@@ -176,6 +196,7 @@ CHECKS: tuple[Callable[[Stack, AwsReader], Result], ...] = (
     lambda_concurrency,
     certificate,
     hosted_zone,
+    table_key,
     secrets,
 )
 

@@ -232,6 +232,20 @@ def test_reserved_concurrency_is_checked_against_the_quota(  # noqa: PLR0917  (p
     assert status == expected, checks["concurrency"]
 
 
+def test_the_table_key_must_exist_and_be_enabled(aws: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    kms = boto3.client("kms")
+    key = kms.create_key()["KeyMetadata"]
+    arn = key["Arn"]
+    status, checks = preflight(write_stack(tmp_path, tableKmsKeyArn=arn), capsys)
+    assert status == READY and "enabled" in checks["table key"], checks["table key"]
+    kms.disable_key(KeyId=key["KeyId"])
+    status, checks = preflight(write_stack(tmp_path, tableKmsKeyArn=arn), capsys)
+    assert status == BLOCKED and "Disabled" in checks["table key"], checks["table key"]
+    missing = arn.rsplit("/", 1)[0] + "/00000000-0000-0000-0000-000000000000"
+    status, checks = preflight(write_stack(tmp_path, tableKmsKeyArn=missing), capsys)
+    assert status == BLOCKED and "does not exist" in checks["table key"], checks["table key"]
+
+
 def test_auth_without_its_secret_is_a_blocker(aws: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status, checks = preflight(write_stack(tmp_path, auth="token"), capsys)
     assert status == BLOCKED and "pulumi config set --secret authTokenSecret" in checks["secrets"], checks
