@@ -18,6 +18,7 @@ import os
 import socket
 import ssl
 from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -187,7 +188,16 @@ class CallbackClient:
 
     def run(self, work: Coroutine[Any, Any, T]) -> T:
         """Run `work` (which posts through this client) to completion on the client's loop."""
-        return self._loop.run_until_complete(work)
+        return self._run_to_completion(work)
+
+    def _run_to_completion(self, work: Coroutine[Any, Any, T]) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return self._loop.run_until_complete(work)
+        # The caller's thread already runs a loop (an async host, a test harness): ours runs in a thread of its own.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="callback-loop") as thread:
+            return thread.submit(self._loop.run_until_complete, work).result()
 
     def signer(self) -> SigV4Auth:
         """botocore's SigV4 signer over the credentials as they are now (refreshed ones included)."""
@@ -251,5 +261,5 @@ class CallbackClient:
             if connection.transport is not None:
                 connection.transport.abort()
         self._idle.clear()
-        self._loop.run_until_complete(asyncio.sleep(0))  # let the aborted transports finish closing
+        self._run_to_completion(asyncio.sleep(0))  # let the aborted transports finish closing
         self._loop.close()

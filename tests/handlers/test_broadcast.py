@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -286,3 +288,19 @@ def test_skipped_connections_get_nothing_and_are_not_counted(
     assert callback_server.received("sender=") == [], "a skipped connection must not be posted to"
     assert [len(callback_server.received(cid)) for cid in ("ok-1=", "ok-2=")] == [1, 1], "the others get the frame"
     assert (result.delivered, result.stale_removed, result.failed) == (2, 0, 0), f"tally: {result}"
+
+
+def test_a_caller_already_running_an_event_loop_still_delivers(
+    client: CallbackClient, callback_server: CallbackServer
+) -> None:
+    # An async host (or a test harness such as Playwright's sync API) leaves a loop running in the caller's thread.
+    async def post_from_inside_a_loop() -> str:
+        return broadcast.post(client, "target=", b"{}", broadcast.Retry(sleep=no_sleep))
+
+    outcomes: list[str] = []
+    # A thread of its own, so the test does not depend on what loop this test process's main thread holds.
+    host = threading.Thread(target=lambda: outcomes.append(asyncio.run(post_from_inside_a_loop())))
+    host.start()
+    host.join(timeout=30)
+    assert outcomes == [broadcast.DELIVERED], f"a post made from inside a running loop must be delivered: {outcomes}"
+    assert len(callback_server.received("target=")) == 1, "posted once, from the client's own loop"
