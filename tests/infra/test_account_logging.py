@@ -8,7 +8,10 @@ enable logging` (anomalyco/sst#1556, #2354, anomalyco/ion#373; /work/shared/refe
 Why `retain_on_delete`: the setting is one per account and region. Since terraform-provider-aws v6 (pulumi-aws v7,
 the provider this program pins) deleting `aws_api_gateway_account` resets it to empty (hashicorp/terraform-provider-
 aws#42226 removed `reset_on_delete` and made resetting the only behaviour; the installed `AccountArgs` has no
-`reset_on_delete`), and SST met the resulting pile-up of orphan roles (anomalyco/sst#6911, fixed by retaining it).
+`reset_on_delete`; the v6 resource's Delete patches `/cloudwatchRoleArn` to ""), and SST met the resulting pile-up
+of orphan roles (anomalyco/sst#6911, fixed by retaining it). The v6 resource's Create retries UpdateAccount on
+"The role ARN does not have required permissions" for IAM's propagation timeout, which is what keeps a role seconds
+old from failing the first `up`; the attachment must exist first, hence the dependency tested below.
 Retaining the role, its policy attachment and the setting means `pulumi destroy` of `dev` leaves `prod`, and every
 other API of the region, logging.
 """
