@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from handlers.aws_facts import FRAME_LIMIT_BYTES
+
 PROJECT = "websocket-chat"
 """The Pulumi project name, which is also the namespace of its config keys (`websocket-chat:stageName`)."""
 
@@ -32,9 +34,6 @@ BILLING_MODES = ("PAY_PER_REQUEST", "PROVISIONED")
 AUTH_MODES = ("none", "token")
 LOGGING_ROLE_MODES = ("auto", "external")
 """Who provides API Gateway's account-level CloudWatch role: this program when the region has none, or someone else."""
-
-FRAME_LIMIT_BYTES = 32 * 1024
-"""API Gateway's WebSocket frame quota; a broadcast envelope must fit in one frame."""
 
 STAGE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 """API Gateway stage names: letters, digits, hyphens and underscores, at most 128."""

@@ -7,6 +7,8 @@ import os
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
+from handlers.aws_facts import MESSAGE_LIMIT_BYTES
+
 CONNECT_FAILURES = (OSError, TimeoutError, InvalidHandshake)
 """What `open_connection` raises when the server refuses, is unreachable or rejects the handshake."""
 
@@ -18,7 +20,7 @@ async def open_connection(url: str, timeout: float) -> ClientConnection:
     wscat, which users compare us with, sends none either. Frames are accepted up to API Gateway's 128 KB message
     quota.
     """
-    return await connect(url, open_timeout=timeout, ping_interval=None, max_size=128 * 1024)
+    return await connect(url, open_timeout=timeout, ping_interval=None, max_size=MESSAGE_LIMIT_BYTES)
 
 
 def describe_failure(error: BaseException, timeout: float) -> str:

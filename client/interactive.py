@@ -21,10 +21,10 @@ from typing import TextIO
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from app.settings import FRAME_LIMIT_BYTES
 from client.connection import CONNECT_FAILURES, describe_failure, open_connection
 from client.frames import ChatMessage, GatewayError, ServerError, format_message, format_problem, parse_frame
 from client.urls import redacted
+from handlers.aws_facts import FRAME_LIMIT_BYTES
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 

@@ -18,14 +18,13 @@ from app import definition
 from app.settings import AUTH_MODES
 from emulator.cloud import LocalCloud
 from emulator.config import (
-    DEFAULT_IDLE_TIMEOUT_SECONDS,
-    DEFAULT_MAX_DURATION_SECONDS,
     EmulatorConfigError,
     EmulatorOptions,
     function_spec,
     load_stack_config,
     routes_from_definition,
 )
+from handlers.aws_facts import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS
 
 
 class EmulatorStartError(RuntimeError):
@@ -59,16 +58,16 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--idle-timeout",
         type=float,
-        default=DEFAULT_IDLE_TIMEOUT_SECONDS,
+        default=IDLE_TIMEOUT_SECONDS,
         metavar="SECONDS",
-        help="close idle connections with 1001 after this long (default 600, as API Gateway)",
+        help=f"close idle connections with 1001 after this long (default {IDLE_TIMEOUT_SECONDS}, as API Gateway)",
     )
     parser.add_argument(
         "--max-duration",
         type=float,
-        default=DEFAULT_MAX_DURATION_SECONDS,
+        default=MAX_CONNECTION_SECONDS,
         metavar="SECONDS",
-        help="close connections with 1001 after this long (default 7200, as API Gateway)",
+        help=f"close connections with 1001 after this long (default {MAX_CONNECTION_SECONDS}, as API Gateway)",
     )
     parser.add_argument(
         "--function-timeout",

@@ -15,19 +15,12 @@ import yaml
 
 from app import definition
 from app.settings import SettingsError, StackSettings, settings_from_stack_config
+from handlers.aws_facts import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS
 from handlers.tokens import signing_secret
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The repository: holds `Pulumi.<stack>.yaml`, the `handlers` package and the chat page in `web/`."""
 
-FRAME_LIMIT_BYTES = 32 * 1024
-"""API Gateway closes the connection with 1009 when a client frame carries more payload than this."""
-MESSAGE_LIMIT_BYTES = 128 * 1024
-"""Largest message (all its frames together) a client may send, and largest `@connections` POST body."""
-INTEGRATION_TIMEOUT_SECONDS = 29.0
-"""API Gateway stops waiting for an integration after 29 s, whatever the function's own timeout."""
-DEFAULT_IDLE_TIMEOUT_SECONDS = 10 * 60.0
-DEFAULT_MAX_DURATION_SECONDS = 2 * 60 * 60.0
 DEFAULT_REGION = "us-east-1"
 
 
@@ -157,8 +150,8 @@ class EmulatorOptions:
     port: int = 3001
     dynamodb_endpoint: str | None = None
     """Use this DynamoDB-compatible endpoint instead of the embedded moto server."""
-    idle_timeout_seconds: float = DEFAULT_IDLE_TIMEOUT_SECONDS
-    max_duration_seconds: float = DEFAULT_MAX_DURATION_SECONDS
+    idle_timeout_seconds: float = IDLE_TIMEOUT_SECONDS
+    max_duration_seconds: float = MAX_CONNECTION_SECONDS
     function_timeout_seconds: float | None = None
     """Overrides the stack's `lambdaTimeoutSeconds` (tests use fractions of a second)."""
     max_workers_per_function: int = 8

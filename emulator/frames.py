@@ -13,13 +13,14 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from handlers.aws_facts import CLOSE_MESSAGE_TOO_BIG
+
 OPCODE_CONTINUATION = 0x0
 OPCODE_TEXT = 0x1
 OPCODE_BINARY = 0x2
 FIRST_CONTROL_OPCODE = 0x8
 
 CLOSE_UNSUPPORTED_DATA = 1003
-CLOSE_MESSAGE_TOO_BIG = 1009
 
 Violation = Callable[[int, str], None]
 """Called once with the close code and reason when a client breaks a quota."""

@@ -23,13 +23,19 @@ from urllib.parse import parse_qsl, unquote
 from aiohttp import WSMsgType, web
 
 from emulator import events
-from emulator.config import FRAME_LIMIT_BYTES, INTEGRATION_TIMEOUT_SECONDS, MESSAGE_LIMIT_BYTES, EmulatorOptions
+from emulator.config import EmulatorOptions
 from emulator.config import route_selection_path as default_route_selection_path
 from emulator.frames import FrameInspector, inspect_frames
 from emulator.workers import FunctionPool, Invocation, Log
+from handlers.aws_facts import (
+    CALLBACK_PAYLOAD_LIMIT_BYTES,
+    CLOSE_GOING_AWAY,
+    FRAME_LIMIT_BYTES,
+    INTEGRATION_TIMEOUT_SECONDS,
+    MESSAGE_LIMIT_BYTES,
+)
 
 CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
 CLOSE_NO_STATUS = 1005
 CLOSE_ABNORMAL = 1006
 CLOSE_HANDSHAKE_TIMEOUT_SECONDS = 5.0
@@ -375,13 +381,13 @@ class Gateway:
         return connection
 
     async def _post(self, request: web.Request, connection_id: str) -> web.StreamResponse:
-        if (request.content_length or 0) > MESSAGE_LIMIT_BYTES:
+        if (request.content_length or 0) > CALLBACK_PAYLOAD_LIMIT_BYTES:
             return error_response(413, "PayloadTooLargeException", "Request entity too large")
         try:
             data = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return error_response(413, "PayloadTooLargeException", "Request entity too large")
-        if len(data) > MESSAGE_LIMIT_BYTES:
+        if len(data) > CALLBACK_PAYLOAD_LIMIT_BYTES:
             return error_response(413, "PayloadTooLargeException", "Request entity too large")
         connection = self._open_connection(connection_id)
         if connection is None or connection.ws is None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from handlers.aws_facts import MAX_CONNECTION_SECONDS
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-CONNECTION_TTL_SECONDS = 2 * 60 * 60 + 10 * 60
-"""API Gateway closes every connection after 2 hours; the row expires 10 minutes later if `$disconnect` never ran."""
+CONNECTION_TTL_SECONDS = MAX_CONNECTION_SECONDS + 10 * 60
+"""API Gateway closes every connection at its maximum age; the row expires a little later if `$disconnect` never ran."""
 
 
 class ConnectionsTable:

@@ -15,8 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-FRAME_LIMIT_BYTES = 32 * 1024
-"""API Gateway's WebSocket frame quota (`app.settings.FRAME_LIMIT_BYTES`); every frame sent must fit in one."""
+from handlers.aws_facts import FRAME_LIMIT_BYTES
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from typing import IO
 import pytest
 from websockets.sync.client import connect
 
-from app.settings import FRAME_LIMIT_BYTES
 from emulator.testing import RunningEmulator, running_emulator
+from handlers.aws_facts import FRAME_LIMIT_BYTES
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 15.0

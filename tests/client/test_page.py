@@ -13,8 +13,8 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from websockets.sync.client import connect
 from websockets.sync.server import ServerConnection, serve
 
-from app.settings import FRAME_LIMIT_BYTES
 from emulator.testing import RunningEmulator, running_emulator
+from handlers.aws_facts import FRAME_LIMIT_BYTES
 
 pytestmark = pytest.mark.browser
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from emulator.cloud import LocalCloud
 from emulator.config import PROJECT_ROOT, EmulatorOptions, FunctionSpec, RouteSpec
 from emulator.gateway import Authorizer
 from handlers import environment
+from handlers.aws_facts import CONNECTION_ID_PATTERN
 from tests.emulator.lambdas import RECORD_PREFIX
 
 if TYPE_CHECKING:
@@ -190,5 +190,5 @@ def cloud() -> Iterator[CloudThread]:
     running.stop()
 
 
-CONNECTION_ID = re.compile(r"^[A-Za-z0-9+/]{15}=$")
-"""API Gateway's id shape: 11 random bytes in base64."""
+CONNECTION_ID = CONNECTION_ID_PATTERN
+"""API Gateway's id shape (`handlers.aws_facts`, pinned by tests/test_aws_facts.py)."""

@@ -12,7 +12,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 
-from emulator.config import MESSAGE_LIMIT_BYTES
+from handlers.aws_facts import CALLBACK_PAYLOAD_LIMIT_BYTES as MESSAGE_LIMIT_BYTES
 from tests.emulator.conftest import STAGE, CloudThread, cloud_options, receive_json, wait_for
 
 

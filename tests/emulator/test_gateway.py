@@ -16,8 +16,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection
 
-from emulator.config import FRAME_LIMIT_BYTES, MESSAGE_LIMIT_BYTES
 from emulator.config import RouteSpec as Route
+from handlers.aws_facts import FRAME_LIMIT_BYTES, MESSAGE_LIMIT_BYTES
 from tests.emulator.conftest import (
     CONNECTION_ID,
     ECHO,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import struct
@@ -12,6 +13,7 @@ import pytest
 
 from app import definition
 from app.settings import StackSettings
+from emulator import __main__ as emulator_main
 from emulator import events
 from emulator.cloud import LocalCloud
 from emulator.config import (
@@ -22,8 +24,10 @@ from emulator.config import (
     routes_from_definition,
 )
 from emulator.dynamodb import LocalTable
-from emulator.frames import CLOSE_MESSAGE_TOO_BIG, CLOSE_UNSUPPORTED_DATA, FrameInspector
+from emulator.frames import CLOSE_UNSUPPORTED_DATA, FrameInspector
 from emulator.gateway import select_route
+from handlers import aws_facts
+from handlers.aws_facts import CLOSE_MESSAGE_TOO_BIG
 from tests.emulator.conftest import CONNECTION_ID
 
 KEYS = ("$connect", "$disconnect", "$default", "sendmessage", "echo")
@@ -197,4 +201,15 @@ def test_the_ready_lines_warn_when_the_stack_wants_an_authorizer_the_emulator_do
     cloud._table = LocalTable(endpoint="http://127.0.0.1:1", name="connections-test", region="us-east-1", server=None)
     assert any("WARNING" in line and "auth=token" in line for line in cloud.ready_lines()), (
         "a stack with auth=token must not silently run open"
+    )
+
+
+def test_the_emulator_closes_connections_when_api_gateway_does() -> None:
+    defaults = {field.name: field.default for field in dataclasses.fields(EmulatorOptions)}
+    arguments = emulator_main.parse_arguments([])
+    assert defaults["idle_timeout_seconds"] == arguments.idle_timeout == aws_facts.IDLE_TIMEOUT_SECONDS, (
+        "the emulator's idle timeout, by default and on the command line, is API Gateway's"
+    )
+    assert defaults["max_duration_seconds"] == arguments.max_duration == aws_facts.MAX_CONNECTION_SECONDS, (
+        "the emulator's connection duration, by default and on the command line, is API Gateway's"
     )

@@ -11,6 +11,7 @@ import pytest
 
 from app import definition, settings
 from handlers import config, display_name, environment, protocol, tokens
+from handlers.aws_facts import FRAME_LIMIT_BYTES
 
 HANDLERS = Path(__file__).resolve().parents[2] / "handlers"
 EVENTS = Path(__file__).resolve().parents[1] / "events"
@@ -45,14 +46,14 @@ def test_default_message_limit_is_the_stack_default() -> None:
     )
 
 
-def test_frame_limit_is_the_apps() -> None:
-    assert protocol.FRAME_LIMIT_BYTES == settings.FRAME_LIMIT_BYTES, "one frame limit for handlers and settings"
-
-
 def test_largest_allowed_message_fits_a_frame_when_plain() -> None:
-    largest = settings.FRAME_LIMIT_BYTES - 1024  # the top of maxMessageBytes' range
+    largest = FRAME_LIMIT_BYTES - 1024  # the top of maxMessageBytes' range
+    (key,) = (key for key in settings.KEYS if key.name == "maxMessageBytes")
+    assert key.parse(key.name, largest) == largest, "maxMessageBytes must accept the largest plain message"
+    with pytest.raises(settings.SettingsError):
+        key.parse(key.name, largest + 1)
     frame = protocol.message_frame("x" * largest, "n" * display_name.MAX_DISPLAY_NAME_CHARS, "L0SM9cOFvHcCIhw=", 0)
-    assert len(frame) <= protocol.FRAME_LIMIT_BYTES, "the envelope's overhead must fit in the 1 KB settings reserve"
+    assert len(frame) <= FRAME_LIMIT_BYTES, "the envelope's overhead must fit in the 1 KB settings reserve"
 
 
 def test_functions_that_build_error_frames_know_the_limit() -> None:
