@@ -469,7 +469,8 @@ def select_route(body: str, path: Sequence[str], route_keys: Collection[str]) ->
     value: Any
     try:
         value = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # Not JSON to API Gateway either (nesting past the parser's depth included): the message goes to `$default`.
         value = None
     for part in path:
         value = value.get(part) if isinstance(value, dict) else None

@@ -47,7 +47,10 @@ KEYS = ("$connect", "$disconnect", "$default", "sendmessage", "echo")
         ("", "$default"),
         ('{"action": "$connect"}', "$default"),
         ('{"action": "SENDMESSAGE"}', "$default"),
+        ("[" * 100_000, "$default"),
+        ('{"action": "sendmessage", "x": ' + "[" * 100_000 + "]" * 100_000 + "}", "$default"),
     ],
+    ids=lambda value: value if len(value) < 60 else f"{value[:20]}...({len(value)} characters)",
 )
 def test_route_selection_on_action(body: str, expected: str) -> None:
     assert select_route(body, ("action",), KEYS) == expected, f"body {body!r} routed wrongly"
