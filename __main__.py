@@ -29,7 +29,7 @@ backend = ChatBackend(
         stack=pulumi.get_stack(),
         region=region,
         # Read before any resource, so a region that already has the account's logging role is left as it is.
-        account_cloudwatch_role_arn=read_cloudwatch_role_arn(region),
+        account_cloudwatch_role_arn=read_cloudwatch_role_arn(region, pulumi.Config("aws").get("profile")),
     ),
 )
 

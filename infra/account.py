@@ -25,13 +25,15 @@ PUSH_TO_CLOUDWATCH_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonAPIG
 API_GATEWAY_SERVICE = "apigateway.amazonaws.com"
 
 
-def read_cloudwatch_role_arn(region: str) -> str | None:
+def read_cloudwatch_role_arn(region: str, profile: str | None = None) -> str | None:
     """The region's API Gateway CloudWatch role ARN (`apigateway:GET` on `/account`); None when unset.
 
-    Raises `pulumi.RunError` when the account settings cannot be read, so the program stops before any resource.
+    Reads with the credentials the AWS provider uses: the standard chain, or the stack's `aws:profile`. Raises
+    `pulumi.RunError` when the account settings cannot be read, so the program stops before any resource.
     """
     try:
-        account = boto3.client("apigateway", region_name=region).get_account()
+        session = boto3.session.Session(profile_name=profile, region_name=region)
+        account = session.client("apigateway").get_account()
     except (BotoCoreError, ClientError) as error:
         raise pulumi.RunError(
             f"could not read API Gateway's account settings in {region} ({error}); "

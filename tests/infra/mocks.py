@@ -189,7 +189,7 @@ def run_program(
         # A stack without `aws:region` deploys where the environment points, as the provider does.
         environment = {"AWS_REGION": mocks.region}
         with (
-            mock.patch.object(infra.account, "read_cloudwatch_role_arn", lambda region: account_role),
+            mock.patch.object(infra.account, "read_cloudwatch_role_arn", lambda region, profile=None: account_role),
             mock.patch.dict(os.environ, environment),
         ):
             runpy.run_path(str(PROGRAM), run_name="__main__")

@@ -18,9 +18,12 @@ other API of the region, logging.
 
 from __future__ import annotations
 
+import boto3
+import pulumi
 import pytest
+from moto import mock_aws
 
-from infra.account import PUSH_TO_CLOUDWATCH_POLICY_ARN
+from infra.account import PUSH_TO_CLOUDWATCH_POLICY_ARN, read_cloudwatch_role_arn
 from tests.infra.mocks import ProgramError, ProgramRun, RegisteredResource, run_program
 
 ACCOUNT = "aws:apigateway/account:Account"
@@ -90,3 +93,33 @@ def test_managed_elsewhere_but_missing_stops_before_any_resource() -> None:
     with pytest.raises(ProgramError, match=r"no account-level CloudWatch role in us-east-1.*external") as raised:
         run_program("dev", {"apiGatewayLoggingRole": "external"})
     assert "update-account" in str(raised.value), "the error does not say how to set the role"
+
+
+@pytest.fixture
+def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.usefixtures("fake_credentials")
+def test_the_program_reads_the_account_setting_as_api_gateway_reports_it() -> None:
+    with mock_aws():
+        assert read_cloudwatch_role_arn("eu-west-1") is None, "a fresh account reported a role"
+        boto3.client("apigateway", region_name="eu-west-1").update_account(
+            patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": EXISTING_ROLE}]
+        )
+        assert read_cloudwatch_role_arn("eu-west-1") == EXISTING_ROLE, "the setting was not read"
+
+
+@pytest.mark.usefixtures("fake_credentials")
+def test_an_unreadable_account_setting_stops_the_program_with_the_way_forward(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with pytest.raises(pulumi.RunError, match=r"could not read API Gateway's account settings in us-east-1.*preflight"):
+        read_cloudwatch_role_arn("us-east-1")
+    with pytest.raises(pulumi.RunError, match="could not read"):
+        read_cloudwatch_role_arn("us-east-1", profile="no-such-profile")
