@@ -47,7 +47,7 @@ GATEWAY = "gateway"
 
 
 class Authorizer(Protocol):
-    """What guards `$connect` before its function runs (issue 7 plugs a Lambda REQUEST authorizer in here).
+    """What guards `$connect` before its function runs: `emulator.authorization` plugs in the Lambda authorizer.
 
     Returns the context passed on as `requestContext.authorizer`, or raises `web.HTTPUnauthorized` (no identity)
     or `web.HTTPForbidden` (denied), which refuses the handshake with that status.

@@ -1,8 +1,4 @@
-"""AWS clients, created on first use and then kept for the life of the container.
-
-Creating a client costs milliseconds of CPU, so each is made once and kept, with its connections, for the next
-invocation. Importing this module needs no AWS configuration (tests and the emulator import it freely).
-"""
+"""AWS clients, created on first use and kept for the container's life: creating one costs milliseconds of CPU."""
 
 from __future__ import annotations
 
@@ -39,10 +35,9 @@ def dynamodb() -> DynamoDBClient:
 
 @functools.cache
 def callback_api(endpoint_url: str) -> CallbackClient:
-    """The `@connections` client for one API stage: lean keep-alive HTTP, signed with the session's credentials.
+    """The `@connections` client for one API stage, signed with the session's credentials.
 
-    Its timeouts (2 s to connect, 5 s to answer) keep one stuck connection from holding a post near the 29 s limit;
-    retries are `handlers.broadcast`'s alone, so attempts never multiply across two layers.
+    Retries are `handlers.broadcast`'s alone, so attempts never multiply across two layers.
     """
     session = _session()
     credentials = session.get_credentials()

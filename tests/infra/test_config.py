@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pulumi
 import pytest
 import yaml
 
-from app import settings_doc
+from app import definition, settings_doc
 from app.settings import KEYS, PROJECT, Key, StackSettings, settings_from_stack_config
 from tests.infra.mocks import REPOSITORY, ProgramError, run_program
 
@@ -267,3 +268,17 @@ def test_the_secret_is_neither_a_setting_nor_required_without_auth() -> None:
     run = run_program("dev", {"authTokenSecret": SECRET})
     assert run.of_type("aws:apigatewayv2/authorizer:Authorizer") == [], "a secret alone turned auth on"
     assert SECRET not in str([resource.inputs for resource in run.resources]), "the unused secret reached a resource"
+
+
+@pytest.mark.parametrize("key", KEYS, ids=lambda key: key.name)
+def test_descriptions_name_no_function_and_no_issue(key: Key) -> None:
+    # Descriptions are copied into Pulumi.yaml and the README: a function's name or an issue number goes stale there.
+    words = set(re.findall(r"[\w$-]+", key.description.lower()))
+    # Single words (connect, default) are plain English; compound names and actions are the code's own.
+    functions = (*definition.FUNCTIONS, definition.AUTHORIZER)
+    code_names = {
+        name for function in functions for name in (function.name, function.module) if "-" in name or "_" in name
+    }
+    named = sorted(words & (code_names | set(definition.ACTIONS)))
+    assert not named, f"{key.name}: the description names functions {named}; describe what they do instead"
+    assert not re.search(r"\bissue\b|#\d", key.description, re.IGNORECASE), f"{key.name}: an issue reference"
