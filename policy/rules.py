@@ -179,6 +179,21 @@ def stage_access_logs(resource_type: str, props: Mapping[str, Any]) -> list[str]
     ]
 
 
+def stage_auto_deploys(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """A WebSocket/HTTP stage redeploys on every change of its API instead of serving a pinned deployment."""
+    if resource_type != WEBSOCKET_STAGE:
+        return []
+    problems = []
+    if props.get("autoDeploy") is not True:
+        problems.append(
+            "does not auto-deploy: set auto_deploy=True. A pinned Deployment replaced by Pulumi is created before a "
+            "removed route is deleted, so the stage keeps serving that route."
+        )
+    if _text(props.get("deploymentId")).strip():
+        problems.append("pins deployment_id: leave it unset on an auto-deploying stage (API Gateway manages it).")
+    return problems
+
+
 def log_group_retention(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     """Log groups expire their events (CloudWatch keeps them forever, and bills them, otherwise)."""
     if resource_type != LOG_GROUP:
@@ -326,6 +341,13 @@ RULES: tuple[Rule, ...] = (
         True,
         ("CKV_AWS_76", "trivy AWS-0001", "Security Hub APIGateway.9"),
         stage_access_logs,
+    ),
+    Rule(
+        "stage-auto-deploy",
+        "API Gateway v2 stages auto-deploy, so a removed route stops being served.",
+        True,
+        (),
+        stage_auto_deploys,
     ),
     Rule(
         "log-group-retention",

@@ -63,6 +63,7 @@ COMPLIANT: dict[str, dict[str, Any]] = {
     "aws:apigatewayv2/stage:Stage": {
         "apiId": "a1b2c3d4e5",
         "name": "dev",
+        "autoDeploy": True,
         "accessLogSettings": {"destinationArn": LOG_GROUP_ARN, "format": '{"requestId":"$context.requestId"}'},
     },
     "aws:cloudwatch/logGroup:LogGroup": {"name": "/aws/lambda/send-message-7654321", "retentionInDays": 14},
@@ -224,6 +225,20 @@ CASES = (
         STAGE,
         broken(STAGE, accessLogSettings={"destinationArn": LOG_GROUP_ARN}),
         "no access log format",
+    ),
+    Case(
+        "stage-pinned-to-a-deployment",
+        "stage-auto-deploy",
+        STAGE,
+        broken(STAGE, autoDeploy=None, deploymentId="abc123"),
+        "does not auto-deploy",
+    ),
+    Case(
+        "stage-auto-deploying-but-pinned",
+        "stage-auto-deploy",
+        STAGE,
+        broken(STAGE, deploymentId="abc123"),
+        "pins deployment_id",
     ),
     Case(
         "rest-stage-without-logs",
