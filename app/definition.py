@@ -49,6 +49,9 @@ class Function:
     """DynamoDB actions on the connections table, least privilege."""
     callback_methods: tuple[str, ...]
     """HTTP methods of the `@connections` callback API the function calls (IAM `execute-api:ManageConnections`)."""
+    libraries: tuple[str, ...] = ()
+    """Top-level packages besides `handlers` that its zip ships (import names), installed from the pinned, hashed
+    wheels listed in `app/requirements/<name>.txt` for the function's architecture (`infra/wheels.py`)."""
     fans_out: bool = False
     """Posts to every connection. Lambda gives CPU in proportion to memory and a broadcast is CPU-bound (one signed
     request per connection), so such a function gets the stack's `broadcastMemoryMb` instead of `lambdaMemoryMb`."""
@@ -103,12 +106,20 @@ DEFAULT = Function(
 AUTHORIZER = Function(
     name="authorizer",
     module="authorizer",
-    environment=(environment.TOKEN_SECRET_PARAMETER,),
+    # The stack sets the ones of its mode: the secret's parameter, or the issuer's (docs/hardening.md).
+    environment=(
+        environment.TOKEN_SECRET_PARAMETER,
+        environment.JWT_ISSUER,
+        environment.JWT_AUDIENCE,
+        environment.JWKS_URL,
+        environment.JWT_NAME_CLAIM,
+    ),
     table_actions=(),
     callback_methods=(),
+    libraries=("jwt", "cryptography", "cffi", "_cffi_backend", "pycparser"),
 )
-"""The Lambda REQUEST authorizer guarding `$connect`, deployed only when the stack's `auth` setting is `token`.
-Besides logs it may read exactly one SSM parameter, the signing secret (granted where the parameter is made)."""
+"""The Lambda REQUEST authorizer guarding `$connect`, deployed only when the stack's `auth` setting is `jwt`.
+Besides logs it may read exactly one SSM parameter, the HS256 secret, and only in shared-secret mode."""
 
 AUTHORIZER_ROUTE = "$connect"
 """API Gateway allows authorizers on `$connect` only."""
@@ -156,8 +167,8 @@ def route(key: str) -> Route:
 
 
 DEV_TOKEN_SECRET_VARIABLE = "CHAT_TOKEN_SECRET"
-"""Where local tools find the token-signing secret: the emulator seeds its SSM parameter from it and
-`python -m client token` signs with it. A deployed stack keeps its secret in Pulumi config (`authTokenSecret`)."""
+"""Where local tools find the HS256 secret: the emulator seeds its SSM parameter from it and `python -m client token`
+signs with it. A deployed stack keeps its secret in Pulumi config (`jwtSecret`)."""
 
 
 def settings_environment(settings: StackSettings) -> dict[str, str]:

@@ -31,7 +31,18 @@ LOG_RETENTION_DAYS = (
 """The retention periods CloudWatch Logs accepts."""
 EXECUTION_LOGGING_LEVELS = ("OFF", "ERROR", "INFO")
 BILLING_MODES = ("PAY_PER_REQUEST", "PROVISIONED")
-AUTH_MODES = ("none", "token")
+AUTH_MODES = ("none", "jwt")
+RETIRED_AUTH_MODE = "token"
+"""The old `v1` token format's mode: refused with the way to move to `jwt` (docs/hardening.md, "Migrating")."""
+RETIRED_SECRET_KEY = "authTokenSecret"
+SECRET_KEY = "jwtSecret"
+"""The HS256 secret of `auth: jwt` without an issuer: a Pulumi secret, stored by the stack in SSM."""
+MIGRATION = (
+    f"auth: token and {RETIRED_SECRET_KEY} were replaced by standard JWTs: set {PROJECT}:auth to jwt, move the "
+    f'secret with `pulumi config set --secret {SECRET_KEY} "$(pulumi config get {RETIRED_SECRET_KEY})"` and '
+    f"`pulumi config rm {RETIRED_SECRET_KEY}`, and mint new tokens (python -m client token, or any HS256 JWT "
+    "library); v1 tokens are no longer accepted (docs/hardening.md)"
+)
 LOGGING_ROLE_MODES = ("auto", "external")
 """Who provides API Gateway's account-level CloudWatch role: this program when the region has none, or someone else."""
 
@@ -67,6 +78,10 @@ class StackSettings:
     point_in_time_recovery: bool = False
     table_kms_key_arn: str | None = None
     auth: str = "none"
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwks_url: str | None = None
+    jwt_name_claim: str | None = None
     custom_domain_name: str | None = None
     certificate_arn: str | None = None
     hosted_zone_id: str | None = None
@@ -78,6 +93,13 @@ class StackSettings:
     reserved_concurrency: int | None = None
     api_gateway_logging_role: str = "auto"
     permissions_boundary_arn: str | None = None
+
+    @property
+    def jwt_mode(self) -> str | None:
+        """`issuer` (an OIDC issuer's keys), `secret` (HS256 with `jwtSecret`), or None when auth is off."""
+        if self.auth != "jwt":
+            return None
+        return "issuer" if self.jwt_issuer is not None else "secret"
 
     def memory_mb(self, fans_out: bool) -> int:
         """Memory of a function: `broadcast_memory_mb` for one that posts to every connection."""
@@ -174,6 +196,21 @@ def _kms_key_arn(key: str, value: Any) -> str:
         raise SettingsError(
             f"{_key(key)} must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), got {value!r}"
         )
+    return text
+
+
+def _auth(key: str, value: Any) -> str:
+    if str(value).strip() == RETIRED_AUTH_MODE:
+        raise SettingsError(f"{_key(key)} token is no longer supported: {MIGRATION}")
+    mode: str = _choice(AUTH_MODES)(key, value)
+    return mode
+
+
+def _url(key: str, value: Any) -> str:
+    """An https URL, or http on a loopback host (an issuer running on this machine, as the emulator's tests use)."""
+    text = str(value).strip()
+    if not re.fullmatch(r"(https://[^\s/?#]+|http://(127\.0\.0\.1|localhost|\[::1\])(:\d{1,5})?)(/[^\s?#]*)?", text):
+        raise SettingsError(f"{_key(key)} must be an https:// URL (http:// only on a loopback host), got {value!r}")
     return text
 
 
@@ -288,9 +325,34 @@ KEYS: tuple[Key, ...] = (
     Key(
         "auth",
         "auth",
-        _choice(AUTH_MODES),
-        "Who may connect: none, or token (a Lambda authorizer checks a signed token on $connect; needs the "
-        "secret config value authTokenSecret).",
+        _auth,
+        "Who may connect: none, or jwt (a Lambda authorizer checks a standard JWT on $connect: an OIDC issuer's "
+        "when jwtIssuer is set, else HS256 with the secret config value jwtSecret).",
+    ),
+    Key(
+        "jwtIssuer",
+        "jwt_issuer",
+        _url,
+        "OIDC issuer whose RS256/ES256 tokens are accepted (the exact iss claim); unset uses jwtSecret (HS256).",
+    ),
+    Key(
+        "jwtAudience",
+        "jwt_audience",
+        _pattern(r"[^\s]{1,256}", "1 to 256 characters without spaces"),
+        "Audience tokens must name (aud): required with jwtIssuer, optional with jwtSecret.",
+    ),
+    Key(
+        "jwksUrl",
+        "jwks_url",
+        _url,
+        "The issuer's key set (JWKS); unset finds it by OIDC discovery at the issuer's "
+        "/.well-known/openid-configuration.",
+    ),
+    Key(
+        "jwtNameClaim",
+        "jwt_name_claim",
+        _pattern(r"[!-~]{1,128}", "a claim name (1 to 128 printable characters, no spaces)"),
+        "Claim holding the display name; unset takes name, then preferred_username, then email.",
     ),
     Key(
         "customDomainName",
@@ -357,7 +419,7 @@ KEYS: tuple[Key, ...] = (
     ),
 )
 
-SECRET_KEYS: tuple[str, ...] = ("authTokenSecret",)
+SECRET_KEYS: tuple[str, ...] = (SECRET_KEY,)
 """Secret config values: read by the program with `require_secret`, never parsed into settings or logged."""
 
 
@@ -367,6 +429,8 @@ def parse_settings(values: Mapping[str, Any], stack: str) -> StackSettings:
     Unknown keys and combinations that AWS would reject raise `SettingsError` too, so a typo never passes silently.
     """
     known = {key.name: key for key in KEYS}
+    if RETIRED_SECRET_KEY in values:
+        raise SettingsError(f"{_key(RETIRED_SECRET_KEY)} is no longer read: {MIGRATION}")
     unknown = sorted(set(values) - set(known) - set(SECRET_KEYS))
     if unknown:
         raise SettingsError(
@@ -388,6 +452,7 @@ def parse_settings(values: Mapping[str, Any], stack: str) -> StackSettings:
     settings = StackSettings(**fields)
     _check_capacity(settings)
     _check_domain(settings)
+    _check_jwt(settings)
     return settings
 
 
@@ -412,6 +477,16 @@ def _check_domain(settings: StackSettings) -> None:
     for name, value in (("certificateArn", settings.certificate_arn), ("hostedZoneId", settings.hosted_zone_id)):
         if value is not None and settings.custom_domain_name is None:
             raise SettingsError(f"{_key(name)} is set but {_key('customDomainName')} is not; set both or neither")
+
+
+def _check_jwt(settings: StackSettings) -> None:
+    if settings.jwt_issuer is not None and settings.jwt_audience is None and settings.auth == "jwt":
+        raise SettingsError(
+            f"{_key('jwtAudience')} is required when {_key('jwtIssuer')} is set: without it any token the issuer "
+            "signs for any application would be accepted"
+        )
+    if settings.jwks_url is not None and settings.jwt_issuer is None:
+        raise SettingsError(f"{_key('jwksUrl')} is set but {_key('jwtIssuer')} is not; a key set needs its issuer")
 
 
 def settings_from_stack_config(config: Mapping[str, Any], stack: str) -> StackSettings:

@@ -1,9 +1,12 @@
-"""`python -m client token --name NAME [--ttl 1h] [--secret-env VARIABLE]`: a signed token for a stack with auth.
+"""`python -m client token --name NAME [--ttl 1h] [--secret-env VARIABLE]`: a JWT for a stack with `auth: jwt`.
 
-The token is minted with `handlers.tokens.mint_token`, the code the authorizer verifies with, from the secret in
-`CHAT_TOKEN_SECRET` (or the variable `--secret-env` names): the emulator prints one for its run, and a deployed
-stack's is `pulumi config get authTokenSecret`. Only the token goes to stdout, so `TOKEN=$(python -m client token
---name alice)` works; every problem is one line on stderr and exit status 2.
+Signed by one of two keys, the ones the authorizer trusts:
+- HS256 with the secret in `CHAT_TOKEN_SECRET` (or the variable `--secret-env` names), for a stack in shared-secret
+  mode: `pulumi config get jwtSecret` for a deployed one, your own for `CHAT_TOKEN_SECRET=... make local AUTH=jwt`;
+- otherwise RS256 with the emulator's local issuer key (`build/local-issuer.json`, or `--issuer-key FILE`), which the
+  running emulator trusts when it serves its own issuer.
+Only the token goes to stdout, so `TOKEN=$(python -m client token --name alice)` works; every problem is one line on
+stderr and exit status 2. A stack trusting an identity provider takes that provider's tokens instead.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ import argparse
 import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 
 from app.definition import DEV_TOKEN_SECRET_VARIABLE
+from emulator.issuer import KEY_FILE, load_saved
 from handlers import tokens
 
 TTL_UNITS = {"s": 1, "m": 60, "h": 60 * 60, "d": 24 * 60 * 60}
@@ -48,8 +53,8 @@ def secret_from(environ: Mapping[str, str], variable: str) -> bytes:
     text = environ.get(variable, "")
     if not text:
         raise TokenCommandError(
-            f"{variable} is not set: export the secret the authorizer checks tokens with (the emulator prints one "
-            f"when it starts with auth on; for a deployed stack, `pulumi config get authTokenSecret`)"
+            f"{variable} is not set: export the secret the authorizer checks tokens with (for a deployed stack, "
+            f"`pulumi config get jwtSecret`)"
         )
     try:
         return tokens.signing_secret(text)
@@ -57,21 +62,43 @@ def secret_from(environ: Mapping[str, str], variable: str) -> bytes:
         raise TokenCommandError(f"{variable}: {error}") from None
 
 
-def mint(environ: Mapping[str, str], name: str, ttl: str, variable: str = DEV_TOKEN_SECRET_VARIABLE) -> str:
-    """A token for `name` that expires after `ttl`, signed with the secret in `variable`."""
+def mint(
+    environ: Mapping[str, str],
+    name: str,
+    ttl: str,
+    *,
+    variable: str | None = None,
+    key_file: Path = KEY_FILE,
+    audience: str | None = None,
+) -> str:
+    """A token for `name` expiring after `ttl`: HS256 with the secret in `variable` (default `CHAT_TOKEN_SECRET`)
+    when it is set or named explicitly, else RS256 with the local issuer's key in `key_file`."""
     problem = tokens.display_name_problem(name)
     if problem is not None:
         raise TokenCommandError(f"--name: {problem}")
     seconds = ttl_seconds(ttl)
-    return tokens.mint_token(secret_from(environ, variable), name, seconds)
+    if variable is not None or environ.get(DEV_TOKEN_SECRET_VARIABLE):
+        secret = secret_from(environ, variable or DEV_TOKEN_SECRET_VARIABLE)
+        return tokens.mint_token(secret, name=name, ttl_seconds=seconds, audience=audience)
+    try:
+        issuer = load_saved(key_file)
+    except OSError:
+        raise TokenCommandError(
+            f"{DEV_TOKEN_SECRET_VARIABLE} is not set and {key_file} does not exist: start the emulator with auth jwt "
+            f"(it serves a local issuer and saves its key there), or export the stack's HS256 secret"
+        ) from None
+    except ValueError as error:
+        raise TokenCommandError(str(error)) from None
+    return issuer.mint(name, seconds)
 
 
 def parser() -> argparse.ArgumentParser:
     """The `token` subcommand's command line."""
     command = argparse.ArgumentParser(
         prog="python -m client token",
-        description="Mint a token for a chat whose $connect is guarded by the token authorizer (stack config auth: "
-        "token, or the emulator with --auth token). Prints only the token.",
+        description="Mint a JWT for a chat whose $connect is guarded by the authorizer (stack config auth: jwt, or "
+        "the emulator with --auth jwt): HS256 with a shared secret, else the emulator's local issuer. Prints only "
+        "the token.",
         epilog="example:  TOKEN=$(python -m client token --name alice --ttl 8h)\n"
         '          python -m client ws://127.0.0.1:3001/dev --token "$TOKEN"',
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -89,10 +116,18 @@ def parser() -> argparse.ArgumentParser:
     )
     command.add_argument(
         "--secret-env",
-        default=DEV_TOKEN_SECRET_VARIABLE,
         metavar="VARIABLE",
-        help=f"environment variable holding the signing secret (default {DEV_TOKEN_SECRET_VARIABLE})",
+        help=f"environment variable holding the HS256 secret (default {DEV_TOKEN_SECRET_VARIABLE}; when that is "
+        "unset, the local issuer's key signs instead)",
     )
+    command.add_argument(
+        "--issuer-key",
+        type=Path,
+        default=KEY_FILE,
+        metavar="FILE",
+        help="the local issuer's key file the emulator writes (default build/local-issuer.json)",
+    )
+    command.add_argument("--audience", help="the aud claim of an HS256 token, when the stack sets jwtAudience")
     return command
 
 
@@ -101,7 +136,14 @@ def run(arguments: list[str]) -> int:
     command = parser()
     options = command.parse_args(arguments)
     try:
-        token = mint(os.environ, options.name, options.ttl, options.secret_env)
+        token = mint(
+            os.environ,
+            options.name,
+            options.ttl,
+            variable=options.secret_env,
+            key_file=options.issuer_key,
+            audience=options.audience,
+        )
     except TokenCommandError as error:
         command.error(str(error))
     print(token, flush=True)

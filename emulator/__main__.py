@@ -13,11 +13,13 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from app import definition
 from app.settings import AUTH_MODES
 from emulator.cloud import LocalCloud
 from emulator.config import (
+    PROJECT_ROOT,
     EmulatorConfigError,
     EmulatorOptions,
     function_spec,
@@ -47,8 +49,15 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--auth",
         choices=AUTH_MODES,
-        help="override the stack's auth setting: token runs the $connect authorizer, signing with "
-        f"${definition.DEV_TOKEN_SECRET_VARIABLE} (a random secret when unset)",
+        help="override the stack's auth setting: jwt runs the $connect authorizer, trusting the stack's jwtIssuer, "
+        f"else HS256 with ${definition.DEV_TOKEN_SECRET_VARIABLE}, else a local issuer",
+    )
+    parser.add_argument(
+        "--issuer-key",
+        type=Path,
+        default=PROJECT_ROOT / "build" / "local-issuer.json",
+        metavar="FILE",
+        help="where the local issuer keeps its key for `python -m client token` (default build/local-issuer.json)",
     )
     parser.add_argument(
         "--dynamodb-endpoint",
@@ -103,7 +112,8 @@ def options_from_arguments(arguments: argparse.Namespace) -> EmulatorOptions:
     """Options for the real app: routes from `app.definition`, settings from the stack's config file."""
     stack = load_stack_config(arguments.stack)
     settings = dataclasses.replace(stack.settings, auth=arguments.auth) if arguments.auth else stack.settings
-    token_auth = settings.auth == "token"
+    token_auth = settings.auth == "jwt"
+    secret = os.environ.get(definition.DEV_TOKEN_SECRET_VARIABLE) or None
     return EmulatorOptions(
         stack=arguments.stack,
         settings=settings,
@@ -119,8 +129,9 @@ def options_from_arguments(arguments: argparse.Namespace) -> EmulatorOptions:
         callback_delay_seconds=arguments.callback_delay,
         callback_throttle_fraction=arguments.callback_throttle,
         authorizer=function_spec(definition.AUTHORIZER) if token_auth else None,
-        # A blank variable counts as unset: the emulator then makes up a secret and shows how to use it.
-        token_secret=(os.environ.get(definition.DEV_TOKEN_SECRET_VARIABLE) or None) if token_auth else None,
+        # A blank variable counts as unset: the emulator then serves its own issuer and shows how to mint for it.
+        token_secret=secret if settings.jwt_mode == "secret" else None,
+        issuer_key_file=arguments.issuer_key,
     )
 
 

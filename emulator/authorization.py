@@ -1,9 +1,12 @@
-"""Token auth on the local cloud: the Lambda REQUEST authorizer on `$connect`, run as API Gateway runs it.
+"""JWT auth on the local cloud: the Lambda REQUEST authorizer on `$connect`, run as API Gateway runs it.
 
-When the stack's `auth` is `token` (or `--auth token`), the emulator
-- keeps the signing secret where the deployed stack keeps it, an SSM SecureString, here in the embedded moto server
-  (its own moto process when `--dynamodb-endpoint` points elsewhere), and gives the authorizer only the parameter's
-  name (`TOKEN_SECRET_PARAMETER`) and `AWS_ENDPOINT_URL_SSM`, so `handlers/authorizer.py` runs unchanged;
+When the stack's `auth` is `jwt` (or `--auth jwt`), the emulator trusts tokens the way the stack does:
+- the stack's `jwtIssuer` (an identity provider, or an issuer on this machine as the tests use): the authorizer gets
+  the same `JWT_*` variables as deployed and fetches the issuer's keys itself;
+- no issuer but `CHAT_TOKEN_SECRET` set: HS256 with that secret, kept where the deployed stack keeps it, an SSM
+  SecureString, here in the embedded moto server (its own moto process when `--dynamodb-endpoint` points elsewhere);
+  the authorizer gets only the parameter's name and `AWS_ENDPOINT_URL_SSM`, so `handlers/authorizer.py` runs unchanged;
+- neither: a local OIDC issuer (`emulator.issuer`) on loopback, whose key `python -m client token` signs with;
 - runs the real authorizer in its own `FunctionPool` before every `$connect`, with a REQUEST event shaped like API
   Gateway's (`type`, `methodArn`, headers, query string, `requestContext`);
 - turns its answer into the handshake's, as API Gateway does: the error `Unauthorized` is 401; any other error, a
@@ -17,11 +20,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import secrets
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -31,10 +34,12 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app import definition
+from app.settings import StackSettings
 from emulator import events
 from emulator.config import EmulatorConfigError
 from emulator.dynamodb import THROWAWAY_CREDENTIALS, LocalTable, start_moto, stop_moto
 from emulator.gateway import handshake_headers
+from emulator.issuer import DEFAULT_AUDIENCE, KEY_FILE, LocalIssuer, key_for_run
 from emulator.workers import FunctionPool, Invocation, Log, physical_name
 from handlers import environment
 
@@ -53,22 +58,6 @@ LOG_PREFIX = "authorizer"
 
 SCALAR = (str, int, float, bool)
 """Context values API Gateway passes on; objects and arrays in the context are a configuration error."""
-
-
-@dataclass(frozen=True)
-class TokenSecret:
-    """The signing secret of this run, and whether the emulator made it up (then the ready lines show it)."""
-
-    text: str = field(repr=False)
-    generated: bool
-
-    @classmethod
-    def for_session(cls, given: str | None) -> TokenSecret:
-        """`given` (from `CHAT_TOKEN_SECRET`), or a random secret for this run when there is none."""
-        if given:
-            return cls(given, generated=False)
-        # 32 random bytes as 43 URL-safe characters: over tokens.MIN_SECRET_BYTES, and safe to paste into a shell.
-        return cls(secrets.token_urlsafe(32), generated=True)
 
 
 @dataclass
@@ -96,7 +85,7 @@ class SecretParameter:
             stop_moto(self.server)
 
 
-def store_secret(table: LocalTable, region: str, secret: TokenSecret) -> SecretParameter:
+def store_secret(table: LocalTable, region: str, secret: str) -> SecretParameter:
     """Put the secret in SSM on the table's embedded moto server (or a moto of its own); fails with one line."""
     server = None
     endpoint = table.endpoint
@@ -117,9 +106,9 @@ def store_secret(table: LocalTable, region: str, secret: TokenSecret) -> SecretP
             config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5),
         ).put_parameter(
             Name=parameter.name,
-            Value=secret.text,
+            Value=secret,
             Type="SecureString",
-            Description="Signing secret of the chat's $connect tokens (local emulator)",
+            Description="HS256 secret of the chat's $connect JWTs (local emulator)",
         )
     except (BotoCoreError, ClientError) as error:
         parameter.close()
@@ -249,37 +238,66 @@ class LambdaRequestAuthorizer:
         return context
 
 
+def start_local_issuer(settings: StackSettings, key_file: Path = KEY_FILE) -> LocalIssuer:
+    """The emulator's own issuer, with the saved key (or a new one), its address saved for `python -m client token`."""
+    issuer = LocalIssuer([key_for_run(key_file)], audience=settings.jwt_audience or DEFAULT_AUDIENCE).start()
+    try:
+        issuer.save(key_file)
+    except OSError as error:
+        issuer.stop()
+        raise EmulatorConfigError(f"cannot save the local issuer's key to {key_file}: {error}") from error
+    return issuer
+
+
+def issuer_variables(settings: StackSettings, issuer: LocalIssuer | None) -> dict[str, str]:
+    """The authorizer's `JWT_*` variables: the stack's issuer settings, or the local issuer's address and audience."""
+    values = {
+        environment.JWT_ISSUER: issuer.url if issuer is not None else settings.jwt_issuer,
+        environment.JWT_AUDIENCE: issuer.audience if issuer is not None else settings.jwt_audience,
+        environment.JWKS_URL: None if issuer is not None else settings.jwks_url,
+        environment.JWT_NAME_CLAIM: settings.jwt_name_claim,
+    }
+    return {name: value for name, value in values.items() if value is not None}
+
+
 @dataclass
 class TokenAuthorization:
-    """What `auth=token` adds to a local cloud: the secret, its SSM parameter and the authorizer guarding `$connect`."""
+    """What `auth=jwt` adds to a local cloud: the authorizer guarding `$connect`, and what its mode needs (the secret's
+    SSM parameter, or the local issuer)."""
 
-    secret: TokenSecret
-    parameter: SecretParameter
     authorizer: LambdaRequestAuthorizer
+    parameter: SecretParameter | None = None
+    issuer: LocalIssuer | None = None
+    key_file: Path = KEY_FILE
 
     def ready_lines(self) -> list[str]:
-        """What the terminal shows about auth: who guards `$connect`, and how to mint a token for this run."""
+        """What the terminal shows about auth: who guards `$connect`, whose tokens it trusts, and how to mint one."""
         spec = self.authorizer.pool.spec
         mint = "python -m client token --name alice"
-        variable = definition.DEV_TOKEN_SECRET_VARIABLE
-        lines = [
-            f"  Authorizer     {definition.AUTHORIZER_ROUTE} -> {spec.name} ({spec.handler}), secret in SSM "
-            f"parameter {self.parameter.name}"
-        ]
-        if self.secret.generated:
-            # The only place a made-up secret is ever printed: without it nobody could mint a token for this run.
-            lines.append(
-                f"  Tokens         {variable} is unset, so this run signs with a new secret; mint one with:  "
-                f"{variable}={self.secret.text} {mint}"
-            )
+        guard = f"  Authorizer     {definition.AUTHORIZER_ROUTE} -> {spec.name} ({spec.handler})"
+        if self.parameter is not None:
+            variable = definition.DEV_TOKEN_SECRET_VARIABLE
+            lines = [
+                f"{guard}, HS256 secret in SSM parameter {self.parameter.name}",
+                f"  Tokens         mint one with:  {mint}  (signs with your {variable})",
+            ]
+        elif self.issuer is not None:
+            lines = [
+                f"{guard}, RS256 tokens of the local issuer {self.issuer.url} (audience {self.issuer.audience})",
+                f"  Tokens         mint one with:  {mint}  (signs with the key in {self.key_file})",
+            ]
         else:
-            lines.append(f"  Tokens         mint one with:  {mint}  (signs with your {variable})")
+            lines = [f"{guard}, tokens of the stack's jwtIssuer (mint them with your identity provider)"]
         lines.append(
-            f"  Connect with   ?{definition.TOKEN_QUERY_PARAMETER}=TOKEN or {definition.TOKEN_HEADER}: Bearer TOKEN"
+            f"  Connect with   ?{definition.TOKEN_QUERY_PARAMETER}=TOKEN, {definition.TOKEN_HEADER}: Bearer TOKEN, or "
+            "the subprotocol bearer.TOKEN"
         )
         return lines
 
     async def close(self) -> None:
-        """Stop the authorizer's workers, then the parameter's own moto (if it has one)."""
+        """Stop the authorizer's workers, then the parameter's own moto or the local issuer (if any)."""
         await self.authorizer.pool.close()
-        await asyncio.to_thread(self.parameter.close)
+        if self.parameter is not None:
+            await asyncio.to_thread(self.parameter.close)
+        if self.issuer is not None:
+            await asyncio.to_thread(self.issuer.stop)

@@ -17,7 +17,13 @@ from aiohttp import web
 from app import definition
 from app.settings import StackSettings
 from emulator import events
-from emulator.authorization import LambdaRequestAuthorizer, TokenAuthorization, TokenSecret, store_secret
+from emulator.authorization import (
+    LambdaRequestAuthorizer,
+    TokenAuthorization,
+    issuer_variables,
+    start_local_issuer,
+    store_secret,
+)
 from emulator.config import EmulatorConfigError, EmulatorOptions, FunctionSpec
 from emulator.dynamodb import THROWAWAY_CREDENTIALS, LocalTable, start_table
 from emulator.gateway import Authorizer, Gateway
@@ -30,6 +36,15 @@ PROVIDED_ENVIRONMENT = (
     *definition.settings_environment(StackSettings(stage_name="dev")),
 )
 """The stack's environment variables the emulator can fill with local values."""
+
+AUTHORIZER_ENVIRONMENT = (
+    environment.TOKEN_SECRET_PARAMETER,
+    environment.JWT_ISSUER,
+    environment.JWT_AUDIENCE,
+    environment.JWKS_URL,
+    environment.JWT_NAME_CLAIM,
+)
+"""What the emulator gives the authorizer, the ones of its mode only (as the stack does)."""
 
 
 def print_log(prefix: str, message: str) -> None:
@@ -86,9 +101,7 @@ class LocalCloud:
         if options.authorizer is not None and self._authorizer is not None:
             raise EmulatorConfigError("give either an authorizer function in the options or an Authorizer, not both")
         for spec in [*functions.values(), *([options.authorizer] if options.authorizer else [])]:
-            provided = PROVIDED_ENVIRONMENT + (
-                (environment.TOKEN_SECRET_PARAMETER,) if spec is options.authorizer else ()
-            )
+            provided = PROVIDED_ENVIRONMENT + (AUTHORIZER_ENVIRONMENT if spec is options.authorizer else ())
             missing = [name for name in spec.environment if name not in provided]
             if missing:
                 raise EmulatorConfigError(
@@ -118,20 +131,34 @@ class LocalCloud:
         pools_by_function = {name: self._pool(spec) for name, spec in functions.items()}
         self._pools = {route.key: pools_by_function[route.function.name] for route in options.routes}
         if options.authorizer is not None:
-            secret = TokenSecret.for_session(options.token_secret)
-            parameter = await asyncio.to_thread(store_secret, self._table, options.region, secret)
-            pool = self._pool(options.authorizer, parameter.variables, parameter.endpoints)
-            self._authorization = TokenAuthorization(
-                secret, parameter, LambdaRequestAuthorizer(pool, api, options.region, self.port, self._log)
-            )
+            self._authorization = await self._authorize(options.authorizer, api)
             self._authorizer = self._authorization.authorizer
-            pools_by_function[options.authorizer.name] = pool
+            pools_by_function[options.authorizer.name] = self._authorization.authorizer.pool
         self.gateway = Gateway(options, api, self._pools, self._log, self._authorizer)
         self._runner = web.AppRunner(self.gateway.application(), access_log=None, handle_signals=False)
         await self._runner.setup()
         await web.SockSite(self._runner, listener).start()
         if options.prewarm:
             await asyncio.gather(*(pool.prewarm() for pool in pools_by_function.values()))
+
+    async def _authorize(self, spec: FunctionSpec, api: events.Api) -> TokenAuthorization:
+        """The authorizer in the stack's mode: its issuer, the HS256 secret in local SSM, or a local issuer."""
+        options = self.options
+        assert self._table is not None
+        parameter = issuer = None
+        if options.settings.jwt_issuer is None and options.token_secret is not None:
+            parameter = await asyncio.to_thread(store_secret, self._table, options.region, options.token_secret)
+            variables, endpoints = (
+                {**issuer_variables(options.settings, None), **parameter.variables},
+                parameter.endpoints,
+            )
+        else:
+            if options.settings.jwt_issuer is None:
+                issuer = await asyncio.to_thread(start_local_issuer, options.settings, options.issuer_key_file)
+            variables, endpoints = issuer_variables(options.settings, issuer), {}
+        pool = self._pool(spec, variables, endpoints)
+        authorizer = LambdaRequestAuthorizer(pool, api, options.region, self.port, self._log)
+        return TokenAuthorization(authorizer, parameter, issuer, options.issuer_key_file)
 
     def _pool(
         self, spec: FunctionSpec, variables: Mapping[str, str] | None = None, endpoints: Mapping[str, str] | None = None
@@ -166,7 +193,7 @@ class LocalCloud:
         function_name = physical_name(spec.name)
         region = self.options.region
         return {
-            **{name: provided[name] for name in spec.environment},
+            **{name: provided[name] for name in spec.environment if name in provided},
             **THROWAWAY_CREDENTIALS,
             "AWS_ENDPOINT_URL_DYNAMODB": self._table.endpoint,
             **endpoints,

@@ -165,9 +165,11 @@ class EmulatorOptions:
     prewarm: bool = True
     """Start one worker per function before printing the ready lines, so the first requests find warm workers."""
     authorizer: FunctionSpec | None = None
-    """The Lambda REQUEST authorizer guarding `$connect` (`app.definition.AUTHORIZER` when auth is `token`)."""
+    """The Lambda REQUEST authorizer guarding `$connect` (`app.definition.AUTHORIZER` when auth is `jwt`)."""
     token_secret: str | None = field(default=None, repr=False)
-    """The authorizer's signing secret (`CHAT_TOKEN_SECRET`); None makes a random one for the run."""
+    """The HS256 secret (`CHAT_TOKEN_SECRET`) of a stack without `jwtIssuer`; None serves a local issuer instead."""
+    issuer_key_file: Path = field(default_factory=lambda: PROJECT_ROOT / "build" / "local-issuer.json")
+    """Where the local issuer keeps its key and address for `python -m client token` (ignored by git)."""
 
     def __post_init__(self) -> None:
         checks = (

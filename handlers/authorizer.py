@@ -1,16 +1,17 @@
-"""Lambda REQUEST authorizer guarding `$connect`: a signed token decides who may connect, and as whom.
+"""Lambda REQUEST authorizer guarding `$connect`: a standard JWT decides who may connect, and as whom.
 
 API Gateway invokes it before every WebSocket handshake (the authorizer declares no identity sources, so no request
-is turned away before the token is looked at; see docs/hardening.md). The token comes from `?token=` (browsers
-cannot set headers on a WebSocket) or an `Authorization: Bearer` header. Outcomes, as API Gateway turns them into
-handshake answers:
+is turned away before the token is looked at; see docs/hardening.md). The token comes from `?token=`, an
+`Authorization: Bearer` header, or a `bearer.<token>` entry of `Sec-WebSocket-Protocol` (what browsers can send;
+`handlers.subprotocol`). It is checked by `handlers.tokens` in one of two modes, chosen by the environment:
+- `JWT_ISSUER` set: an OIDC issuer's RS256/ES256 keys, from `JWKS_URL` or discovery, cached per container;
+- otherwise: HS256 with the shared secret in the SSM SecureString named by `TOKEN_SECRET_PARAMETER`, read once.
+`JWT_AUDIENCE` (required with an issuer) and `JWT_NAME_CLAIM` refine both. Outcomes, as API Gateway answers them:
 - no token: the function raises `Exception("Unauthorized")`, which API Gateway answers with 401;
-- a malformed, forged, tampered or expired token: a Deny policy, answered with 403;
-- a valid token: an Allow policy for this `$connect` with context `{"name": <display name>}`, which reaches the
-  connect handler as `requestContext.authorizer.name`.
+- any refused token: a Deny policy, answered with 403;
+- a valid token: an Allow policy for this `$connect`, principal `sub`, context `{"name": <display name>}`, which
+  reaches the connect handler as `requestContext.authorizer`.
 The client never learns why it was refused; one JSON line in the function's log says why, never the token or secret.
-
-The signing secret is an SSM SecureString whose name is in `TOKEN_SECRET_PARAMETER`, read once per container.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from handlers import environment, tokens
+from handlers import environment, subprotocol, tokens
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
@@ -46,34 +47,58 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     try:
         found = token_from_request(event)
         if found is None:
-            _log(event, decision="unauthorized", reason="missing-token", detail="no token in query string or header")
+            _log(event, decision="unauthorized", reason="missing-token", detail="no token in query, header or protocol")
             # API Gateway maps exactly this message to 401, the documented answer for missing credentials.
             raise Exception(UNAUTHORIZED)
         source, token = found
-        claims = tokens.verify_token(_signing_secret(), token)
+        claims = verify(token)
     except tokens.InvalidTokenError as rejection:
         _log(event, decision="deny", reason=rejection.reason.value, detail=rejection.detail)
         return policy("Deny", method_arn, principal_id="anonymous")
     _log(event, decision="allow", reason="valid-token", detail=f"token from the {source}", name=claims.name)
-    return policy("Allow", method_arn, principal_id=claims.name, context={"name": claims.name})
+    return policy("Allow", method_arn, principal_id=claims.subject, context={"name": claims.name})
+
+
+def verify(token: str) -> tokens.Claims:
+    """The token's claims in this function's mode (issuer when `JWT_ISSUER` is set, else shared secret)."""
+    issuer = _setting(environment.JWT_ISSUER)
+    name_claim = _setting(environment.JWT_NAME_CLAIM)
+    expected = tokens.Expectations(
+        issuer=issuer,
+        audience=_setting(environment.JWT_AUDIENCE),
+        name_claims=(name_claim,) if name_claim else tokens.DEFAULT_NAME_CLAIMS,
+    )
+    if issuer is not None:
+        if expected.audience is None:
+            raise RuntimeError(f"{environment.JWT_AUDIENCE} is not set: an issuer's tokens are checked for audience")
+        return tokens.verify_with_keys(_key_set(issuer, _setting(environment.JWKS_URL)), token, expected)
+    return tokens.verify_with_secret(_signing_secret(), token, expected)
 
 
 def token_from_request(event: dict[str, Any]) -> tuple[str, str] | None:
-    """Where the token came from (`query` or `header`) and the token, or None when the request carries none.
+    """Where the token came from (`query`, `header` or `protocol`) and the token, or None when there is none.
 
-    Blank values count as none, as they do for API Gateway's identity sources. A request that is ambiguous (two
-    different tokens, a repeated parameter or header) or uses another Authorization scheme is refused as malformed
-    rather than guessed at.
+    Blank values count as none, as they do for API Gateway's identity sources. A request that is ambiguous (different
+    tokens, a repeated parameter or header) or uses another Authorization scheme is refused rather than guessed at.
     """
-    from_query = _single_value(event, "queryStringParameters", "multiValueQueryStringParameters", QUERY_PARAMETER)
-    from_header = _bearer_token(_single_value(event, "headers", "multiValueHeaders", HEADER))
-    if from_query and from_header and from_query != from_header:
-        raise tokens.InvalidTokenError(tokens.Reason.MALFORMED, "query string and header carry different tokens")
-    if from_query:
-        return "query", from_query
-    if from_header:
-        return "header", from_header
-    return None
+    found = {
+        "query": _single_value(event, "queryStringParameters", "multiValueQueryStringParameters", QUERY_PARAMETER),
+        "header": _bearer_token(_single_value(event, "headers", "multiValueHeaders", HEADER)),
+        "protocol": _protocol_token(event.get("headers")),
+    }
+    given = {source: token for source, token in found.items() if token}
+    if len(set(given.values())) > 1:
+        raise tokens.InvalidTokenError(tokens.Reason.MALFORMED, f"{' and '.join(given)} carry different tokens")
+    return next(iter(given.items()), None)
+
+
+def _protocol_token(headers: dict[str, Any] | None) -> str | None:
+    carried = [entry for entry in subprotocol.offered(headers) if entry.startswith(subprotocol.TOKEN_PREFIX)]
+    if len(carried) > 1:
+        raise tokens.InvalidTokenError(tokens.Reason.MALFORMED, f"{subprotocol.HEADER} offers {len(carried)} tokens")
+    if not carried:
+        return None
+    return carried[0][len(subprotocol.TOKEN_PREFIX) :] or None
 
 
 def policy(effect: str, method_arn: str, principal_id: str, context: dict[str, str] | None = None) -> dict[str, Any]:
@@ -125,11 +150,23 @@ def _ssm() -> SSMClient:
 @functools.cache
 def _signing_secret() -> bytes:
     """The secret, fetched once per container (a failed fetch is not cached, so the next invocation retries)."""
-    parameter = os.environ.get(environment.TOKEN_SECRET_PARAMETER, "").strip()
-    if not parameter:
-        raise RuntimeError(f"{environment.TOKEN_SECRET_PARAMETER} is not set: the stack passes the SSM parameter name")
+    parameter = _setting(environment.TOKEN_SECRET_PARAMETER)
+    if parameter is None:
+        raise RuntimeError(
+            f"neither {environment.JWT_ISSUER} nor {environment.TOKEN_SECRET_PARAMETER} is set: the stack sets one"
+        )
     response = _ssm().get_parameter(Name=parameter, WithDecryption=True)
     return tokens.signing_secret(response["Parameter"]["Value"])
+
+
+@functools.cache
+def _key_set(issuer: str, jwks_url: str | None) -> tokens.KeySet:
+    """The issuer's keys, one cache per container (and per configuration, which is fixed for a container)."""
+    return tokens.KeySet(issuer, jwks_url)
+
+
+def _setting(name: str) -> str | None:
+    return os.environ.get(name, "").strip() or None
 
 
 def _log(event: dict[str, Any], *, decision: str, reason: str, detail: str, name: str | None = None) -> None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from handlers import clients, config, display_name
+from handlers import clients, config, display_name, subprotocol
 from handlers.connections import ConnectionsTable
 from handlers.invocation import RefusedError, handle
 
 
-def handler(event: dict[str, Any], context: object) -> dict[str, int]:
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     """Lambda entry point for the `$connect` route."""
 
     def serve() -> None:
@@ -22,7 +22,10 @@ def handler(event: dict[str, Any], context: object) -> dict[str, int]:
         if refusal is not None:
             raise RefusedError(400, refusal)
 
-    return handle(event, context, serve)
+    response = handle(event, context, serve)
+    # A browser that offered subprotocols (the token travels as one) drops a handshake that selects none of them.
+    headers = subprotocol.answer_headers(event.get("headers")) if response["statusCode"] == 200 else {}
+    return {**response, **({"headers": headers} if headers else {})}
 
 
 def connect(event: dict[str, Any], table: ConnectionsTable) -> str | None:

@@ -23,4 +23,16 @@ MESSAGE_BURST = "MESSAGE_BURST"
 """Messages one connection may send at once after a pause (its token bucket's size)."""
 
 TOKEN_SECRET_PARAMETER = "TOKEN_SECRET_PARAMETER"
-"""Name of the SSM SecureString parameter holding the token-signing secret (authorizer only)."""
+"""Name of the SSM SecureString holding the HS256 secret (authorizer, shared-secret mode only)."""
+
+JWT_ISSUER = "JWT_ISSUER"
+"""The OIDC issuer whose tokens the authorizer accepts (`iss`); unset in shared-secret mode."""
+
+JWT_AUDIENCE = "JWT_AUDIENCE"
+"""The audience tokens must name (`aud`); required with an issuer, optional with a shared secret."""
+
+JWKS_URL = "JWKS_URL"
+"""The issuer's key set; unset means OIDC discovery at `{issuer}/.well-known/openid-configuration`."""
+
+JWT_NAME_CLAIM = "JWT_NAME_CLAIM"
+"""The claim holding the display name; unset means `name`, then `preferred_username`, then `email`."""

@@ -6,7 +6,8 @@ What goes in: `handlers/__init__.py`, the function's handler module, and every m
 that it imports, transitively, found by parsing `import` statements with `ast` (imports inside functions and
 `TYPE_CHECKING` blocks count too: over-including a small module is harmless, missing one breaks the function).
 Nothing else: no `__pycache__`, tests, virtualenv or unrelated handlers, so a change to one handler changes only
-the archives that contain it.
+the archives that contain it. A function that lists `libraries` (the authorizer) also ships the files of its pinned
+wheels for its architecture (`infra.wheels.wheel_directory`), unpacked at the zip's root as pip would install them.
 
 Same source, same bytes on one machine: entries are sorted, every timestamp is 1980-01-01 00:00 (the zip epoch),
 permissions are fixed at 0644 and entries are deflated at a fixed level 9. Deflate is deterministic for one zlib
@@ -24,6 +25,7 @@ import hashlib
 import io
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from app.definition import HANDLERS_PACKAGE, Function
@@ -72,50 +74,96 @@ def archive_members(function: Function, source_root: Path | None = None) -> list
     return sorted(str(member) for member in members)
 
 
-def build_archive(function: Function, source_root: Path | None = None) -> bytes:
-    """The function's zip, byte-identical for identical sources and the same zlib build."""
+Entry = tuple[str, Callable[[], bytes]]
+"""A zip member's path and how to read its bytes."""
+
+
+def archive_entries(function: Function, source_root: Path | None = None, wheels: Path | None = None) -> list[Entry]:
+    """Every member of the function's zip, sorted: its `handlers` modules, then or among them its wheels' files.
+
+    `wheels` is the directory of the function's wheels for the target architecture; it is required exactly when the
+    function lists `libraries`. Two sources providing one path is an ArchiveError rather than a silent overwrite.
+    """
     root = source_root if source_root is not None else SOURCE_ROOT
+    entries: dict[str, Callable[[], bytes]] = {
+        member: (lambda path=root / member: path.read_bytes()) for member in archive_members(function, root)
+    }
+    if function.libraries and wheels is None:
+        raise ArchiveError(f"function {function.name!r} ships {', '.join(function.libraries)}: give its wheels")
+    if not function.libraries and wheels is not None:
+        raise ArchiveError(f"function {function.name!r} ships no libraries, yet wheels were given")
+    for wheel in sorted(wheels.glob("*.whl")) if wheels is not None else []:
+        with zipfile.ZipFile(wheel) as unpacked:
+            for info in unpacked.infolist():
+                name = info.filename
+                if info.is_dir() or "__pycache__" in PurePosixPath(name).parts:
+                    continue
+                if name in entries or name.startswith(f"{HANDLERS_PACKAGE}/"):
+                    raise ArchiveError(f"{wheel.name} provides {name}, which the zip already holds")
+                entries[name] = lambda wheel=wheel, name=name: _wheel_member(wheel, name)
+    shipped = {PurePosixPath(name).parts[0].split(".")[0] for name in entries}
+    missing = sorted(set(function.libraries) - shipped)
+    if missing:
+        raise ArchiveError(f"function {function.name!r} ships {', '.join(missing)}, which none of its wheels provide")
+    return sorted(entries.items())
+
+
+def _wheel_member(wheel: Path, name: str) -> bytes:
+    with zipfile.ZipFile(wheel) as unpacked:
+        return unpacked.read(name)
+
+
+def build_archive(function: Function, source_root: Path | None = None, wheels: Path | None = None) -> bytes:
+    """The function's zip, byte-identical for identical sources (and wheels) and the same zlib build."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL) as archive:
-        for member in archive_members(function, root):
+        for member, read in archive_entries(function, source_root, wheels):
             info = zipfile.ZipInfo(member, date_time=ZIP_EPOCH)
             info.create_system = 3  # Unix, so the permission bits below mean the same on every build machine
             info.external_attr = FILE_MODE << 16
             # The level is passed per entry: a ZipInfo does not inherit the ZipFile's.
-            archive.writestr(
-                info, (root / member).read_bytes(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL
-            )
+            archive.writestr(info, read(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL)
     return buffer.getvalue()
 
 
-def content_hash(function: Function, source_root: Path | None = None) -> str:
+def content_hash(function: Function, source_root: Path | None = None, wheels: Path | None = None) -> str:
     """Base64 SHA-256 of what the function's zip holds, for Lambda's `source_code_hash`; independent of zlib.
 
     It hashes, for each member in the archive's sorted order: the UTF-8 path, a NUL byte, the content's length as
     8 big-endian bytes, then the content. Lengths keep the encoding unambiguous (no two different member lists hash
     the same stream). Metadata is fixed by `build_archive`, so names and bytes are all that can differ.
     """
-    root = source_root if source_root is not None else SOURCE_ROOT
     digest = hashlib.sha256()
-    for member in archive_members(function, root):
-        data = (root / member).read_bytes()
+    for member, read in archive_entries(function, source_root, wheels):
+        data = read()
         digest.update(member.encode("utf-8") + b"\0" + len(data).to_bytes(8, "big"))
         digest.update(data)
     return base64.b64encode(digest.digest()).decode("ascii")
 
 
-def write_archive(function: Function, directory: Path, source_root: Path | None = None) -> tuple[Path, bytes]:
+def write_archive(
+    function: Function, directory: Path, source_root: Path | None = None, wheels: Path | None = None
+) -> tuple[Path, bytes]:
     """Build the function's zip and store it as `<directory>/<function name>.zip`; returns the path and the bytes.
 
-    The file is replaced atomically and only when its bytes change, so concurrent readers never see half a zip.
+    The file is replaced atomically and only when its bytes change, so concurrent readers never see half a zip. A
+    zip whose recorded content hash (`<name>.zip.sha256`) still matches is reused unbuilt: deflating the
+    authorizer's libraries takes seconds, hashing them milliseconds.
     """
-    data = build_archive(function, source_root)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{function.name}.zip"
+    record = path.with_name(f"{path.name}.sha256")
+    expected = content_hash(function, source_root, wheels)
+    if path.is_file() and record.is_file() and record.read_text(encoding="ascii") == expected:
+        return path, path.read_bytes()
+    data = build_archive(function, source_root, wheels)
     if not path.is_file() or path.read_bytes() != data:
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         partial.write_bytes(data)
         os.replace(partial, path)
+    partial_record = record.with_name(f".{record.name}.{os.getpid()}.partial")
+    partial_record.write_text(expected, encoding="ascii")
+    os.replace(partial_record, record)
     return path, data
 
 

@@ -1,7 +1,9 @@
-"""Who may connect: the signing secret in SSM, the authorizer function, and the REQUEST authorizer on `$connect`.
+"""Who may connect: the `$connect` REQUEST authorizer checking standard JWTs, and in shared-secret mode its secret.
 
-Built only when the stack's `auth` setting is `token` (see `build_token_authorizer`). The `$connect` route then
-takes `authorization_type` and `authorizer_id` from this component, and the stage's deployment includes
+Built only when the stack's `auth` setting is `jwt` (see `build_token_authorizer`). With `jwtIssuer` the function
+checks the issuer's RS256/ES256 tokens against its published keys and needs no secret; without, an SSM SecureString
+holds the HS256 secret (`jwtSecret`) and the function may read that one parameter. The `$connect` route then takes
+`authorization_type` and `authorizer_id` from this component, and the stage's deployment includes
 `deployment_inputs` so a change to the authorizer is redeployed like a change to a route.
 """
 
@@ -14,14 +16,13 @@ import pulumi
 import pulumi_aws as aws
 
 from app.definition import AUTHORIZER
-from app.settings import PROJECT, StackSettings
+from app.settings import PROJECT, SECRET_KEY, StackSettings
 from handlers import environment
-from handlers.tokens import MIN_SECRET_BYTES
 from infra.function import ChatFunction, ChatFunctionArgs
 from infra.policies import POLICY_VERSION
 
-SECRET_KEY = "authTokenSecret"
-"""The secret config value holding the signing secret (`app.settings.SECRET_KEYS`)."""
+MIN_SECRET_BYTES = 32
+"""`handlers.tokens.MIN_SECRET_BYTES` (a test keeps them equal), spelt here so the program needs no PyJWT."""
 
 AUTHORIZATION_TYPE = "CUSTOM"
 """A WebSocket route guarded by a Lambda authorizer has authorization type CUSTOM."""
@@ -31,8 +32,8 @@ AUTHORIZER_TYPE = "REQUEST"
 
 IDENTITY_SOURCES: list[str] = []
 """None, on purpose. API Gateway answers 401 without invoking the authorizer when ANY listed source is missing, so
-listing `route.request.querystring.token` would shut out header users and listing both would demand both. With no
-identity source every `$connect` reaches the function, which answers 401 itself when neither carries a token
+listing `route.request.querystring.token` would shut out header and subprotocol users and listing several would demand
+all. With no identity source every `$connect` reaches the function, which answers 401 itself when none carries a token
 (docs/hardening.md). Caching is not available for WebSocket authorizers, so nothing is lost there."""
 
 READ_SECRET_SID = "ReadTokenSigningSecret"
@@ -45,8 +46,9 @@ class TokenAuthorizerArgs:
     api_id: pulumi.Input[str]
     execution_arn: pulumi.Input[str]
     """`arn:aws:execute-api:{region}:{account}:{api-id}`; the invoke permission is scoped to this API's authorizer."""
-    secret: pulumi.Input[str]
-    """The signing secret (Pulumi secret config); stored as an SSM SecureString, never put in the environment."""
+    secret: pulumi.Input[str] | None
+    """The HS256 secret (Pulumi secret config) in shared-secret mode, stored as an SSM SecureString and never put in
+    the environment; None with an issuer."""
     code: pulumi.Archive
     """The authorizer's deployment package (`handlers/authorizer.py` and the modules it imports), usually
     `infra.function.file_archive` of the zip `infra.archive.write_archive` wrote."""
@@ -56,12 +58,13 @@ class TokenAuthorizerArgs:
 
 
 class TokenAuthorizer(pulumi.ComponentResource):
-    """A Lambda REQUEST authorizer for `$connect` that checks signed tokens against a secret only it can read."""
+    """A Lambda REQUEST authorizer for `$connect` checking JWTs: an issuer's, or HS256 with a secret only it reads."""
 
     authorizer_id: pulumi.Output[str]
     authorization_type: str
     function_name: pulumi.Output[str]
-    parameter_name: pulumi.Output[str]
+    parameter_name: pulumi.Output[str] | None
+    """The SSM parameter holding the secret; None with an issuer."""
     deployment_inputs: pulumi.Output[dict[str, Any]]
     """The authorizer's settings and id, for the stage's redeployment fingerprint."""
 
@@ -69,35 +72,44 @@ class TokenAuthorizer(pulumi.ComponentResource):
         super().__init__("chat:index:TokenAuthorizer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        # SecureString under the account's aws/ssm key, whose key policy already lets this account's principals
-        # decrypt through SSM: the role needs no kms:Decrypt statement. The name is auto-generated per stack.
-        self.parameter = aws.ssm.Parameter(
-            f"{name}-secret",
-            type="SecureString",
-            description="Signing secret of the chat's $connect tokens (set from Pulumi config, do not edit by hand)",
-            value=pulumi.Output.secret(args.secret).apply(checked_secret),
-            opts=child,
-        )
+        settings = args.settings
+        variables = issuer_variables(settings)
+        self.parameter: aws.ssm.Parameter | None = None
+        policy = None
+        description: pulumi.Input[str] = f"WebSocket chat $connect authorizer (JWTs of {settings.jwt_issuer})"
+        if settings.jwt_mode == "secret":
+            if args.secret is None:
+                raise missing_secret_error()
+            # SecureString under the account's aws/ssm key, whose key policy already lets this account's principals
+            # decrypt through SSM: the role needs no kms:Decrypt statement. The name is auto-generated per stack.
+            self.parameter = aws.ssm.Parameter(
+                f"{name}-secret",
+                type="SecureString",
+                description="HS256 secret of the chat's $connect JWTs (set from Pulumi config, do not edit by hand)",
+                value=pulumi.Output.secret(args.secret).apply(checked_secret),
+                opts=child,
+            )
+            # The parameter's name only: the secret itself never enters the environment (CKV_AWS_45).
+            variables[environment.TOKEN_SECRET_PARAMETER] = self.parameter.name
+            policy = read_secret_policy(self.parameter.arn)
+            # Warm containers keep the secret they read. A new secret bumps the parameter's version, which changes
+            # this description, and a configuration change makes Lambda start fresh containers that read it.
+            description = pulumi.Output.concat(
+                "WebSocket chat $connect authorizer (HS256 secret version ", self.parameter.version.apply(str), ")"
+            )
 
-        # A function like every other (log group, role, basic execution, tracing grant, concurrency) whose one extra
-        # right is reading the secret's parameter.
+        # A function like every other (log group, role, basic execution, tracing grant, concurrency); in secret mode
+        # its one extra right is reading the secret's parameter, with an issuer it has none.
         self.function = ChatFunction(
             name,
             ChatFunctionArgs.from_settings(
                 AUTHORIZER,
-                args.settings,
+                settings,
                 code=args.code,
                 code_hash=args.code_hash,
-                # The parameter's name only: the secret itself never enters the environment (CKV_AWS_45).
-                environment={environment.TOKEN_SECRET_PARAMETER: self.parameter.name},
-                policy=read_secret_policy(self.parameter.arn),
-                # Warm containers keep the secret they read. A new secret bumps the parameter's version, which changes
-                # this description, and a configuration change makes Lambda start fresh containers that read it.
-                description=pulumi.Output.concat(
-                    "WebSocket chat $connect authorizer (signing secret version ",
-                    self.parameter.version.apply(str),
-                    ")",
-                ),
+                environment=variables,
+                policy=policy,
+                description=description,
             ),
             opts=child,
         )
@@ -128,7 +140,7 @@ class TokenAuthorizer(pulumi.ComponentResource):
         self.authorizer_id = self.authorizer.id
         self.authorization_type = AUTHORIZATION_TYPE
         self.function_name = self.function.name
-        self.parameter_name = self.parameter.name
+        self.parameter_name = self.parameter.name if self.parameter is not None else None
         self.deployment_inputs = pulumi.Output.from_input(
             {"authorizer": {**authorizer_settings, "id": self.authorizer.id}}
         )
@@ -139,6 +151,17 @@ class TokenAuthorizer(pulumi.ComponentResource):
                 "parameter_name": self.parameter_name,
             }
         )
+
+
+def issuer_variables(settings: StackSettings) -> dict[str, pulumi.Input[str]]:
+    """The authorizer's environment from the stack's JWT settings (the unset ones are left out)."""
+    values = {
+        environment.JWT_ISSUER: settings.jwt_issuer,
+        environment.JWT_AUDIENCE: settings.jwt_audience,
+        environment.JWKS_URL: settings.jwks_url,
+        environment.JWT_NAME_CLAIM: settings.jwt_name_claim,
+    }
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def read_secret_policy(parameter_arn: pulumi.Input[str]) -> dict[str, Any]:
@@ -162,14 +185,14 @@ def build_token_authorizer(
     code_hash: pulumi.Input[str] | None,
     opts: pulumi.ResourceOptions | None = None,
 ) -> TokenAuthorizer | None:
-    """The authorizer when `auth` is `token`, None when it is `none`.
+    """The authorizer when `auth` is `jwt`, None when it is `none`.
 
-    `secret` is `pulumi.Config().get_secret("authTokenSecret")`; raises `pulumi.RunError` naming the key when auth
-    is on and the secret is not set.
+    `secret` is `pulumi.Config().get_secret("jwtSecret")`; raises `pulumi.RunError` naming the key when the stack
+    has no issuer and the secret is not set.
     """
-    if settings.auth != "token":
+    if settings.auth != "jwt":
         return None
-    if secret is None:
+    if settings.jwt_mode == "secret" and secret is None:
         raise missing_secret_error()
     return TokenAuthorizer(
         name,
@@ -186,10 +209,11 @@ def build_token_authorizer(
 
 
 def missing_secret_error() -> pulumi.RunError:
-    """The error for `auth` token without the secret: names the key and how to set it."""
+    """The error for `auth` jwt with neither issuer nor secret: names both keys and how to set them."""
     return pulumi.RunError(
-        f"{PROJECT}:{SECRET_KEY} is required when {PROJECT}:auth is token; set it with "
-        f'`pulumi config set --secret {SECRET_KEY} "$(openssl rand -base64 32)"`'
+        f"{PROJECT}:{SECRET_KEY} is required when {PROJECT}:auth is jwt and no {PROJECT}:jwtIssuer is set; set it "
+        f'with `pulumi config set --secret {SECRET_KEY} "$(openssl rand -base64 32)"`, or set jwtIssuer and '
+        "jwtAudience to trust an identity provider"
     )
 
 

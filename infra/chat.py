@@ -25,6 +25,7 @@ from infra.policies import function_policy
 from infra.routes import LambdaRoute, LambdaRouteArgs
 from infra.stage import ApiStage, ApiStageArgs
 from infra.table import ConnectionsTable, ConnectionsTableArgs
+from infra.wheels import wheel_directory
 
 
 @dataclass
@@ -38,11 +39,11 @@ class ChatBackendArgs:
     routes: Sequence[Route]
     route_selection_expression: str
     authorizer: Function
-    """The token authorizer's function, deployed when `settings.auth` is `token`."""
+    """The JWT authorizer's function, deployed when `settings.auth` is `jwt`."""
     authorized_route: str
     """The route the authorizer guards (`$connect`, the only one API Gateway lets carry an authorizer)."""
     token_secret: pulumi.Input[str] | None
-    """The token-signing secret (a Pulumi secret) when `settings.auth` is `token`, else None."""
+    """The HS256 secret (a Pulumi secret) in `auth: jwt`'s shared-secret mode, else None."""
     build_directory: Path
     """Where each function's zip is written (`build/` at the repository root; ignored by git)."""
     stack: str
@@ -147,19 +148,22 @@ class ChatBackend(pulumi.ComponentResource):
 
     def _build_authorizer(self, args: ChatBackendArgs) -> TokenAuthorizer | None:
         """With auth on, a REQUEST authorizer checks the token before the guarded route's function ever runs."""
-        if self._settings.auth != "token":
+        if self._settings.auth != "jwt":
             return None
         if not any(route.key == args.authorized_route for route in args.routes):
             raise ValueError(f"the authorizer guards {args.authorized_route!r}, which is not a route of this API")
-        authorizer_path, _ = write_archive(args.authorizer, args.build_directory)
+        # PyJWT and cryptography ship inside this zip, as wheels for the stack's architecture.
+        settings = self._settings
+        wheels = wheel_directory(args.authorizer, settings.lambda_runtime, settings.lambda_architecture)
+        authorizer_path, _ = write_archive(args.authorizer, args.build_directory, wheels=wheels)
         return build_token_authorizer(
             args.authorizer.name,
-            settings=self._settings,
+            settings=settings,
             secret=args.token_secret,
             api_id=self.api.id,
             execution_arn=self.api.execution_arn,
             code=file_archive(authorizer_path),
-            code_hash=content_hash(args.authorizer),
+            code_hash=content_hash(args.authorizer, wheels=wheels),
             opts=self._child,
         )
 

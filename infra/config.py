@@ -7,8 +7,8 @@ import re
 
 import pulumi
 
-from app.settings import KEYS, PROJECT, SECRET_KEYS, SettingsError, StackSettings, parse_settings
-from infra.authorization import SECRET_KEY, checked_secret, missing_secret_error
+from app.settings import KEYS, PROJECT, SECRET_KEY, SECRET_KEYS, SettingsError, StackSettings, parse_settings
+from infra.authorization import checked_secret, missing_secret_error
 
 
 def load_settings(config: pulumi.Config, stack: str) -> StackSettings:
@@ -56,12 +56,17 @@ def check_regions(settings: StackSettings, region: str) -> None:
 
 
 def load_token_secret(config: pulumi.Config, settings: StackSettings) -> pulumi.Output[str] | None:
-    """The token-signing secret (a Pulumi secret output) when `auth` is `token`; None when auth is off.
+    """The HS256 secret (a Pulumi secret output) in `auth: jwt`'s shared-secret mode; None otherwise.
 
-    Raises `pulumi.RunError` naming the key (never showing the value) when auth is on and the secret is unset or too
-    short to sign with, so the program stops before any resource is registered.
+    Raises `pulumi.RunError` naming the key (never showing the value) when the secret is needed and unset or too
+    short to sign with, or set beside an issuer, so the program stops before any resource is registered.
     """
-    if settings.auth != "token":
+    if settings.jwt_mode != "secret":
+        if settings.jwt_mode == "issuer" and config.get_secret(SECRET_KEY) is not None:
+            raise pulumi.RunError(
+                f"{config.name}:{SECRET_KEY} is set but so is {config.name}:jwtIssuer: tokens are trusted either by "
+                f"the issuer's keys or by a shared secret, not both; remove one"
+            )
         return None
     secret = config.get_secret(SECRET_KEY)
     if secret is None:

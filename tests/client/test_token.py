@@ -1,7 +1,8 @@
-"""`python -m client token`: a token the authorizer accepts, only the token on stdout, clear errors (exit 2).
+"""`python -m client token`: a JWT the authorizer accepts, only the token on stdout, clear errors (exit 2).
 
-End to end: the emulator with `--auth token` and no `CHAT_TOKEN_SECRET` makes up a secret and prints how to mint;
-a token minted that way lets `python -m client smoke URL --token ...` pass, and without one the smoke test fails.
+HS256 with a secret from the environment, else RS256 with the local issuer's key. End to end: the emulator with
+`--auth jwt` and no `CHAT_TOKEN_SECRET` serves its own issuer and prints how to mint; a token minted that way lets
+`python -m client smoke URL --token ...` (or `CHAT_TOKEN`) pass, and without one the smoke test fails.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from playwright.sync_api import Browser, expect
 
 from app.definition import DEV_TOKEN_SECRET_VARIABLE
 from client import mint
+from emulator.issuer import LocalIssuer, SigningKey, load_saved
 from emulator.testing import RunningEmulator, running_emulator
 from handlers import tokens
 from tests.client.test_page import ChatPage
@@ -46,7 +48,7 @@ def test_the_token_is_all_stdout_holds_and_verifies_with_the_secret() -> None:
     minted = token_command("token", "--name", "alice", "--ttl", "2h", environment={DEV_TOKEN_SECRET_VARIABLE: SECRET})
     assert minted.returncode == 0, f"minting failed: {minted.stderr}"
     assert minted.stdout.endswith("\n") and minted.stdout.count("\n") == 1, f"stdout: one line, {minted.stdout!r}"
-    claims = tokens.verify_token(SECRET.encode(), minted.stdout.strip())
+    claims = tokens.verify_with_secret(SECRET.encode(), minted.stdout.strip(), tokens.Expectations())
     assert claims.name == "alice", f"the token must carry the name, got {claims.name!r}"
     assert abs(claims.expires_at - (time.time() + 7200)) < 60, f"--ttl 2h must expire in two hours: {claims}"
     assert SECRET not in minted.stdout + minted.stderr, "the secret must never be printed"
@@ -55,7 +57,30 @@ def test_the_token_is_all_stdout_holds_and_verifies_with_the_secret() -> None:
 def test_secret_env_reads_another_variable() -> None:
     minted = token_command("token", "--name", "bob", "--secret-env", "MY_SECRET", environment={"MY_SECRET": SECRET})
     assert minted.returncode == 0, f"--secret-env MY_SECRET failed: {minted.stderr}"
-    assert tokens.verify_token(SECRET.encode(), minted.stdout.strip()).name == "bob", "signed with MY_SECRET"
+    verified = tokens.verify_with_secret(SECRET.encode(), minted.stdout.strip(), tokens.Expectations())
+    assert verified.name == "bob", "signed with MY_SECRET"
+
+
+def test_audience_goes_into_hs256_tokens() -> None:
+    minted = token_command(
+        "token", "--name", "bob", "--audience", "chat", environment={DEV_TOKEN_SECRET_VARIABLE: SECRET}
+    )
+    verified = tokens.verify_with_secret(SECRET.encode(), minted.stdout.strip(), tokens.Expectations(audience="chat"))
+    assert verified.name == "bob", f"--audience chat: {minted.stderr}"
+
+
+def test_without_a_secret_the_local_issuers_key_signs(tmp_path: Path) -> None:
+    issuer = LocalIssuer([SigningKey.generate("RS256", kid="local-1")], audience="chat-local").start()
+    try:
+        issuer.save(tmp_path / "issuer.json")
+        minted = token_command("token", "--name", "ivy", "--issuer-key", str(tmp_path / "issuer.json"))
+        assert minted.returncode == 0, f"minting with the local issuer failed: {minted.stderr}"
+        keys = tokens.KeySet(issuer.url)
+        claims = tokens.verify_with_keys(keys, minted.stdout.strip(), tokens.Expectations(issuer.url, "chat-local"))
+        assert (claims.subject, claims.name) == ("local|ivy", "ivy"), f"local issuer token claims: {claims}"
+    finally:
+        issuer.stop()
+    assert (tmp_path / "issuer.json").stat().st_mode & 0o077 == 0, "the key file must be readable by its owner only"
 
 
 @pytest.mark.parametrize(
@@ -68,7 +93,11 @@ def test_ttl_units(text: str, seconds: int) -> None:
 @pytest.mark.parametrize(
     ("arguments", "environment", "expected"),
     [
-        (["--name", "alice"], {}, f"{DEV_TOKEN_SECRET_VARIABLE} is not set"),
+        (
+            ["--name", "alice", "--issuer-key", "/nonexistent/issuer.json"],
+            {},
+            f"{DEV_TOKEN_SECRET_VARIABLE} is not set",
+        ),
         (["--name", "alice"], {DEV_TOKEN_SECRET_VARIABLE: "too-short"}, "at least 32 bytes, got 9"),
         (["--name", "alice", "--secret-env", "NOPE"], {DEV_TOKEN_SECRET_VARIABLE: SECRET}, "NOPE is not set"),
         (["--name", "alice", "--secret-env", "not a name"], {}, "must name an environment variable"),
@@ -101,31 +130,36 @@ def test_a_bad_argument_or_secret_exits_2_with_the_reason(
 
 
 @pytest.fixture(scope="module")
-def auth_emulator() -> Iterator[RunningEmulator]:
+def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("issuer") / "local-issuer.json"
+
+
+@pytest.fixture(scope="module")
+def auth_emulator(key_file: Path) -> Iterator[RunningEmulator]:
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv(DEV_TOKEN_SECRET_VARIABLE, raising=False)
-        with running_emulator(extra_args=("--auth", "token")) as emulator:
+        with running_emulator(extra_args=("--auth", "jwt", "--issuer-key", str(key_file))) as emulator:
             yield emulator
 
 
-def printed_mint_command(emulator: RunningEmulator) -> tuple[str, list[str]]:
-    """The secret the emulator made up and the mint command, both from its ready lines."""
-    match = re.search(
-        rf"{DEV_TOKEN_SECRET_VARIABLE}=(\S+) (python -m client token --name alice)", emulator.output_text()
-    )
-    assert match, f"the ready lines must show the run's secret and how to mint:\n{emulator.output_text()}"
-    return match[1], match[2].split()
+def printed_mint_command(emulator: RunningEmulator) -> list[str]:
+    """The mint command from the emulator's ready lines."""
+    match = re.search(r"mint one with:  (python -m client token --name alice)", emulator.output_text())
+    assert match, f"the ready lines must show how to mint:\n{emulator.output_text()}"
+    return match[1].split()
 
 
-def test_a_minted_token_lets_smoke_pass_against_an_emulator_with_auth(auth_emulator: RunningEmulator) -> None:
-    secret, command = printed_mint_command(auth_emulator)
-    minted = token_command(*command[3:], environment={DEV_TOKEN_SECRET_VARIABLE: secret})
+def test_a_minted_token_lets_smoke_pass_against_an_emulator_with_auth(
+    auth_emulator: RunningEmulator, key_file: Path
+) -> None:
+    command = printed_mint_command(auth_emulator)
+    minted = token_command(*command[3:], "--issuer-key", str(key_file))
     assert minted.returncode == 0, f"the printed mint command failed: {minted.stderr}"
     smoke = token_command("smoke", auth_emulator.ws_url, "--token", minted.stdout.strip(), "--timeout", "15")
     assert smoke.returncode == 0, f"smoke with the minted token failed: {smoke.stderr}"
     assert smoke.stdout.startswith("smoke ok:"), f"smoke's summary: {smoke.stdout!r}"
     assert minted.stdout.strip() not in smoke.stdout, "smoke must not print the token"
-    assert auth_emulator.output_text().count(secret) == 1, "the made-up secret is shown once, in the ready lines"
+    assert "RS256 tokens of the local issuer http://127.0.0.1:" in auth_emulator.output_text(), "ready lines"
 
 
 def test_smoke_without_a_token_is_refused_with_401(auth_emulator: RunningEmulator) -> None:
@@ -136,12 +170,9 @@ def test_smoke_without_a_token_is_refused_with_401(auth_emulator: RunningEmulato
 
 @pytest.mark.browser
 def test_the_page_connects_with_a_token_under_the_tokens_name(
-    browser: Browser, auth_emulator: RunningEmulator, artifacts: Path
+    browser: Browser, auth_emulator: RunningEmulator, artifacts: Path, key_file: Path
 ) -> None:
-    secret, _ = printed_mint_command(auth_emulator)
-    tess = ChatPage(
-        browser, auth_emulator.http_url, "not-this-name", token=tokens.mint_token(secret.encode(), "Tess", 600)
-    )
+    tess = ChatPage(browser, auth_emulator.http_url, "not-this-name", token=load_saved(key_file).mint("Tess", 600))
     try:
         expect(
             tess.page.locator(".notice.info .notice-title").last,

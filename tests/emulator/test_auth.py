@@ -1,8 +1,10 @@
-"""Token auth in the emulator (issue 7): the REAL authorizer guards `$connect` as API Gateway runs it.
+"""JWT auth in the emulator: the REAL authorizer guards `$connect` as API Gateway runs it.
 
-`python -m emulator --auth token` with `CHAT_TOKEN_SECRET` set: allowed, missing, forged, expired and tampered
-tokens, the header form, and `$connect` never running for a refused handshake. An in-process cloud with a stand-in
-authorizer (tests/emulator/authorizers.py): crash, timeout and malformed answers are 500, and the event it gets.
+`python -m emulator --auth jwt` with `CHAT_TOKEN_SECRET` set (HS256): allowed, missing, forged, expired and tampered
+tokens, the header and subprotocol forms, and `$connect` never running for a refused handshake. Without the secret:
+the emulator's own local issuer. With a stack's `jwtIssuer`: an issuer on this machine, and that issuer down.
+An in-process cloud with a stand-in authorizer (tests/emulator/authorizers.py): crash, timeout and malformed answers
+are 500, and the event it gets.
 Pure checks of the policy evaluation complete it.
 """
 
@@ -41,27 +43,24 @@ ARN = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/dev/$connect"
 
 
 def token(name: str = "alice", secret: str = SECRET, ttl: int = 600, issued: float | None = None) -> str:
-    return tokens.mint_token(secret.encode("utf-8"), name, ttl, now=time.time() if issued is None else issued)
+    return tokens.mint_token(
+        secret.encode("utf-8"), name=name, ttl_seconds=ttl, now=time.time() if issued is None else issued
+    )
 
 
 def tampered() -> str:
     """A valid token for alice whose payload now says mallory (the signature is alice's)."""
-    version, _, signature = token("alice").split(".")
-    payload = (
-        base64.urlsafe_b64encode(
-            json.dumps({"exp": int(time.time()) + 600, "name": "mallory"}, separators=(",", ":")).encode()
-        )
-        .rstrip(b"=")
-        .decode()
-    )
-    return f"{version}.{payload}.{signature}"
+    header, _, signature = token("alice").split(".")
+    claims = {"exp": int(time.time()) + 600, "sub": "mallory", "name": "mallory"}
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{header}.{payload}.{signature}"
 
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[RunningEmulator]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(definition.DEV_TOKEN_SECRET_VARIABLE, SECRET)
-        with running_emulator(extra_args=("--auth", "token", "--function-timeout", "10")) as running:
+        with running_emulator(extra_args=("--auth", "jwt", "--function-timeout", "10")) as running:
             yield running
 
 
@@ -274,12 +273,12 @@ def test_errors_and_malformed_answers(case: str, outcome: Invocation, status: in
 # --- Turning it on: the flag, the stack's setting, the secret -----------------------------------------------------
 
 
-def test_auth_token_runs_the_definitions_authorizer_with_the_secret_from_the_environment(
+def test_auth_jwt_runs_the_definitions_authorizer_with_the_secret_from_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(definition.DEV_TOKEN_SECRET_VARIABLE, SECRET)
-    options = options_from_arguments(parse_arguments(["--auth", "token"]))
-    assert options.settings.auth == "token", "--auth token overrides the stack's auth"
+    options = options_from_arguments(parse_arguments(["--auth", "jwt"]))
+    assert options.settings.auth == "jwt", "--auth jwt overrides the stack's auth"
     assert options.authorizer is not None and options.authorizer.handler == definition.AUTHORIZER.handler, (
         "the authorizer is app.definition.AUTHORIZER's handler"
     )
@@ -293,7 +292,7 @@ def test_auth_token_runs_the_definitions_authorizer_with_the_secret_from_the_env
 def test_a_short_secret_stops_the_emulator_with_exit_2_and_does_not_echo_it() -> None:
     environment = {**os.environ, definition.DEV_TOKEN_SECRET_VARIABLE: "short-secret"}
     run = subprocess.run(
-        [sys.executable, "-m", "emulator", "--auth", "token", "--port", "0"],
+        [sys.executable, "-m", "emulator", "--auth", "jwt", "--port", "0"],
         cwd=PROJECT_ROOT,
         env=environment,
         capture_output=True,

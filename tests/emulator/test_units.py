@@ -196,14 +196,14 @@ def test_missing_or_invalid_stack_config_fails_clearly(tmp_path: Path) -> None:
 def test_the_ready_lines_warn_when_the_stack_wants_an_authorizer_the_emulator_does_not_run() -> None:
     options = EmulatorOptions(
         stack="dev",
-        settings=StackSettings(stage_name="dev", auth="token"),
+        settings=StackSettings(stage_name="dev", auth="jwt"),
         routes=routes_from_definition(),
         web_root=None,
     )
     cloud = LocalCloud(options)
     cloud._table = LocalTable(endpoint="http://127.0.0.1:1", name="connections-test", region="us-east-1", server=None)
-    assert any("WARNING" in line and "auth=token" in line for line in cloud.ready_lines()), (
-        "a stack with auth=token must not silently run open"
+    assert any("WARNING" in line and "auth=jwt" in line for line in cloud.ready_lines()), (
+        "a stack with auth=jwt must not silently run open"
     )
 
 

@@ -173,3 +173,23 @@ def test_disconnect_storage_failure_gives_500(
     assert disconnect.handler(load_event("disconnect"), lambda_context) == {"statusCode": 500}
     (line,) = log_lines(capsys.readouterr().out)
     assert line["error"] == "ValidationException", f"the log line must name the error: {line}"
+
+
+@pytest.mark.parametrize(
+    ("offered", "answered"),
+    [
+        ("websocket-chat, bearer.a.b.c", {"headers": {"Sec-WebSocket-Protocol": "websocket-chat"}}),
+        ("bearer.a.b.c,websocket-chat", {"headers": {"Sec-WebSocket-Protocol": "websocket-chat"}}),
+        ("graphql-ws", {}),
+        (None, {}),
+    ],
+    ids=["chat-and-token", "token-first", "foreign-protocol", "none"],
+)
+def test_connect_selects_the_chat_subprotocol_never_the_token(
+    dynamodb: DynamoDBClient, lambda_context: FakeLambdaContext, offered: str | None, answered: dict[str, Any]
+) -> None:
+    event = load_event("connect")
+    if offered is not None:
+        event["headers"]["Sec-WebSocket-Protocol"] = offered
+    response = connect.handler(event, lambda_context)
+    assert response == {"statusCode": 200, **answered}, f"offered {offered!r}, $connect answered {response}"

@@ -12,6 +12,7 @@ import pytest
 from app import definition, settings
 from handlers import config, display_name, environment, protocol, tokens
 from handlers.aws_facts import FRAME_LIMIT_BYTES
+from infra.archive import archive_members
 
 HANDLERS = Path(__file__).resolve().parents[2] / "handlers"
 EVENTS = Path(__file__).resolve().parents[1] / "events"
@@ -84,12 +85,12 @@ def test_handlers_read_only_declared_environment_variables() -> None:
     }
     known = {name for name in vars(environment) if name.isupper()}
     assert read <= known, f"handlers read environment names that handlers/environment.py lacks: {read - known}"
-    assert read - {environment.TOKEN_SECRET_PARAMETER} <= declared, (
+    assert read - set(definition.AUTHORIZER.environment) <= declared, (
         f"app.definition gives no function these variables the handlers read: {read - declared}"
     )
 
 
-def test_handlers_import_only_the_standard_library_and_boto3() -> None:
+def test_handlers_import_only_the_standard_library_boto3_and_what_their_zip_ships() -> None:
     allowed_third_party = {
         "boto3",
         "botocore",
@@ -97,15 +98,17 @@ def test_handlers_import_only_the_standard_library_and_boto3() -> None:
         "mypy_boto3_dynamodb",
         "mypy_boto3_ssm",
     }
-    imported: set[str] = set()
-    for path in HANDLERS.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                imported.update(alias.name.split(".")[0] for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                imported.add(node.module.split(".")[0])
-    outside = {name for name in imported - sys.stdlib_module_names - allowed_third_party if name != "handlers"}
-    assert not outside, f"handlers may use the standard library and boto3 only, found {outside}"
+    for function in (*definition.FUNCTIONS, definition.AUTHORIZER):
+        shipped = set(function.libraries)
+        imported: set[str] = set()
+        for member in archive_members(function):
+            for node in ast.walk(ast.parse((HANDLERS.parent / member).read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    imported.update(alias.name.split(".")[0] for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    imported.add(node.module.split(".")[0])
+        outside = imported - sys.stdlib_module_names - allowed_third_party - shipped - {"handlers"}
+        assert not outside, f"{function.name} imports {outside}, neither standard library, boto3 nor in its zip"
 
 
 def test_the_handlers_defaults_for_fan_out_and_rate_limit_are_the_stack_defaults() -> None:

@@ -1,8 +1,9 @@
-"""The token authorizer component under mocks: the secret's parameter, the narrow role, the function, the authorizer."""
+"""The JWT authorizer component under mocks, per mode: the secret's parameter and grant, function, authorizer."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import pulumi
@@ -10,7 +11,8 @@ import pytest
 
 from app.definition import AUTHORIZER
 from app.settings import StackSettings
-from handlers import environment
+from handlers import environment, tokens
+from infra import authorization
 from infra.authorization import TokenAuthorizer, TokenAuthorizerArgs, build_token_authorizer
 from tests.hardening.harness import PARAMETER_VERSION, REGION, ComponentRun, ComponentsError, run_components
 from tests.infra.mocks import ACCOUNT_ID, RegisteredResource
@@ -18,7 +20,10 @@ from tests.infra.mocks import ACCOUNT_ID, RegisteredResource
 API_ID = "a1b2c3d4e5"
 EXECUTION_ARN = f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{API_ID}"
 SECRET = "k3Q1xv0cB7oW2yq5G9r8Zt4nL6mH1sDfJ2pAe0uYiKc="
-SETTINGS = StackSettings(stage_name="dev", auth="token")
+SETTINGS = StackSettings(stage_name="dev", auth="jwt")
+ISSUER_SETTINGS = StackSettings(
+    stage_name="dev", auth="jwt", jwt_issuer="https://id.example.com/", jwt_audience="chat", jwt_name_claim="nickname"
+)
 CODE_HASH = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
 
 PARAMETER = "aws:ssm/parameter:Parameter"
@@ -40,14 +45,14 @@ def _code() -> pulumi.Archive:
     return pulumi.AssetArchive({"handlers/authorizer.py": pulumi.StringAsset("def handler(event, context): ...\n")})
 
 
-def _build(settings: StackSettings = SETTINGS, secret: str = SECRET) -> ComponentRun:
+def _build(settings: StackSettings = SETTINGS, secret: str | None = SECRET) -> ComponentRun:
     def build() -> dict[str, Any]:
         component = TokenAuthorizer(
             "auth",
             TokenAuthorizerArgs(
                 api_id=API_ID,
                 execution_arn=EXECUTION_ARN,
-                secret=pulumi.Output.secret(secret),
+                secret=pulumi.Output.secret(secret) if secret is not None else None,
                 code=_code(),
                 code_hash=CODE_HASH,
                 settings=settings,
@@ -171,7 +176,7 @@ def test_function_runs_the_authorizer_with_only_the_parameter_name(run: Componen
 def test_a_new_secret_changes_the_function_configuration(run: ComponentRun) -> None:
     # Warm containers cache the secret; only a configuration change retires them after a rotation.
     description = _function(run).inputs["description"]
-    assert f"signing secret version {PARAMETER_VERSION})" in description, (
+    assert f"HS256 secret version {PARAMETER_VERSION})" in description, (
         f"the authorizer function's description {description!r} does not follow the parameter's version"
     )
 
@@ -221,7 +226,7 @@ def test_tracing_and_reserved_concurrency_follow_the_settings() -> None:
 
 
 def test_short_secret_fails_naming_the_key() -> None:
-    with pytest.raises(ComponentsError, match="authTokenSecret must be at least 32 bytes") as caught:
+    with pytest.raises(ComponentsError, match="jwtSecret must be at least 32 bytes") as caught:
         _build(secret="too-short")
     assert "too-short" not in str(caught.value), "the error message repeats the secret"
 
@@ -243,7 +248,7 @@ def test_build_returns_nothing_when_auth_is_off() -> None:
 
 
 def test_build_requires_the_secret_when_auth_is_on() -> None:
-    with pytest.raises(pulumi.RunError, match="websocket-chat:authTokenSecret is required"):
+    with pytest.raises(pulumi.RunError, match="websocket-chat:jwtSecret is required"):
         build_token_authorizer(
             "auth",
             settings=SETTINGS,
@@ -266,9 +271,42 @@ def test_build_makes_the_component_when_auth_is_on() -> None:
             code=_code(),
             code_hash=None,
         )
-        assert component is not None, "auth token built no authorizer"
+        assert component is not None, "auth jwt built no authorizer"
         return component.authorizer_id
 
     run = run_components(build)
     assert run.value == run.one(AUTHORIZER_TYPE).id, "the built component does not expose its authorizer"
     assert "sourceCodeHash" not in run.one(FUNCTION).inputs, "a code hash was set although none was given"
+
+
+def test_issuer_mode_has_no_secret_no_parameter_and_no_grant() -> None:
+    run = _build(ISSUER_SETTINGS, secret=None)
+    assert run.of_type(PARAMETER) == [], f"issuer mode stored a secret: {[str(r) for r in run.of_type(PARAMETER)]}"
+    policies = [policy for policy in run.of_type(ROLE_POLICY) if "ssm" in json.dumps(policy.inputs).lower()]
+    assert policies == [], f"issuer mode grants SSM reads: {[str(policy) for policy in policies]}"
+    function = _function(run)
+    assert function.inputs["environment"]["variables"] == {
+        environment.JWT_ISSUER: "https://id.example.com/",
+        environment.JWT_AUDIENCE: "chat",
+        environment.JWT_NAME_CLAIM: "nickname",
+    }, f"{function}'s environment is {function.inputs['environment']['variables']}"
+    assert run.value["parameter_name"] is None, "issuer mode exposes a parameter name"
+    assert "id.example.com" in function.inputs["description"], f"{function} description names not the issuer"
+
+
+def test_issuer_mode_passes_the_jwks_url() -> None:
+    run = _build(dataclasses.replace(ISSUER_SETTINGS, jwks_url="https://id.example.com/keys"), secret=None)
+    variables = _function(run).inputs["environment"]["variables"]
+    assert variables[environment.JWKS_URL] == "https://id.example.com/keys", f"JWKS_URL missing from {variables}"
+
+
+def test_secret_mode_environment_adds_the_audience_when_set() -> None:
+    run = _build(dataclasses.replace(SETTINGS, jwt_audience="chat"))
+    variables = _function(run).inputs["environment"]["variables"]
+    parameter = run.one(PARAMETER, "auth-secret")
+    expected = {environment.JWT_AUDIENCE: "chat", environment.TOKEN_SECRET_PARAMETER: parameter.outputs["name"]}
+    assert variables == expected, f"secret mode environment {variables}"
+
+
+def test_the_programs_minimum_secret_length_is_the_verifiers() -> None:
+    assert authorization.MIN_SECRET_BYTES == tokens.MIN_SECRET_BYTES, "two minimum secret lengths"

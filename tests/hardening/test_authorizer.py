@@ -1,7 +1,8 @@
-"""The `$connect` authorizer against moto's SSM: allowed, missing, forged, expired and tampered tokens."""
+"""The `$connect` authorizer: HS256 with the secret in moto's SSM, and an issuer's tokens from a local OIDC issuer."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -9,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import jwt
 import pytest
 from moto import mock_aws
 
 from app import definition
-from handlers import authorizer, environment, tokens
+from emulator.issuer import LocalIssuer, SigningKey
+from handlers import authorizer, environment, subprotocol, tokens
 from infra.archive import archive_members
 
 EVENT_FILE = Path(__file__).parent / "events" / "authorizer_connect.json"
@@ -60,7 +63,9 @@ def _event(query: dict[str, str] | None = None, headers: dict[str, str] | None =
 
 
 def _token(name: str = "alice", secret_text: str = SECRET_TEXT, ttl: int = 3600, issued: float | None = None) -> str:
-    return tokens.mint_token(secret_text.encode("utf-8"), name, ttl, now=time.time() if issued is None else issued)
+    return tokens.mint_token(
+        secret_text.encode("utf-8"), name=name, ttl_seconds=ttl, now=time.time() if issued is None else issued
+    )
 
 
 def _log_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
@@ -97,7 +102,7 @@ def test_valid_query_token_is_allowed_with_the_name_in_context(ssm: Any, capsys:
     response = authorizer.handler(event, None)
     _assert_policy(response, "Allow", event)
     assert response["context"] == {"name": "alice"}, f"context should carry the token's name: {response['context']}"
-    assert response["principalId"] == "alice", f"principalId is {response['principalId']!r}"
+    assert response["principalId"] == "alice", f"principalId is sub, got {response['principalId']!r}"
     lines = _log_lines(capsys)
     assert len(lines) == 1 and lines[0]["decision"] == "allow" and lines[0]["name"] == "alice", f"log: {lines}"
     assert lines[0]["connectionId"] == event["requestContext"]["connectionId"], "log lacks the connection id"
@@ -153,20 +158,41 @@ def test_expired_token_is_denied(ssm: Any, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_tampered_token_is_denied(ssm: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    version, _payload, signature = _token("alice").split(".")
-    claims = {"exp": int(time.time()) + 3600, "name": "admin"}
-    payload = tokens._encode(json.dumps(claims, separators=(",", ":")).encode("ascii"))
-    tampered = f"{version}.{payload}.{signature}"
+    header, _payload, signature = _token("alice").split(".")
+    claims = {"exp": int(time.time()) + 3600, "sub": "admin", "name": "admin"}
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    tampered = f"{header}.{payload}.{signature}"
     _assert_denied(_event(query={"token": tampered}), "bad-signature", capsys, tampered)
 
 
-JWT = "eyJhbGciOiJIUzI1NiJ9.e30.ZRrHA1JJJW8opsbCGfG_HACGpVUMN_a9IV7pAx_Zmeo"
-"""A JSON Web Token: three base64url parts like ours, but not our format."""
-
-
-@pytest.mark.parametrize("garbage", ["not-a-token", "v1.x.y", JWT])
+@pytest.mark.parametrize("garbage", ["not-a-token", "v1.x.y", "a.b.c"])
 def test_malformed_token_is_denied(ssm: Any, capsys: pytest.CaptureFixture[str], garbage: str) -> None:
     _assert_denied(_event(query={"token": garbage}), "malformed", capsys, garbage)
+
+
+def test_unsigned_token_is_denied(ssm: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    unsigned = jwt.encode({"sub": "x", "name": "x", "exp": int(time.time()) + 60}, "", algorithm="none")
+    _assert_denied(_event(query={"token": unsigned}), "alg-none", capsys, unsigned)
+
+
+def test_oversized_token_is_denied(ssm: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    huge = "x" * (tokens.MAX_TOKEN_CHARS + 1)
+    _assert_denied(_event(query={"token": huge}), "oversized", capsys, huge)
+
+
+def test_subprotocol_token_is_allowed(ssm: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    token = _token("dora")
+    event = _event(headers={"Sec-WebSocket-Protocol": f"{subprotocol.CHAT}, {subprotocol.TOKEN_PREFIX}{token}"})
+    response = authorizer.handler(event, None)
+    _assert_policy(response, "Allow", event)
+    assert response["context"] == {"name": "dora"}, f"context from the subprotocol token: {response['context']}"
+    assert _log_lines(capsys)[0]["detail"] == "token from the protocol", "the log says where the token came from"
+
+
+def test_two_subprotocol_tokens_are_denied(ssm: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    alice, bob = _token("alice"), _token("bob")
+    offered = f"{subprotocol.TOKEN_PREFIX}{alice}, {subprotocol.TOKEN_PREFIX}{bob}"
+    _assert_denied(_event(headers={"Sec-WebSocket-Protocol": offered}), "malformed", capsys, alice)
 
 
 def test_ambiguous_requests_are_denied(ssm: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -178,6 +204,8 @@ def test_ambiguous_requests_are_denied(ssm: Any, capsys: pytest.CaptureFixture[s
     _assert_denied(repeated, "malformed", capsys, bob)
     basic = _event(headers={"Authorization": f"Basic {alice}"})
     _assert_denied(basic, "malformed", capsys, alice)
+    protocol = _event(query={"token": alice}, headers={"Sec-WebSocket-Protocol": f"{subprotocol.TOKEN_PREFIX}{bob}"})
+    _assert_denied(protocol, "malformed", capsys, alice)
 
 
 def test_secret_is_read_once_per_container(ssm: Any) -> None:
@@ -209,7 +237,9 @@ def test_secret_read_decrypts_the_secure_string(ssm: Any, monkeypatch: pytest.Mo
 
 def test_missing_parameter_name_fails_loudly(ssm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(environment.TOKEN_SECRET_PARAMETER)
-    with pytest.raises(RuntimeError, match=environment.TOKEN_SECRET_PARAMETER):
+    with pytest.raises(
+        RuntimeError, match=f"neither {environment.JWT_ISSUER} nor {environment.TOKEN_SECRET_PARAMETER}"
+    ):
         authorizer.handler(_event(query={"token": _token()}), None)
 
 
@@ -233,5 +263,59 @@ def test_deployment_package_holds_the_authorizer_and_what_it_imports() -> None:
         "handlers/authorizer.py",
         "handlers/display_name.py",
         "handlers/environment.py",
+        "handlers/subprotocol.py",
         "handlers/tokens.py",
     ], f"the authorizer's zip would hold {members}"
+
+
+# --- issuer mode: a real OIDC issuer over HTTP on loopback ----------------------------------------------------------
+
+
+@pytest.fixture
+def issuer(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalIssuer]:
+    """A local OIDC issuer and the function's environment in issuer mode (no secret, no SSM), in a cold container."""
+    running = LocalIssuer([SigningKey.generate("RS256")], audience="chat").start()
+    monkeypatch.delenv(environment.TOKEN_SECRET_PARAMETER, raising=False)
+    monkeypatch.setenv(environment.JWT_ISSUER, running.url)
+    monkeypatch.setenv(environment.JWT_AUDIENCE, "chat")
+    authorizer._key_set.cache_clear()
+    yield running
+    running.stop()
+    authorizer._key_set.cache_clear()
+
+
+def test_issuer_token_is_allowed_by_discovery_with_sub_as_principal(issuer: LocalIssuer) -> None:
+    event = _event(headers={"Authorization": f"Bearer {issuer.mint('erin')}"})
+    response = authorizer.handler(event, None)
+    _assert_policy(response, "Allow", event)
+    assert (response["principalId"], response["context"]) == ("local|erin", {"name": "erin"}), response
+    assert issuer.requests == ["/.well-known/openid-configuration", "/.well-known/jwks.json"], issuer.requests
+    authorizer.handler(_event(query={"token": issuer.mint("erin")}), None)
+    assert len(issuer.requests) == 2, f"the keys are cached per container, got {issuer.requests}"
+
+
+def test_issuer_mode_refuses_hs256_and_foreign_audiences(
+    issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hs256 = tokens.mint_token(SECRET_TEXT.encode(), name="x", ttl_seconds=60, issuer=issuer.url, audience="chat")
+    _assert_denied(_event(query={"token": hs256}), "algorithm-not-allowed", capsys, hs256)
+    foreign = issuer.mint("x", aud="someone-else")
+    _assert_denied(_event(query={"token": foreign}), "wrong-audience", capsys, foreign)
+
+
+def test_name_claim_setting_picks_the_claim(issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(environment.JWT_NAME_CLAIM, "nickname")
+    response = authorizer.handler(_event(query={"token": issuer.mint("erin", nickname="E")}), None)
+    assert response["context"] == {"name": "E"}, f"jwtNameClaim nickname gave {response.get('context')}"
+
+
+def test_issuer_down_fails_closed(issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]) -> None:
+    issuer.available = False
+    token = issuer.mint("erin")
+    _assert_denied(_event(query={"token": token}), "jwks-unavailable", capsys, token)
+
+
+def test_issuer_without_audience_is_a_deployment_fault(issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(environment.JWT_AUDIENCE)
+    with pytest.raises(RuntimeError, match=environment.JWT_AUDIENCE):
+        authorizer.handler(_event(query={"token": issuer.mint("erin")}), None)

@@ -18,7 +18,7 @@ from tests.policy.harness import run_policies
 
 PROD_LIKE = StackSettings(
     stage_name="prod",
-    auth="token",
+    auth="jwt",
     tracing=True,
     reserved_concurrency=20,
     log_retention_days=365,

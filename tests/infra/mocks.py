@@ -11,7 +11,7 @@ The one shared entry point for tests of the deployed resources (these tests and 
 - `overrides` replaces config values: bare keys are this project's (`{"lambdaMemoryMb": 512}`), namespaced keys
   are taken as given (`{"aws:region": "eu-west-1"}`), and None removes a key;
 - the config is assembled as the Pulumi CLI does it: `Pulumi.yaml` defaults, then the stack file, then overrides,
-  every value a string; keys of `app.settings.SECRET_KEYS` (`authTokenSecret`) are marked secret, as
+  every value a string; keys of `app.settings.SECRET_KEYS` (`jwtSecret`) are marked secret, as
   `pulumi config set --secret` marks them;
 - the program runs afresh each call (a new root stack, new mocks, `__main__.py` executed again), so monkeypatched
   definitions (`app.definition.ROUTES`, `infra.archive.SOURCE_ROOT`) take effect;

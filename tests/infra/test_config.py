@@ -44,6 +44,10 @@ BAD_VALUES: dict[str, Any] = {
     "pointInTimeRecovery": "sometimes",
     "tableKmsKeyArn": "my-key",
     "auth": "password",
+    "jwtIssuer": "ftp://id.example.com",
+    "jwtAudience": "two words",
+    "jwksUrl": "http://keys.example.com/",
+    "jwtNameClaim": "",
     "customDomainName": "Chat Example",
     "certificateArn": "arn:aws:acm:certificate",
     "hostedZoneId": "zone-1",
@@ -252,20 +256,20 @@ SECRET = "k3Q1xv0cB7oW2yq5G9r8Zt4nL6mH1sDfJ2pAe0uYiKc="
 
 
 def test_token_auth_without_its_secret_stops_the_program_naming_the_key() -> None:
-    error = failure("dev", {"auth": "token"})
-    assert_stopped_before_any_resource(error, "authTokenSecret")
-    assert "pulumi config set --secret authTokenSecret" in str(error), f"the message says not how to fix it: {error}"
+    error = failure("dev", {"auth": "jwt"})
+    assert_stopped_before_any_resource(error, "jwtSecret")
+    assert "pulumi config set --secret jwtSecret" in str(error), f"the message says not how to fix it: {error}"
 
 
 def test_a_short_token_secret_is_refused_without_repeating_it() -> None:
-    error = failure("dev", {"auth": "token", "authTokenSecret": "too-short-a-secret"})
-    assert_stopped_before_any_resource(error, "authTokenSecret")
+    error = failure("dev", {"auth": "jwt", "jwtSecret": "too-short-a-secret"})
+    assert_stopped_before_any_resource(error, "jwtSecret")
     assert "must be at least 32 bytes" in str(error), f"unexpected message: {error}"
     assert "too-short-a-secret" not in str(error), "the error message repeats the secret"
 
 
 def test_the_secret_is_neither_a_setting_nor_required_without_auth() -> None:
-    run = run_program("dev", {"authTokenSecret": SECRET})
+    run = run_program("dev", {"jwtSecret": SECRET})
     assert run.of_type("aws:apigatewayv2/authorizer:Authorizer") == [], "a secret alone turned auth on"
     assert SECRET not in str([resource.inputs for resource in run.resources]), "the unused secret reached a resource"
 
@@ -282,3 +286,35 @@ def test_descriptions_name_no_function_and_no_issue(key: Key) -> None:
     named = sorted(words & (code_names | set(definition.ACTIONS)))
     assert not named, f"{key.name}: the description names functions {named}; describe what they do instead"
     assert not re.search(r"\bissue\b|#\d", key.description, re.IGNORECASE), f"{key.name}: an issue reference"
+
+
+def test_the_retired_token_mode_is_refused_with_the_way_to_migrate() -> None:
+    for values in ({"auth": "token"}, {"auth": "jwt", "authTokenSecret": SECRET}):
+        error = failure("dev", values)
+        assert "auth to jwt" in str(error) and "jwtSecret" in str(error), f"{values}: no migration in {error}"
+        assert SECRET not in str(error), "the error message repeats the old secret"
+
+
+def test_an_issuer_with_a_secret_is_refused() -> None:
+    values = {"auth": "jwt", "jwtIssuer": "https://id.example.com/", "jwtAudience": "chat", "jwtSecret": SECRET}
+    assert_stopped_before_any_resource(failure("dev", values), "jwtSecret")
+
+
+def test_issuer_mode_deploys_without_a_secret() -> None:
+    run = run_program("dev", {"auth": "jwt", "jwtIssuer": "https://id.example.com/", "jwtAudience": "chat"})
+    assert run.of_type("aws:ssm/parameter:Parameter") == [], "issuer mode stored a secret"
+    assert len(run.of_type("aws:apigatewayv2/authorizer:Authorizer")) == 1, "issuer mode built no authorizer"
+
+
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        ({"auth": "jwt", "jwtIssuer": "https://id.example.com/"}, "jwtAudience"),
+        ({"auth": "jwt", "jwtIssuer": "http://id.example.com/", "jwtAudience": "chat"}, "jwtIssuer"),
+        ({"auth": "jwt", "jwksUrl": "https://id.example.com/keys", "jwtSecret": SECRET}, "jwksUrl"),
+        ({"auth": "jwt", "jwtSecret": SECRET, "jwtNameClaim": "has space"}, "jwtNameClaim"),
+    ],
+    ids=["issuer-without-audience", "plain-http-issuer", "jwks-without-issuer", "bad-name-claim"],
+)
+def test_jwt_settings_are_validated(values: dict[str, str], key: str) -> None:
+    assert_stopped_before_any_resource(failure("dev", values), key)

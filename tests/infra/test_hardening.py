@@ -19,6 +19,7 @@ from handlers import environment
 from infra.api import WebSocketApi
 from infra.archive import SOURCE_ROOT, build_archive, content_hash
 from infra.routes import LambdaRoute, LambdaRouteArgs
+from infra.wheels import wheel_directory
 from policy.rules import STACK_RULES, StackResource, violations
 from tests.infra.mocks import (
     PARAMETER_VERSION,
@@ -30,7 +31,7 @@ from tests.infra.mocks import (
 )
 
 SECRET = "k3Q1xv0cB7oW2yq5G9r8Zt4nL6mH1sDfJ2pAe0uYiKc="
-AUTH_ON = {"auth": "token", "authTokenSecret": SECRET}
+AUTH_ON = {"auth": "jwt", "jwtSecret": SECRET}
 DOMAIN = "chat.example.com"
 CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0b9d3e5c-1a2b-4c3d-8e9f-001122334455"
 ZONE = "Z0123456789ABCDEFGHIJ"
@@ -120,7 +121,7 @@ def test_the_secret_is_a_secure_string_only_the_authorizer_may_read(auth_run: Pr
     assert parameter.inputs["type"] == "SecureString", f"{parameter}: type {parameter.inputs['type']}"
     value = parameter.inputs["value"]
     assert isinstance(value, dict) and SECRET_SIGNATURE in value, f"{parameter}: value not marked secret"
-    assert value["value"] == SECRET, f"{parameter}: does not hold authTokenSecret"
+    assert value["value"] == SECRET, f"{parameter}: does not hold jwtSecret"
     role = auth_run.one(ROLE, "authorizer-role")
     policies = [policy for policy in auth_run.of_type(ROLE_POLICY) if policy.inputs["role"] == role.outputs["name"]]
     assert [policy.name for policy in policies] == ["authorizer-policy"], f"{role}: inline policies {policies}"
@@ -147,12 +148,13 @@ def test_the_authorizer_function_runs_its_archive_with_the_parameter_name(auth_r
     code = function.inputs["code"]
     assert isinstance(code, pulumi.FileArchive), f"{function}: code is {code!r}, not the zip file"
     assert Path(code.path) == Path("build", "authorizer.zip"), f"{function}: archive path {code.path}"
-    expected = build_archive(definition.AUTHORIZER)
+    wheels = wheel_directory(definition.AUTHORIZER, "python3.13", "arm64")
+    expected = build_archive(definition.AUTHORIZER, wheels=wheels)
     assert (SOURCE_ROOT / code.path).read_bytes() == expected, f"{function}: zip on disk differs from build_archive"
-    assert function.inputs["sourceCodeHash"] == content_hash(definition.AUTHORIZER), (
+    assert function.inputs["sourceCodeHash"] == content_hash(definition.AUTHORIZER, wheels=wheels), (
         f"{function}: sourceCodeHash is not the hash of the archive's contents"
     )
-    assert f"signing secret version {PARAMETER_VERSION})" in function.inputs["description"], (
+    assert f"HS256 secret version {PARAMETER_VERSION})" in function.inputs["description"], (
         f"{function}: description does not follow the parameter's version, so a rotation keeps warm containers"
     )
 

@@ -37,7 +37,7 @@ PERMISSION = "aws:lambda/permission:Permission"
 AUTHORIZER = "aws:apigatewayv2/authorizer:Authorizer"
 MAPPING = "aws:apigatewayv2/apiMapping:ApiMapping"
 
-AUTH_ON = {"auth": "token", "authTokenSecret": "k3Q1xv0cB7oW2yq5G9r8Zt4nL6mH1sDfJ2pAe0uYiKc="}
+AUTH_ON = {"auth": "jwt", "jwtSecret": "k3Q1xv0cB7oW2yq5G9r8Zt4nL6mH1sDfJ2pAe0uYiKc="}
 DOMAIN_ON = {
     "customDomainName": "chat.example.com",
     "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/0b9d3e5c-1a2b-4c3d-8e9f-001122334455",
@@ -114,7 +114,7 @@ def check_permissions(version: Version, run: ProgramRun) -> None:
 def check_authorizer(version: Version, run: ProgramRun) -> None:
     connect = next(route for route in run.of_type(ROUTE) if route.inputs["routeKey"] == "$connect")
     stage = run.one(STAGE)
-    if version.overrides.get("auth") == "token":
+    if version.overrides.get("auth") == "jwt":
         authorizer = run.one(AUTHORIZER)
         assert connect.inputs["authorizationType"] == "CUSTOM", f"after '{version.label}': $connect is open"
         assert authorizer.urn in stage.dependencies, f"after '{version.label}': stage may go live before the authorizer"

@@ -32,8 +32,8 @@ def test_answers_are_deterministic_and_in_the_stack_s_region(dev_run: ProgramRun
 
 
 def test_the_token_secret_is_marked_secret_as_the_cli_marks_it() -> None:
-    run_program("dev", {"authTokenSecret": "k3Q1xv0cB7oW2yq5G9r8Zt4nL6mH1sDfJ2pAe0uYiKc="})
-    assert pulumi.runtime.config.is_config_secret("websocket-chat:authTokenSecret"), "authTokenSecret not secret"
+    run_program("dev", {"jwtSecret": "k3Q1xv0cB7oW2yq5G9r8Zt4nL6mH1sDfJ2pAe0uYiKc="})
+    assert pulumi.runtime.config.is_config_secret("websocket-chat:jwtSecret"), "jwtSecret not secret"
     assert not pulumi.runtime.config.is_config_secret("websocket-chat:logRetentionDays"), "a plain key marked secret"
 
 

@@ -78,11 +78,11 @@ CHECKED = {
 
 SKIPPED = {
     "CKV_AWS_309": "Route authorization: API Gateway authorizes a WebSocket once, at $connect, and allows an "
-    "authorizer there only. With auth=token $connect is CUSTOM with the token authorizer "
+    "authorizer there only. With auth=jwt $connect is CUSTOM with the token authorizer "
     "(test_connect_is_authorized_when_auth_is_on); $disconnect, $default and sendmessage can never carry one and stay "
     "NONE, as does $connect when a stack chooses auth=none (the default, for open chats and development).",
     "APIGateway.8": "Same as CKV_AWS_309 (Security Hub's name for the route authorization rule): only $connect can be "
-    "authorized, and it is whenever auth=token (test_connect_is_authorized_when_auth_is_on).",
+    "authorized, and it is whenever auth=jwt (test_connect_is_authorized_when_auth_is_on).",
     "CKV_AWS_116": "A dead-letter queue never receives anything here: API Gateway invokes synchronously, so a failed "
     "invocation is reported to the client, not retried or queued.",
     "CKV_AWS_117": "No VPC: the functions reach only DynamoDB and the execute-api endpoint, both public AWS APIs; a "
@@ -126,7 +126,7 @@ def test_no_secrets_in_function_environment(dev_run: ProgramRun) -> None:
             assert not suspicious.search(name), f"{function}: environment variable {name} looks like a secret"
             assert not re.search(r"AKIA[0-9A-Z]{16}", value), f"{function}: {name} holds an access key"
     # With tokens on, the authorizer gets the name of the SSM parameter holding the secret, never the secret.
-    run = run_program("prod", {"auth": "token", "authTokenSecret": SECRET})
+    run = run_program("prod", {"auth": "jwt", "jwtSecret": SECRET})
     parameter = run.one("aws:ssm/parameter:Parameter", "authorizer-secret")
     for function in run.of_type("aws:lambda/function:Function"):
         variables = function.inputs["environment"]["variables"]
@@ -199,7 +199,7 @@ def test_iam_has_no_wildcards_or_admin(stack: str, dev_run: ProgramRun, prod_run
 
 
 def _with_auth_on(stack: str) -> ProgramRun:
-    return run_program(stack, {"auth": "token", "authTokenSecret": SECRET})
+    return run_program(stack, {"auth": "jwt", "jwtSecret": SECRET})
 
 
 def test_prod_functions_are_actively_traced(prod_run: ProgramRun, dev_run: ProgramRun) -> None:
@@ -222,7 +222,7 @@ def test_reserved_concurrency_is_a_setting_no_profile_commits(prod_run: ProgramR
             assert "reservedConcurrentExecutions" not in function.inputs, f"{run.stack} {function}: reserves"
     configured = run_program(
         "prod",
-        {"auth": "token", "authTokenSecret": "k3Q1xv0cB7oW2yq5G9r8Zt4nL6mH1sDfJ2pAe0u=", "reservedConcurrency": 20},
+        {"auth": "jwt", "jwtSecret": "k3Q1xv0cB7oW2yq5G9r8Zt4nL6mH1sDfJ2pAe0u=", "reservedConcurrency": 20},
     )
     for function in configured.of_type("aws:lambda/function:Function"):
         assert function.inputs.get("reservedConcurrentExecutions") == 20, f"prod {function}: reservation not applied"

@@ -63,8 +63,8 @@ def test_stack_config_passes_the_mandatory_policies(stack: str) -> None:
 
 
 EVERY_FEATURE: dict[str, ConfigValue] = {
-    "auth": "token",
-    "authTokenSecret": "policy-test-signing-secret-0123456789abcdef",
+    "auth": "jwt",
+    "jwtSecret": "policy-test-signing-secret-0123456789abcdef",
     "tracing": True,
     "reservedConcurrency": 5,
     "alarmEmail": "ops@example.com",
