@@ -31,14 +31,17 @@ typecheck: $(INSTALLED)
 unit: $(INSTALLED)
 	$(PY) -m pytest
 
-# make local [STACK=prod] [AUTH=token]: AUTH overrides the stack's `auth` setting for a quick local trial.
+# make local [STACK=prod] [AUTH=jwt]: AUTH overrides the stack's `auth` setting for a quick local trial.
 local: $(INSTALLED)
 	$(PY) -m emulator --host $(HOST) --port $(PORT) --stack $(STACK) $(if $(AUTH),--auth $(AUTH))
 
-# After `pulumi up`: make smoke URL="$$(pulumi stack output wssUrl)" [TOKEN=...] (TOKEN for stacks with auth: token)
+# After `pulumi up`: make smoke URL="$$(pulumi stack output wssUrl)", with CHAT_TOKEN=... exported for a stack with
+# auth: jwt (TOKEN=... works too). Silent, and the token reaches the client through its environment, never a command
+# line that logs or `ps` would show.
+smoke: export CHAT_TOKEN := $(or $(TOKEN),$(CHAT_TOKEN))
 smoke: $(INSTALLED)
-	@test -n "$(URL)" || { echo 'usage: make smoke URL=wss://... [TOKEN=...]' >&2; exit 2; }
-	$(PY) -m client smoke "$(URL)" $(if $(TOKEN),--token "$(TOKEN)")
+	@test -n "$(URL)" || { echo 'usage: [CHAT_TOKEN=...] make smoke URL=wss://...' >&2; exit 2; }
+	@$(PY) -m client smoke "$(URL)"
 
 # Before `pulumi up`: read-only checks of the account and region the AWS credentials point at (docs/first-deploy.md).
 # Exit 0 ready, 1 blockers (each printed with its fix), 2 usage or config error.

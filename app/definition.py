@@ -166,6 +166,9 @@ def route(key: str) -> Route:
     raise KeyError(key)
 
 
+TOKEN_VARIABLE = "CHAT_TOKEN"
+"""Where the client (and `make smoke`) finds a token when `--token` is not given: an argument shows in `ps`."""
+
 DEV_TOKEN_SECRET_VARIABLE = "CHAT_TOKEN_SECRET"
 """Where local tools find the HS256 secret: the emulator seeds its SSM parameter from it and `python -m client token`
 signs with it. A deployed stack keeps its secret in Pulumi config (`jwtSecret`)."""

@@ -8,9 +8,11 @@ arguments such as a URL that is not ws:// or wss://.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
+from app.definition import TOKEN_VARIABLE
 from client import interactive, mint, smoke
 from client.urls import BadUrlError, chat_url
 from handlers.display_name import display_name_problem
@@ -46,7 +48,12 @@ def _chat_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("url", metavar="URL", help="the WebSocket URL with its stage, e.g. ws://127.0.0.1:3001/dev")
     parser.add_argument("--name", help="display name shown to others (sent as ?name=)")
-    parser.add_argument("--token", help="token for an authorizer, if the stack has one (sent as ?token=)")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_VARIABLE) or None,
+        help=f"token for an authorizer, if the stack has one (sent as ?token=); default ${TOKEN_VARIABLE}, which "
+        "keeps it out of the process list",
+    )
     parser.add_argument(
         "--json",
         action="store_true",
@@ -81,7 +88,12 @@ def _smoke_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="how long each step may wait, in seconds (default 10)",
     )
-    parser.add_argument("--token", help="token for an authorizer, if the stack has one (sent as ?token=)")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_VARIABLE) or None,
+        help=f"token for an authorizer, if the stack has one (sent as ?token=); default ${TOKEN_VARIABLE}, which "
+        "keeps it out of the process list",
+    )
     return parser
 
 

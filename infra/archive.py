@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import functools
 import hashlib
 import io
 import os
@@ -86,7 +87,7 @@ def archive_entries(function: Function, source_root: Path | None = None, wheels:
     """
     root = source_root if source_root is not None else SOURCE_ROOT
     entries: dict[str, Callable[[], bytes]] = {
-        member: (lambda path=root / member: path.read_bytes()) for member in archive_members(function, root)
+        member: functools.partial((root / member).read_bytes) for member in archive_members(function, root)
     }
     if function.libraries and wheels is None:
         raise ArchiveError(f"function {function.name!r} ships {', '.join(function.libraries)}: give its wheels")
@@ -100,7 +101,7 @@ def archive_entries(function: Function, source_root: Path | None = None, wheels:
                     continue
                 if name in entries or name.startswith(f"{HANDLERS_PACKAGE}/"):
                     raise ArchiveError(f"{wheel.name} provides {name}, which the zip already holds")
-                entries[name] = lambda wheel=wheel, name=name: _wheel_member(wheel, name)
+                entries[name] = functools.partial(_wheel_member, wheel, name)
     shipped = {PurePosixPath(name).parts[0].split(".")[0] for name in entries}
     missing = sorted(set(function.libraries) - shipped)
     if missing:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 
-from app.definition import DEV_TOKEN_SECRET_VARIABLE
+from app.definition import DEV_TOKEN_SECRET_VARIABLE, TOKEN_VARIABLE
 from client import mint
 from emulator.issuer import LocalIssuer, SigningKey, load_saved
 from emulator.testing import RunningEmulator, running_emulator
@@ -31,7 +31,7 @@ SECRET = "client-test-secret-0123456789-abcdefghijklmnopq"
 
 def token_command(*arguments: str, environment: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`python -m client ARGUMENTS` with `environment` in place of the caller's CHAT_TOKEN_SECRET."""
-    env = {key: value for key, value in os.environ.items() if key != DEV_TOKEN_SECRET_VARIABLE}
+    env = {key: value for key, value in os.environ.items() if key not in (DEV_TOKEN_SECRET_VARIABLE, TOKEN_VARIABLE)}
     env.update(environment or {})
     return subprocess.run(
         [sys.executable, "-m", "client", *arguments],
@@ -186,3 +186,24 @@ def test_the_page_connects_with_a_token_under_the_tokens_name(
         tess.page.screenshot(path=str(artifacts / "chat-token.png"))
     finally:
         tess.close()
+
+
+def test_smoke_takes_the_token_from_the_environment(auth_emulator: RunningEmulator, key_file: Path) -> None:
+    token = load_saved(key_file).mint("envy", 600)
+    smoke = token_command("smoke", auth_emulator.ws_url, "--timeout", "15", environment={TOKEN_VARIABLE: token})
+    assert smoke.returncode == 0, f"smoke with {TOKEN_VARIABLE} in the environment failed: {smoke.stderr}"
+
+
+def test_make_smoke_never_puts_the_token_on_a_command_line() -> None:
+    dry_run = subprocess.run(
+        ["make", "-n", "smoke", "URL=ws://127.0.0.1:1/dev", "TOKEN=s3cr3t-token-value"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "client smoke" in dry_run.stdout, f"make -n smoke printed no smoke command: {dry_run.stdout}"
+    assert "s3cr3t-token-value" not in dry_run.stdout + dry_run.stderr, "the recipe echoes the token"
+    recipe = REPOSITORY.joinpath("Makefile").read_text().split("\nsmoke: $(INSTALLED)\n", 1)[1].split("\n\n", 1)[0]
+    assert all(line.startswith("\t@") for line in recipe.splitlines()), f"smoke's recipe lines must be silent: {recipe}"
