@@ -186,7 +186,8 @@ def secrets(stack: Stack, aws: AwsReader) -> Result:
             + " (docs/hardening.md)",
         )
     if not stack.required_secrets():
-        return ok("secrets", "auth is none: no secret needed")
+        why = "auth is none" if stack.settings.auth == "none" else f"tokens of {stack.settings.jwt_issuer}"
+        return ok("secrets", f"{why}: no secret needed")
     return ok("secrets", f"{', '.join(stack.required_secrets())} set for auth {stack.settings.auth}")
 
 

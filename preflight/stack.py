@@ -34,8 +34,8 @@ class Stack:
         return len(definition.FUNCTIONS) + (0 if self.settings.auth == "none" else 1)
 
     def required_secrets(self) -> tuple[str, ...]:
-        """The secret settings the stack's auth mode needs (`app.settings.SECRET_KEYS` when auth is on)."""
-        return () if self.settings.auth == "none" else SECRET_KEYS
+        """The secret settings the stack's auth mode needs (`app.settings.SECRET_KEYS` in shared-secret mode)."""
+        return SECRET_KEYS if self.settings.jwt_mode == "secret" else ()
 
 
 def load_stack(name: str, repository: Path = REPOSITORY) -> Stack:

@@ -247,11 +247,14 @@ def test_the_table_key_must_exist_and_be_enabled(aws: str, tmp_path: Path, capsy
 
 
 def test_auth_without_its_secret_is_a_blocker(aws: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    status, checks = preflight(write_stack(tmp_path, auth="token"), capsys)
-    assert status == BLOCKED and "pulumi config set --secret authTokenSecret" in checks["secrets"], checks
+    status, checks = preflight(write_stack(tmp_path, auth="jwt"), capsys)
+    assert status == BLOCKED and "pulumi config set --secret jwtSecret" in checks["secrets"], checks
     encrypted = {"secure": "v1:abc"}
-    status, checks = preflight(write_stack(tmp_path, auth="token", authTokenSecret=encrypted), capsys)
+    status, checks = preflight(write_stack(tmp_path, auth="jwt", jwtSecret=encrypted), capsys)
     assert status == READY, checks["secrets"]
+    issuer = {"jwtIssuer": "https://id.example.com/", "jwtAudience": "chat"}
+    status, checks = preflight(write_stack(tmp_path, auth="jwt", **issuer), capsys)
+    assert status == READY, f"an issuer needs no secret: {checks['secrets']}"
 
 
 def test_no_credentials_is_a_blocker_not_a_crash(
