@@ -45,6 +45,9 @@ SHUTDOWN_WAIT_SECONDS = 30.0
 GATEWAY = "gateway"
 """Log prefix of the gateway's own lines."""
 
+PAGE_HEADERS = {"Content-Security-Policy": "frame-ancestors 'none'", "X-Frame-Options": "DENY"}
+"""Sent with every file of the chat page."""
+
 
 class Authorizer(Protocol):
     """What guards `$connect` before its function runs: `emulator.authorization` plugs in the Lambda authorizer.
@@ -441,7 +444,8 @@ class Gateway:
         target = (base / relative).resolve()
         if not target.is_relative_to(base) or not target.is_file():
             raise web.HTTPNotFound(text=f"Not found: /{'/'.join(parts)}\n")
-        return web.FileResponse(target)
+        # No other site may frame the page (clickjacking the token field); a <meta> policy cannot say this.
+        return web.FileResponse(target, headers=PAGE_HEADERS)
 
     # --- Shutdown ----------------------------------------------------------------------------------------------
 

@@ -13,6 +13,9 @@
   const GATEWAY_FAILURE = "Internal server error";
   const FRAME_LIMIT_BYTES = 32 * 1024; // API Gateway's WebSocket frame quota (app/settings.py FRAME_LIMIT_BYTES)
   const NAME_KEY = "chat.displayName";
+  const CHAT_PROTOCOL = "websocket-chat"; // handlers/subprotocol.py CHAT
+  const TOKEN_PROTOCOL_PREFIX = "bearer."; // handlers/subprotocol.py TOKEN_PREFIX
+  const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
 
   const elements = {
     status: document.getElementById("status"),
@@ -41,13 +44,11 @@
     everConnected: false,
   };
 
-  // The emulator serves this page from the API's own host, so ws://<host>/<stage> is the API. ?url= or ?stage=
-  // on the page's address override it; opened from a file, the page points at the local emulator's default.
+  // The emulator serves this page from the API's own host, so ws://<host>/<stage> is the API; ?stage= picks the
+  // stage. No ?url=: a crafted link could point the page, and the token typed into it, at another server. Opened from
+  // a file, the page points at the local emulator's default; any other server is typed in by the user.
   function defaultUrl() {
     const query = new URLSearchParams(window.location.search);
-    if (query.get("url")) {
-      return query.get("url");
-    }
     if (window.location.protocol !== "http:" && window.location.protocol !== "https:") {
       return LOCAL_URL;
     }
@@ -72,10 +73,16 @@
     if (name) {
       url.searchParams.set("name", name);
     }
-    if (token) {
-      url.searchParams.set("token", token);
+    if (!token) {
+      return { url: url.toString(), protocols: [] };
     }
-    return { url: url.toString() };
+    // Unencrypted, a token could be read on the way; only this machine is trusted with plain ws://.
+    if (url.protocol === "ws:" && !LOOPBACK_HOSTS.has(url.hostname)) {
+      return { problem: `A token is only sent over wss://, or ws:// to this machine; ${url.host} is neither.` };
+    }
+    // Browsers cannot set an Authorization header on a WebSocket: the token travels as a subprotocol, never in the
+    // URL (where logs and history keep it); the server selects the chat's own protocol (handlers/subprotocol.py).
+    return { url: url.toString(), protocols: [CHAT_PROTOCOL, `${TOKEN_PROTOCOL_PREFIX}${token}`] };
   }
 
   // --- connection state ---------------------------------------------------------------------------------------
@@ -98,7 +105,7 @@
 
   function connect() {
     clearTimers();
-    const { url, problem } = connectionUrl();
+    const { url, protocols, problem } = connectionUrl();
     elements.urlProblem.hidden = !problem;
     elements.urlProblem.textContent = problem || "";
     elements.url.setAttribute("aria-invalid", problem ? "true" : "false");
@@ -113,7 +120,7 @@
     showState("connecting", session.failures ? `Connecting (attempt ${session.failures + 1})…` : "Connecting…");
     let socket;
     try {
-      socket = new WebSocket(url);
+      socket = new WebSocket(url, protocols);
     } catch (error) {
       addNotice("error", "Cannot connect", String(error.message || error));
       session.wanted = false;

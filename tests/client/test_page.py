@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 from websockets.sync.client import connect
 from websockets.sync.server import ServerConnection, serve
+from websockets.typing import Subprotocol
 
 from emulator.testing import RunningEmulator, running_emulator
 from handlers.aws_facts import FRAME_LIMIT_BYTES
@@ -216,25 +217,27 @@ def test_api_gateways_failure_frame_is_shown_distinctly(
         expect(frank.page.locator("#message"), "the failed text was lost").to_have_value("does this crash?")
 
 
-def test_name_and_token_travel_in_the_query_string(
+def test_the_name_travels_in_the_query_string_and_the_token_as_a_subprotocol(
     browser: Browser, emulator: RunningEmulator, pages: list[ChatPage]
 ) -> None:
-    # API Gateway hands `$connect` the query string; a stand-in server records what the page asked for.
-    requested: list[str] = []
+    # API Gateway hands `$connect` the query string and headers; a stand-in server records what the page asked for
+    # and, like `$connect`, selects the chat's protocol (a browser drops a handshake that selects none).
+    requested: list[tuple[str, str | None]] = []
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ6In0.c2lnbmF0dXJl"
 
     def record(connection: ServerConnection) -> None:
         assert connection.request is not None
-        requested.append(connection.request.path)
+        requested.append((connection.request.path, connection.request.headers.get("Sec-WebSocket-Protocol")))
         for _ in connection:
             pass
 
-    with serve(record, "127.0.0.1", 0) as stand_in:
+    with serve(record, "127.0.0.1", 0, subprotocols=[Subprotocol("websocket-chat")]) as stand_in:
         threading.Thread(target=stand_in.serve_forever, daemon=True).start()
         stand_in_url = f"ws://127.0.0.1:{stand_in.socket.getsockname()[1]}/dev?debug=1"
-        zoe = ChatPage(browser, emulator.http_url, "Zoë & co", chat_url=stand_in_url, token="v1.a+b.c=&")
+        zoe = ChatPage(browser, emulator.http_url, "Zoë & co", chat_url=stand_in_url, token=token)
         pages.append(zoe)
     stored = zoe.page.evaluate("JSON.stringify(window.localStorage)")
-    assert "Zoë & co" in stored and "v1.a+b.c" not in stored, f"the name should be remembered, the token not: {stored}"
-    assert requested == ["/dev?debug=1&name=Zo%C3%AB+%26+co&token=v1.a%2Bb.c%3D%26"], (
-        f"the page connected with {requested}, not the URL plus ?name= and ?token= encoded"
+    assert "Zoë & co" in stored and token not in stored, f"the name should be remembered, the token not: {stored}"
+    assert requested == [("/dev?debug=1&name=Zo%C3%AB+%26+co", f"websocket-chat, bearer.{token}")], (
+        f"the page connected with {requested}, not the URL plus ?name= and the token as the bearer. subprotocol"
     )

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -186,6 +187,53 @@ def test_the_page_connects_with_a_token_under_the_tokens_name(
         tess.page.screenshot(path=str(artifacts / "chat-token.png"))
     finally:
         tess.close()
+    assert '"detail": "token from the protocol"' in auth_emulator.output_text(), (
+        "the page's token must reach the authorizer as a subprotocol, not in the URL"
+    )
+
+
+@pytest.mark.browser
+def test_the_page_ignores_a_url_parameter_pointing_elsewhere(browser: Browser, auth_emulator: RunningEmulator) -> None:
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{auth_emulator.http_url}?url=wss://attacker.example/dev&stage=dev")
+        expect(page.locator("#url"), "?url= must not choose the server").to_have_value(auth_emulator.ws_url)
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+def test_the_page_never_sends_a_token_over_plain_ws_to_another_host(
+    browser: Browser, auth_emulator: RunningEmulator
+) -> None:
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        attempts: list[str] = []
+        page.on("websocket", lambda socket: attempts.append(socket.url))
+        page.goto(auth_emulator.http_url)
+        page.fill("#url", "ws://chat.example.com/dev")
+        page.fill("#token", "eyJhbGciOiJIUzI1NiJ9.e30.c2ln")
+        page.click("#connect")
+        expect(page.locator("#url-problem"), "a plain ws:// host with a token must be refused").to_contain_text(
+            "only sent over wss://"
+        )
+        page.fill("#url", "ws://localhost:1/dev")
+        with page.expect_websocket() as opened:
+            page.click("#connect")
+        assert opened.value.url == "ws://localhost:1/dev", f"ws:// to this machine is allowed: {opened.value.url}"
+        assert not [url for url in attempts if "example.com" in url], f"the page opened {attempts}"
+    finally:
+        context.close()
+
+
+def test_the_page_may_not_be_framed(auth_emulator: RunningEmulator) -> None:
+    for path in ("", "chat.js"):
+        with urllib.request.urlopen(auth_emulator.http_url + path, timeout=10) as response:
+            headers = response.headers
+        assert headers["Content-Security-Policy"] == "frame-ancestors 'none'", f"/{path}: {dict(headers)}"
+        assert headers["X-Frame-Options"] == "DENY", f"/{path}: {dict(headers)}"
 
 
 def test_smoke_takes_the_token_from_the_environment(auth_emulator: RunningEmulator, key_file: Path) -> None:
