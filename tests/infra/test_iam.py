@@ -160,8 +160,8 @@ def test_a_permissions_boundary_caps_every_role_the_stack_creates() -> None:
         "dev",
         {
             "permissionsBoundaryArn": boundary,
-            "auth": "token",
-            "authTokenSecret": "k3Q1xv0cB7oW2yq5G9r8Zt4nL6mH1sDfJ2pAe0uYiKc=",
+            "auth": "jwt",
+            "jwtSecret": "k3Q1xv0cB7oW2yq5G9r8Zt4nL6mH1sDfJ2pAe0uYiKc=",
         },
     )
     roles = run.of_type(ROLE)
