@@ -6,6 +6,11 @@ Python runs with `-B` and a fresh directory per run, so the handler's modules ar
 Lambda, whose read-only code directory keeps no `__pycache__`. The baseline is a bare `import boto3`, timed in the
 same fresh interpreter just before the handler (whose own import then adds only what boto3 did not already load), so
 both halves of each ratio see the same machine load; each figure is the median over several interpreters.
+
+The authorizer's zip also ships PyJWT and cryptography (pinned wheels, `infra/wheels.py`): its size is given for
+both architectures, from the real zip. Its compiled wheels are for Python 3.13 on Lambda's Linux, which this
+interpreter may not be, so its import is timed with the zip's `handlers` and this interpreter's own PyJWT and
+cryptography (the bench says when their versions differ from the pins). Targets apply to the stdlib-only functions.
 Usage: `python bench/coldstart.py [--runs 9]`.
 """
 
@@ -23,7 +28,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.definition import FUNCTIONS, Function  # after the path fix, so the script runs from any directory
+import cryptography
+import jwt
+
+from app.definition import AUTHORIZER, FUNCTIONS, Function  # after the path fix, so it runs from any directory
+from infra import wheels
 from infra.archive import build_archive
 
 ZIP_TARGET_BYTES = 10 * 1024
@@ -58,6 +67,9 @@ def main() -> None:
         archives: dict[Function, bytes] = {function: build_archive(function) for function in FUNCTIONS}
         baseline: list[float] = []
         timings: dict[Function, list[tuple[float, float]]] = {function: [] for function in FUNCTIONS}
+        authorizer = authorizer_archives()
+        if authorizer:
+            timings[AUTHORIZER] = []
         for run in range(arguments.runs):
             for function, archive in archives.items():
                 directory = Path(scratch, f"{function.name}-{run}")  # fresh each run: nothing compiled is reused
@@ -65,6 +77,11 @@ def main() -> None:
                 boto3_seconds, total_seconds = import_seconds(function.handler.rsplit(".", 1)[0], directory)
                 baseline.append(boto3_seconds)
                 timings[function].append((boto3_seconds, total_seconds))
+            if authorizer:
+                directory = Path(scratch, f"{AUTHORIZER.name}-{run}")
+                with zipfile.ZipFile(io.BytesIO(authorizer["arm64"])) as opened:
+                    opened.extractall(directory, [name for name in opened.namelist() if name.startswith("handlers/")])
+                timings[AUTHORIZER].append(import_seconds("handlers.authorizer", directory))
 
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     print(f"Python {sys.version.split()[0]}; median of {arguments.runs} fresh interpreters per function; load {load}")
@@ -82,6 +99,44 @@ def main() -> None:
             f"{ratio:>5.2f}x  zip < {ZIP_TARGET_BYTES} B: {size_verdict}; import <= {IMPORT_TARGET_RATIO}x: "
             f"{ratio_verdict}"
         )
+    report_authorizer(authorizer, timings.get(AUTHORIZER, []), archives)
+
+
+def authorizer_archives() -> dict[str, bytes]:
+    """The authorizer's real zip per architecture, or nothing when its pinned wheels cannot be downloaded here."""
+    try:
+        return {
+            architecture: build_archive(
+                AUTHORIZER, wheels=wheels.wheel_directory(AUTHORIZER, "python3.13", architecture)
+            )
+            for architecture in wheels.MACHINES
+        }
+    except wheels.WheelError as error:
+        print(f"authorizer: skipped, its pinned wheels cannot be downloaded here ({error})")
+        return {}
+
+
+def report_authorizer(
+    archives: dict[str, bytes], timing: list[tuple[float, float]], others: dict[Function, bytes]
+) -> None:
+    """Sizes per architecture against the largest stdlib-only zip, and the import against the boto3 baseline."""
+    if not archives:
+        return
+    pins = dict(wheels.pinned(wheels.lock_file(AUTHORIZER)))
+    here = {"pyjwt": jwt.__version__, "cryptography": cryptography.__version__}
+    differs = [f"{name} {version} (pinned {pins[name]})" for name, version in here.items() if pins.get(name) != version]
+    largest = max(len(archive) for archive in others.values())
+    for architecture, archive in archives.items():
+        with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+            unpacked = sum(info.file_size for info in opened.infolist())
+        print(
+            f"authorizer ({architecture}) zip {len(archive)} B ({len(archive) / largest:.0f}x the largest stdlib-only "
+            f"zip), unpacked {unpacked} B (Lambda allows 250 MB unpacked)"
+        )
+    handler_ms = statistics.median(total for _, total in timing) * 1000
+    ratio = statistics.median(total / boto3 for boto3, total in timing)
+    versions = f"this interpreter's {', '.join(differs)}" if differs else "the pinned versions"
+    print(f"authorizer import (boto3, PyJWT, cryptography; {versions}): {handler_ms:.1f} ms, {ratio:.2f}x boto3 alone")
 
 
 if __name__ == "__main__":

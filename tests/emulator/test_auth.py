@@ -26,11 +26,15 @@ import pytest
 from aiohttp import web
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from app import definition
+from app.settings import StackSettings
 from emulator.__main__ import options_from_arguments, parse_arguments
 from emulator.authorization import authorization_context
-from emulator.config import PROJECT_ROOT
+from emulator.config import PROJECT_ROOT, routes_from_definition
+from emulator.config import function_spec as definition_function_spec
+from emulator.issuer import LocalIssuer, SigningKey
 from emulator.testing import RunningEmulator, running_emulator
 from emulator.workers import Invocation
 from handlers import environment, tokens
@@ -304,3 +308,60 @@ def test_a_short_secret_stops_the_emulator_with_exit_2_and_does_not_echo_it() ->
     assert "at least 32 bytes" in run.stderr and "short-secret" not in run.stderr + run.stdout, (
         f"one line giving the rule, never the secret: {run.stderr!r}"
     )
+
+
+# --- A stack trusting an identity provider: an issuer on this machine, the real routes -----------------------------
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[LocalIssuer]:
+    running = LocalIssuer([SigningKey.generate("ES256")], audience="chat-app").start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def issuer_cloud(provider: LocalIssuer) -> Iterator[CloudThread]:
+    settings = StackSettings(stage_name="dev", auth="jwt", jwt_issuer=provider.url, jwt_audience="chat-app")
+    options = cloud_options(
+        settings=settings,
+        routes=routes_from_definition(),
+        authorizer=definition_function_spec(definition.AUTHORIZER),
+        function_timeout_seconds=10,
+    )
+    running = CloudThread(options)
+    running.start()
+    yield running
+    running.stop()
+
+
+def test_the_stacks_issuer_is_trusted_and_the_subprotocol_is_answered(
+    issuer_cloud: CloudThread, provider: LocalIssuer
+) -> None:
+    offered = [Subprotocol("websocket-chat"), Subprotocol(f"bearer.{provider.mint('pat')}")]
+    with issuer_cloud.connect_to(issuer_cloud.cloud.ws_url, subprotocols=offered) as client:
+        assert client.subprotocol == "websocket-chat", f"$connect selected {client.subprotocol!r}, not the chat's"
+        assert broadcast_sender(client) == "pat", "the issuer's token must connect under its name claim"
+    assert provider.requests[:2] == ["/.well-known/openid-configuration", "/.well-known/jwks.json"], (
+        f"the authorizer found the keys by discovery: {provider.requests}"
+    )
+
+
+def test_a_token_of_another_issuer_or_audience_is_refused(issuer_cloud: CloudThread, provider: LocalIssuer) -> None:
+    for token in (provider.mint("x", aud="other-app"), provider.mint("x", iss="https://evil.example.com")):
+        with pytest.raises(InvalidStatus) as refused:
+            issuer_cloud.connect(f"token={token}")
+        assert refused.value.response.status_code == 403, "a foreign token must be refused with 403"
+
+
+def test_the_issuer_down_refuses_new_kids_and_recovers(issuer_cloud: CloudThread, provider: LocalIssuer) -> None:
+    new_key = SigningKey.generate("RS256")
+    provider.available = False
+    try:
+        with pytest.raises(InvalidStatus) as refused:
+            issuer_cloud.connect(f"token={provider.mint('x', key=new_key)}")
+        assert refused.value.response.status_code == 403, "an unknown kid with the JWKS down fails closed"
+    finally:
+        provider.available = True
+    with issuer_cloud.connect(f"token={provider.mint('known')}") as client:
+        assert broadcast_sender(client) == "known", "tokens of the cached keys still connect"
