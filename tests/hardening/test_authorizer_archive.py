@@ -17,7 +17,8 @@ import pytest
 
 from app import definition
 from infra import wheels
-from infra.archive import ArchiveError, archive_entries, build_archive, content_hash, write_archive
+from infra.archive import SOURCE_ROOT, ArchiveError, archive_entries, build_archive, content_hash, write_archive
+from tests.infra.mocks import run_program
 
 AUTHORIZER = definition.AUTHORIZER
 
@@ -154,3 +155,23 @@ def test_the_real_zip_ships_pinned_pyjwt_and_cryptography_for_the_architecture(
     assert rust, "cryptography's compiled bindings are missing"
     backend = [name for name in members if name.startswith("_cffi_backend.cpython-313-")]
     assert backend and all(machine in name for name in backend), f"cffi is not built for {machine}: {backend}"
+
+
+@pytest.mark.parametrize("architecture", ["arm64", "x86_64"])
+def test_the_program_deploys_the_authorizer_with_the_libraries_of_its_architecture(architecture: str) -> None:
+    config = {"auth": "jwt", "jwtIssuer": "https://id.example.com/", "jwtAudience": "chat"}
+    try:
+        wheels.wheel_directory(AUTHORIZER, "python3.13", architecture)
+    except wheels.WheelError as error:
+        if "CI" in os.environ:
+            raise
+        pytest.skip(f"the pinned wheels cannot be downloaded here: {error}")
+    run = run_program("dev", {**config, "lambdaArchitecture": architecture})
+    function = run.one("aws:lambda/function:Function", "authorizer-function")
+    assert function.inputs["architectures"] == [architecture], f"{function} runs on {function.inputs['architectures']}"
+    with zipfile.ZipFile(SOURCE_ROOT / function.inputs["code"].path) as deployed:
+        members = deployed.namelist()
+    machine = wheels.MACHINES[architecture]
+    assert "jwt/__init__.py" in members and "cryptography/__init__.py" in members, f"{function}: libraries missing"
+    backend = [name for name in members if name.startswith("_cffi_backend.")]
+    assert backend and all(machine in name for name in backend), f"{function} ships {backend} for {architecture}"
