@@ -19,13 +19,13 @@ from app import definition
 from app.settings import AUTH_MODES
 from emulator.cloud import LocalCloud
 from emulator.config import (
-    PROJECT_ROOT,
     EmulatorConfigError,
     EmulatorOptions,
     function_spec,
     load_stack_config,
     routes_from_definition,
 )
+from emulator.issuer import KEY_FILE
 from handlers.aws_facts import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS
 
 
@@ -55,7 +55,7 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--issuer-key",
         type=Path,
-        default=PROJECT_ROOT / "build" / "local-issuer.json",
+        default=KEY_FILE,
         metavar="FILE",
         help="where the local issuer keeps its key for `python -m client token` (default build/local-issuer.json)",
     )

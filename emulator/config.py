@@ -15,6 +15,7 @@ import yaml
 
 from app import definition
 from app.settings import SettingsError, StackSettings, settings_from_stack_config
+from emulator.issuer import KEY_FILE
 from handlers.aws_facts import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS
 from handlers.tokens import signing_secret
 
@@ -168,7 +169,7 @@ class EmulatorOptions:
     """The Lambda REQUEST authorizer guarding `$connect` (`app.definition.AUTHORIZER` when auth is `jwt`)."""
     token_secret: str | None = field(default=None, repr=False)
     """The HS256 secret (`CHAT_TOKEN_SECRET`) of a stack without `jwtIssuer`; None serves a local issuer instead."""
-    issuer_key_file: Path = field(default_factory=lambda: PROJECT_ROOT / "build" / "local-issuer.json")
+    issuer_key_file: Path = KEY_FILE
     """Where the local issuer keeps its key and address for `python -m client token` (ignored by git)."""
 
     def __post_init__(self) -> None:
