@@ -16,9 +16,7 @@ CONNECT_FAILURES = (OSError, TimeoutError, InvalidHandshake)
 async def open_connection(url: str, timeout: float) -> ClientConnection:
     """Connect to a chat URL, failing with one of `CONNECT_FAILURES` after `timeout` seconds at most.
 
-    No keepalive pings: API Gateway does not count them as traffic (its 10-minute idle timeout still applies), and
-    wscat, which users compare us with, sends none either. Frames are accepted up to API Gateway's 128 KB message
-    quota.
+    No keepalive pings: API Gateway does not count them as traffic for its idle timeout; wscat sends none either.
     """
     return await connect(url, open_timeout=timeout, ping_interval=None, max_size=MESSAGE_LIMIT_BYTES)
 

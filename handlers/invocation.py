@@ -1,8 +1,6 @@
 """One handler run: whom it serves, how long it took, and the single JSON log line it ends with.
 
-The line carries counts, ids and reasons, never the chat text, a query string or the event, so logs hold no
-message content or tokens. Failures of AWS calls and configuration end the run with 500 and an `error` field
-instead of a traceback (a traceback would be logged next to the event by anyone who prints it to debug).
+The line holds counts, ids and reasons, never chat text, query strings or the event, so logs carry no tokens.
 """
 
 from __future__ import annotations
@@ -17,8 +15,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from handlers.config import ConfigurationError
 
 HANDLED_ERRORS = (ClientError, BotoCoreError, ConfigurationError)
-"""What a handler answers with 500 and a log line: AWS refused or was unreachable (after botocore's retries), or
-the function is misconfigured. Anything else is a bug and is left to raise."""
+"""Answered with 500 and a log line instead of a traceback: AWS refused or was unreachable, or misconfiguration.
+Anything else is a bug and is left to raise."""
 
 
 class RefusedError(Exception):
