@@ -1,0 +1,108 @@
+"""One broadcast to many real WebSocket clients: the local cloud against a bare aiohttp server, in the same run.
+
+N clients connect (default 1,000); one of them sends a message, and the time until the last client has it is
+measured (the sender gets its own copy too). Each server gets one warm-up broadcast, then `--rounds` measured ones;
+the median is printed for both, and the local cloud's as a multiple of the floor: a bare aiohttp process that
+sends each message to every socket, no Lambda, no database, no callback API (`bench/emulator.py`'s floor server).
+
+`python bench/broadcast_local.py [--clients 1000] [--rounds 3]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.emulator import free_port
+from emulator.testing import running_emulator
+
+TARGET_RATIO = 5.0
+WAIT_SECONDS = 60.0
+"""Give up on a round when the last client has not heard the message by then."""
+
+
+async def connect_all(session: aiohttp.ClientSession, url: str, clients: int) -> list[aiohttp.ClientWebSocketResponse]:
+    """Connect `clients` sockets, 50 at a time (API Gateway admits 500 new connections a second)."""
+    sockets: list[aiohttp.ClientWebSocketResponse] = []
+    for start in range(0, clients, 50):
+        batch = range(start, min(clients, start + 50))
+        sockets += await asyncio.gather(*(session.ws_connect(f"{url}?name=c{index}") for index in batch))
+    return sockets
+
+
+async def one_broadcast(sockets: list[aiohttp.ClientWebSocketResponse], text: str) -> float:
+    """Seconds from the send until every socket has received the message `text`."""
+    started = time.perf_counter()
+
+    async def heard(ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for frame in ws:
+            if frame.type is aiohttp.WSMsgType.TEXT and json.loads(frame.data).get("message") == text:
+                return
+        raise RuntimeError("a socket closed before the message arrived")
+
+    listeners = [asyncio.create_task(heard(ws)) for ws in sockets]
+    await sockets[0].send_str(json.dumps({"action": "sendmessage", "message": text}))
+    await asyncio.wait_for(asyncio.gather(*listeners), WAIT_SECONDS)
+    return time.perf_counter() - started
+
+
+async def measure(url: str, clients: int, rounds: int) -> list[float]:
+    # No connector limit (aiohttp's default 100 would hold every socket past the 100th) and no total timeout.
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as session:
+        sockets = await connect_all(session, url, clients)
+        await one_broadcast(sockets, "warm-up")
+        times = [await one_broadcast(sockets, f"round {number}") for number in range(rounds)]
+        for ws in sockets:
+            await ws.close()
+    return times
+
+
+def floor_times(clients: int, rounds: int) -> list[float]:
+    port = free_port()
+    floor_script = Path(__file__).resolve().parent / "emulator.py"
+    server = subprocess.Popen([sys.executable, str(floor_script), "--serve-floor", str(port)])
+    try:
+        for _ in range(100):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        return asyncio.run(measure(f"ws://127.0.0.1:{port}/dev", clients, rounds))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    arguments = parser.parse_args(argv)
+    floor = floor_times(arguments.clients, arguments.rounds)
+    with running_emulator(extra_args=("--function-timeout", "29")) as emulator:
+        local = asyncio.run(measure(emulator.ws_url, arguments.clients, arguments.rounds))
+    floor_median, local_median = statistics.median(floor), statistics.median(local)
+    ratio = local_median / floor_median
+    print(f"one broadcast to {arguments.clients} real WebSocket clients, median of {arguments.rounds}:")
+    print(f"  bare aiohttp floor {floor_median:.3f} s  (rounds: {', '.join(f'{t:.3f}' for t in floor)})")
+    print(f"  local cloud        {local_median:.3f} s  (rounds: {', '.join(f'{t:.3f}' for t in local)})")
+    verdict = "met" if ratio <= TARGET_RATIO else "MISSED"
+    print(f"  local cloud / floor: {ratio:.1f}x; target <= {TARGET_RATIO:.0f}x: {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
