@@ -1,7 +1,6 @@
-"""Lambda proxy events for WebSocket routes, shaped exactly like API Gateway's (see the reference document).
+"""Lambda proxy events for WebSocket routes, shaped exactly like API Gateway's.
 
-Ids look like AWS's (base64 of random bytes, `=`-padded, 16 characters), times are epoch milliseconds, and
-`requestTime` uses API Gateway's `dd/MMM/yyyy:HH:mm:ss +0000` format with English month names whatever the locale.
+`requestTime` uses English month names whatever the locale, as API Gateway does.
 """
 
 from __future__ import annotations

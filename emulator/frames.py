@@ -1,10 +1,7 @@
 """API Gateway's per-frame and per-message quotas, enforced on the raw bytes a client sends.
 
-aiohttp only limits whole messages, and a message of several small frames must pass while one big frame must not,
-so the gateway sits a `FrameInspector` between the socket and aiohttp's WebSocket parser. It reads every frame
-header as the bytes arrive, forwards frames within the quotas untouched (streaming, nothing is buffered but the
-header) and drops a frame that breaks one, reporting the close code API Gateway uses. After a violation only
-control frames go through, so the client's reply to our close frame still reaches aiohttp.
+aiohttp limits whole messages only, so a `FrameInspector` between the socket and aiohttp's parser reads each frame
+header as it arrives, forwards frames within the quotas untouched and drops one that breaks them.
 """
 
 from __future__ import annotations

@@ -1,16 +1,8 @@
 """The Lambda runtime inside one worker process: imports a handler once, then serves invocations one at a time.
 
-Run as a script (`python -I emulator/lambda_runtime.py TASK_ROOT HANDLER`) so that, as on Lambda, only the task
-root (the packages of the deployment zip) and the installed libraries are importable, not the emulator or the
-rest of the repository. Standard library only, for the same reason.
-
-Protocol with the gateway: one JSON document per line. The worker keeps the original stdout for it and points
-file descriptor 1 at stderr, so whatever the handler prints reaches the terminal (prefixed by the gateway) and
-can never corrupt the protocol. First line out: `{"type": "ready"}` or `{"type": "init_error", ...}` (then the
-worker exits, and the next invocation retries the init as Lambda does). Then, per line in
-`{"event": ..., "awsRequestId": ..., "timeoutMs": ...}`, one line out: `{"type": "result", "result": ...}` or
-`{"type": "error", "errorType": ..., "errorMessage": ...}`, each with `maxMemoryMb`. A `sys.exit` or a crash ends
-the process; the gateway sees the pipe close and reports `Runtime.ExitError`.
+Run as `python -I emulator/lambda_runtime.py TASK_ROOT HANDLER`, so only the zipped packages are importable, as
+on Lambda. Protocol, one JSON document a line on a private copy of stdout: `ready` or `init_error` first, then per
+`{"event", "awsRequestId", "timeoutMs"}` in, one `result` or `error` out, each with `maxMemoryMb`.
 """
 
 from __future__ import annotations
@@ -109,8 +101,7 @@ class _InitError(Exception):
 def _max_memory_mb() -> float:
     """Peak resident memory of this worker, in MB.
 
-    Linux's `VmHWM` belongs to the process image and starts afresh at exec; `ru_maxrss` does not, so a worker
-    started by a large parent (a test run with Pulumi loaded) would inherit the parent's peak and look out of memory.
+    `VmHWM` starts afresh at exec; `ru_maxrss` would carry over a large parent's peak.
     """
     try:
         with open("/proc/self/status", encoding="ascii") as status:

@@ -1,10 +1,7 @@
 """The Lambda side of the emulator: worker processes per function, warm between invocations.
 
-Each function gets a pool of worker processes (`lambda_runtime.py`), each serving one invocation at a time, like
-Lambda's execution environments. A pool grows when invocations overlap (up to a bound), so a broadcast whose
-handler posts back to the gateway never waits behind itself. A worker that exceeds the function's timeout is
-killed; one that crashes or calls `sys.exit` dies on its own; either way it is dropped and the next invocation
-starts a fresh one (a cold start with a new init), and the gateway only ever sees a failed invocation.
+A pool grows when invocations overlap, so a broadcast posting back to the gateway never waits behind itself; a
+worker that times out or dies is replaced by a cold one, as on Lambda (docs/emulator.md).
 """
 
 from __future__ import annotations
