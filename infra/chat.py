@@ -25,7 +25,7 @@ from infra.policies import function_policy
 from infra.routes import LambdaRoute, LambdaRouteArgs
 from infra.stage import ApiStage, ApiStageArgs
 from infra.table import ConnectionsTable, ConnectionsTableArgs
-from infra.wheels import wheel_directory
+from infra.wheels import WheelError, wheel_directory
 
 
 @dataclass
@@ -154,7 +154,10 @@ class ChatBackend(pulumi.ComponentResource):
             raise ValueError(f"the authorizer guards {args.authorized_route!r}, which is not a route of this API")
         # PyJWT and cryptography ship inside this zip, as wheels for the stack's architecture.
         settings = self._settings
-        wheels = wheel_directory(args.authorizer, settings.lambda_runtime, settings.lambda_architecture)
+        try:
+            wheels = wheel_directory(args.authorizer, settings.lambda_runtime, settings.lambda_architecture)
+        except WheelError as error:
+            raise pulumi.RunError(str(error)) from None
         authorizer_path, _ = write_archive(args.authorizer, args.build_directory, wheels=wheels)
         return build_token_authorizer(
             args.authorizer.name,

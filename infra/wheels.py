@@ -66,6 +66,14 @@ def pinned(lock: Path) -> list[tuple[str, str]]:
     return pairs
 
 
+def python_versions(lock: Path) -> tuple[str, ...]:
+    """The Python versions whose wheels a lock file's hashes cover (its `# python-versions: 3.13` line)."""
+    match = re.search(r"^#\s*python-versions:\s*(.+)$", lock.read_text(encoding="utf-8"), re.MULTILINE)
+    if match is None:
+        raise WheelError(f"{lock} has no `# python-versions:` line naming the Pythons its hashes cover")
+    return tuple(version.strip() for version in match[1].split(","))
+
+
 def python_version(runtime: str) -> str:
     """`python3.13` -> `3.13`."""
     match = re.fullmatch(r"python(\d+\.\d+)", runtime)
@@ -116,6 +124,11 @@ def wheel_directory(
     if architecture not in MACHINES:
         raise WheelError(f"no wheels for architecture {architecture!r}; Lambda has {', '.join(MACHINES)}")
     version = python_version(runtime)
+    if version not in python_versions(lock):
+        raise WheelError(
+            f"{lock} pins wheels for Python {', '.join(python_versions(lock))}, but the stack runs {runtime}: set "
+            f"lambdaRuntime to python{python_versions(lock)[0]}, or add that Python's wheel hashes (docs/hardening.md)"
+        )
     directory = (cache if cache is not None else CACHE) / function.name / f"{version}-{architecture}"
     expected = lock.read_text(encoding="utf-8")
     marker = directory / COMPLETE_MARKER

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from app import definition
 from infra import wheels
 from infra.archive import SOURCE_ROOT, ArchiveError, archive_entries, build_archive, content_hash, write_archive
-from tests.infra.mocks import run_program
+from tests.infra.mocks import ProgramError, run_program
 
 AUTHORIZER = definition.AUTHORIZER
 
@@ -175,3 +176,13 @@ def test_the_program_deploys_the_authorizer_with_the_libraries_of_its_architectu
     assert "jwt/__init__.py" in members and "cryptography/__init__.py" in members, f"{function}: libraries missing"
     backend = [name for name in members if name.startswith("_cffi_backend.")]
     assert backend and all(machine in name for name in backend), f"{function} ships {backend} for {architecture}"
+
+
+def test_a_runtime_the_lock_does_not_cover_stops_the_program_naming_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(
+        wheels.WheelError, match=re.escape("pins wheels for Python 3.13, but the stack runs python3.12")
+    ):
+        wheels.wheel_directory(AUTHORIZER, "python3.12", "arm64", cache=tmp_path, run=lambda command: None)
+    config = {"auth": "jwt", "jwtSecret": "k3Q1xv0cB7oW2yq5G9r8Zt4nL6mH1sDfJ2pAe0uYiKc=", "lambdaRuntime": "python3.12"}
+    with pytest.raises(ProgramError, match=re.escape("set lambdaRuntime to python3.13")):
+        run_program("dev", config)
