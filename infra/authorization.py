@@ -3,8 +3,8 @@
 Built only when the stack's `auth` setting is `jwt` (see `build_token_authorizer`). With `jwtIssuer` the function
 checks the issuer's RS256/ES256 tokens against its published keys and needs no secret; without, an SSM SecureString
 holds the HS256 secret (`jwtSecret`) and the function may read that one parameter. The `$connect` route then takes
-`authorization_type` and `authorizer_id` from this component, and the stage's deployment includes
-`deployment_inputs` so a change to the authorizer is redeployed like a change to a route.
+`authorization_type` and `authorizer_id` from this component, and the stage is created after the authorizer and its
+invoke permission (it auto-deploys every later change).
 """
 
 from __future__ import annotations
@@ -65,14 +65,66 @@ class TokenAuthorizer(pulumi.ComponentResource):
     function_name: pulumi.Output[str]
     parameter_name: pulumi.Output[str] | None
     """The SSM parameter holding the secret; None with an issuer."""
-    deployment_inputs: pulumi.Output[dict[str, Any]]
-    """The authorizer's settings and id, for the stage's redeployment fingerprint."""
 
     def __init__(self, name: str, args: TokenAuthorizerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("chat:index:TokenAuthorizer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
+        variables, policy, description = self._secret(name, args)
+        # A function like every other (log group, role, basic execution, tracing grant, concurrency); in secret mode
+        # its one extra right is reading the secret's parameter, with an issuer it has none.
+        self.function = ChatFunction(
+            name,
+            ChatFunctionArgs.from_settings(
+                AUTHORIZER,
+                args.settings,
+                code=args.code,
+                code_hash=args.code_hash,
+                environment=variables,
+                policy=policy,
+                description=description,
+            ),
+            opts=child,
+        )
+
+        self.authorizer = aws.apigatewayv2.Authorizer(
+            f"{name}-authorizer",
+            api_id=args.api_id,
+            authorizer_type=AUTHORIZER_TYPE,
+            authorizer_uri=self.function.invoke_arn,
+            identity_sources=IDENTITY_SOURCES,
+            opts=child,
+        )
+
+        # Only this API's authorizer may invoke the function: API Gateway calls it with the source ARN
+        # `{execution-arn}/authorizers/{authorizer-id}`.
+        self.permission = aws.lambda_.Permission(
+            f"{name}-permission",
+            action="lambda:InvokeFunction",
+            function=self.function.name,
+            principal="apigateway.amazonaws.com",
+            source_arn=pulumi.Output.concat(args.execution_arn, "/authorizers/", self.authorizer.id),
+            opts=child,
+        )
+
+        self.authorizer_id = self.authorizer.id
+        self.authorization_type = AUTHORIZATION_TYPE
+        self.function_name = self.function.name
+        self.parameter_name = self.parameter.name if self.parameter is not None else None
+        self.register_outputs(
+            {
+                "authorizer_id": self.authorizer_id,
+                "function_name": self.function_name,
+                "parameter_name": self.parameter_name,
+            }
+        )
+
+    def _secret(
+        self, name: str, args: TokenAuthorizerArgs
+    ) -> tuple[dict[str, pulumi.Input[str]], dict[str, Any] | None, pulumi.Input[str]]:
+        """The function's environment, extra policy and description; in shared-secret mode also the SSM parameter."""
         settings = args.settings
+        child = pulumi.ResourceOptions(parent=self)
         variables = issuer_variables(settings)
         self.parameter: aws.ssm.Parameter | None = None
         policy = None
@@ -97,60 +149,7 @@ class TokenAuthorizer(pulumi.ComponentResource):
             description = pulumi.Output.concat(
                 "WebSocket chat $connect authorizer (HS256 secret version ", self.parameter.version.apply(str), ")"
             )
-
-        # A function like every other (log group, role, basic execution, tracing grant, concurrency); in secret mode
-        # its one extra right is reading the secret's parameter, with an issuer it has none.
-        self.function = ChatFunction(
-            name,
-            ChatFunctionArgs.from_settings(
-                AUTHORIZER,
-                settings,
-                code=args.code,
-                code_hash=args.code_hash,
-                environment=variables,
-                policy=policy,
-                description=description,
-            ),
-            opts=child,
-        )
-
-        authorizer_settings: dict[str, Any] = {
-            "authorizer_type": AUTHORIZER_TYPE,
-            "authorizer_uri": self.function.invoke_arn,
-            "identity_sources": IDENTITY_SOURCES,
-        }
-        self.authorizer = aws.apigatewayv2.Authorizer(
-            f"{name}-authorizer",
-            api_id=args.api_id,
-            **authorizer_settings,
-            opts=child,
-        )
-
-        # Only this API's authorizer may invoke the function: API Gateway calls it with the source ARN
-        # `{execution-arn}/authorizers/{authorizer-id}`.
-        self.permission = aws.lambda_.Permission(
-            f"{name}-permission",
-            action="lambda:InvokeFunction",
-            function=self.function.name,
-            principal="apigateway.amazonaws.com",
-            source_arn=pulumi.Output.concat(args.execution_arn, "/authorizers/", self.authorizer.id),
-            opts=child,
-        )
-
-        self.authorizer_id = self.authorizer.id
-        self.authorization_type = AUTHORIZATION_TYPE
-        self.function_name = self.function.name
-        self.parameter_name = self.parameter.name if self.parameter is not None else None
-        self.deployment_inputs = pulumi.Output.from_input(
-            {"authorizer": {**authorizer_settings, "id": self.authorizer.id}}
-        )
-        self.register_outputs(
-            {
-                "authorizer_id": self.authorizer_id,
-                "function_name": self.function_name,
-                "parameter_name": self.parameter_name,
-            }
-        )
+        return variables, policy, description
 
 
 def issuer_variables(settings: StackSettings) -> dict[str, pulumi.Input[str]]:

@@ -63,7 +63,6 @@ def _build(settings: StackSettings = SETTINGS, secret: str | None = SECRET) -> C
             "authorization_type": component.authorization_type,
             "function_name": component.function_name,
             "parameter_name": component.parameter_name,
-            "deployment_inputs": component.deployment_inputs,
         }
 
     return run_components(build)
@@ -104,11 +103,6 @@ def test_route_settings_for_connect(run: ComponentRun) -> None:
     authorizer = run.one(AUTHORIZER_TYPE, "auth-authorizer")
     assert run.value["authorization_type"] == "CUSTOM", f"$connect authorization type {run.value['authorization_type']}"
     assert run.value["authorizer_id"] == authorizer.id, f"authorizer_id is not {authorizer}'s id"
-    fingerprint = run.value["deployment_inputs"]["authorizer"]
-    assert fingerprint["id"] == run.value["authorizer_id"], f"deployment inputs lack the authorizer id: {fingerprint}"
-    assert fingerprint["authorizer_uri"] == authorizer.inputs["authorizerUri"], (
-        f"deployment inputs do not track the authorizer's function: {fingerprint}"
-    )
 
 
 def test_secret_is_a_secure_string_parameter_marked_secret(run: ComponentRun) -> None:
