@@ -6,9 +6,12 @@ and optionally enforces a token-bucket quota with 429, as the account throttle d
 1. CPU per post: the same audience through a stock boto3 client in a 64-thread pool (`post_to_connection`, the
    way the handlers posted before) and through `handlers.broadcast`; this process's CPU time over the posts.
 2. Broadcast time for each audience size through a quota (default 10,000/s, burst 5,000, 10 ms per post) with the
-   handlers' pacer capped at `--cap` posts/s: seconds, the quota floor N / quota, and the ratio.
+   handlers' pacer capped at `--cap` posts/s: seconds, the quota floor N / quota, and the ratio; once from one
+   process (one invocation) and once from `--invocations` processes sharing the cap, each with a slice of the
+   audience, as parallel invocations of a scale-out would (on this machine's cores, not Lambda's).
 
-Usage: `python bench/fanout.py [--cpu-posts 3000] [--sizes 1000 10000 100000] [--delay-ms 10] [--quota 10000]`.
+Usage: `python bench/fanout.py [--cpu-posts 3000] [--sizes 1000 10000 100000] [--delay-ms 10] [--quota 10000]
+[--invocations 1 2]`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from multiprocessing import Queue
 from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import boto3
@@ -139,14 +144,19 @@ def stock_cpu_per_post(url: str, ids: list[str]) -> float:
         return (time.process_time() - cpu) / len(ids)
 
 
-def ours(url: str, ids: list[str], workers: int, pacer: broadcast.Pacer | None = None) -> tuple[float, float]:
+def ours(
+    url: str, ids: list[str], workers: int, pacer: broadcast.Pacer | None = None, *, warm: bool = True
+) -> tuple[float, float]:
     """`handlers.broadcast` to every id: wall seconds and CPU seconds per post (a warm container: pool open)."""
     session = boto3.session.Session()
     credentials = session.get_credentials()
     assert credentials is not None
     client = CallbackClient(url, "us-east-1", credentials)
     try:
-        broadcast.broadcast([ids[:workers]], PAYLOAD, client, lambda _: None, retry=broadcast.Retry(), workers=workers)
+        if warm:
+            broadcast.broadcast(
+                [ids[:workers]], PAYLOAD, client, lambda _: None, retry=broadcast.Retry(), workers=workers
+            )
         pages = [ids[start : start + 1000] for start in range(0, len(ids), 1000)]
         started, cpu = time.perf_counter(), time.process_time()
         result = broadcast.broadcast(
@@ -167,6 +177,45 @@ def ours(url: str, ids: list[str], workers: int, pacer: broadcast.Pacer | None =
     return elapsed, cpu_used / len(ids)
 
 
+def invocation(
+    url: str, ids: list[str], cap: float, *, workers: int, start: Event, results: Queue[tuple[float, float, int]]
+) -> None:
+    """One simulated invocation of a scale-out: its share of the audience and of the cap, started with the others."""
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+    pacer = broadcast.Pacer(cap)
+    results.put((0.0, 0.0, -1))  # ready: imported and forked, as a warm container is
+    start.wait()
+    elapsed, cpu = ours(url, ids, workers, pacer, warm=False)
+    results.put((elapsed, cpu, pacer.throttles))
+
+
+def scaled_out(url: str, ids: list[str], workers: int, cap: float, invocations: int) -> tuple[float, float, int]:
+    """Wall seconds until `invocations` processes, each posting to its slice, are all done; CPU/post; 429s."""
+    start = multiprocessing.Event()
+    results: Queue[tuple[float, float, int]] = multiprocessing.Queue()
+    slices = [ids[number::invocations] for number in range(invocations)]
+    processes = [
+        multiprocessing.Process(
+            target=invocation,
+            args=(url, part, cap / invocations),
+            kwargs={"workers": workers, "start": start, "results": results},
+        )
+        for part in slices
+    ]
+    for process in processes:
+        process.start()
+    for _ in processes:
+        results.get()  # every process ready before the clock starts
+    started = time.perf_counter()
+    start.set()
+    outcomes = [results.get() for _ in processes]
+    elapsed = time.perf_counter() - started
+    for process in processes:
+        process.join()
+    cpu = sum(outcome[1] * len(part) for outcome, part in zip(outcomes, slices, strict=True)) / len(ids)
+    return elapsed, cpu, sum(outcome[2] for outcome in outcomes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--cpu-posts", type=int, default=3000)
@@ -176,6 +225,9 @@ def main() -> None:
     parser.add_argument("--burst", type=float, default=5000.0, help="account throttle burst")
     parser.add_argument("--cap", type=float, default=9000.0, help="the pacer's cap (broadcastMaxPostsPerSecond)")
     parser.add_argument("--workers", type=int, default=broadcast.WORKERS)
+    parser.add_argument(
+        "--invocations", type=int, nargs="+", default=[1, 2], help="parallel invocations sharing the cap"
+    )
     arguments = parser.parse_args()
     # Throwaway credentials: requests are signed, and they only ever go to 127.0.0.1.
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
@@ -200,15 +252,17 @@ def main() -> None:
     )
     for size in arguments.sizes:
         ids = [f"conn-{number:06d}=" for number in range(size)]
-        pacer = broadcast.Pacer(arguments.cap)
-        with Endpoint(arguments.delay_ms / 1000, quota) as url:
-            elapsed, cpu = ours(url, ids, arguments.workers, pacer)
-        floor = size / arguments.quota
-        print(
-            f"  {size:>7} connections: {elapsed:6.2f} s, quota floor {floor:5.2f} s, "
-            f"{elapsed / floor:4.1f}x the floor; "
-            f"CPU {cpu * 1e6:.0f} us/post; 429s {pacer.throttles}, lowest rate {pacer.lowest_rate:.0f}/s"
-        )
+        single = 0.0
+        for count in arguments.invocations:
+            with Endpoint(arguments.delay_ms / 1000, quota) as url:
+                elapsed, cpu, throttles = scaled_out(url, ids, arguments.workers, arguments.cap, count)
+            single = single or elapsed
+            floor = size / arguments.quota
+            print(
+                f"  {size:>7} connections, {count} invocation(s): {elapsed:6.2f} s, quota floor {floor:5.2f} s, "
+                f"{elapsed / floor:4.1f}x the floor, {single / elapsed:3.1f}x the first; "
+                f"CPU {cpu * 1e6:.0f} us/post; 429s {throttles}"
+            )
     print("load average now " + ", ".join(f"{value:.2f}" for value in os.getloadavg()))
 
 
