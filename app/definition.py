@@ -1,8 +1,6 @@
-"""The chat application: its routes, the function serving each, the table, and what each function may do.
+"""The chat application: its routes, the function serving each, the tables, and what each function may do.
 
-This is the single source of truth. The Pulumi program builds its resources from it and the local emulator
-serves the same routes with the same handlers; neither keeps a copy. No Pulumi import here, so the emulator can
-read it without the Pulumi SDK.
+The single source of truth: the Pulumi program and the emulator both read it, so it imports no Pulumi.
 """
 
 from __future__ import annotations

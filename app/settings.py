@@ -1,9 +1,7 @@
 """A stack's settings: parsed and validated from Pulumi config values, with the defaults declared here.
 
-The Pulumi program hands it the values of `pulumi.Config` (strings); the emulator hands it the values read from
-`Pulumi.<stack>.yaml` (YAML scalars). Either way a bad value fails with one message that names the key, before
-anything is built. `Pulumi.yaml`'s config block and the README's table are generated from `KEYS` and
-`StackSettings` (`python -m app.settings_doc --write`); a test fails when they drift.
+A bad value fails with one message naming the key, before anything is built; `Pulumi.yaml`'s config block and the
+README's table are generated from here (`python -m app.settings_doc --write`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""`python -m client URL [--name NAME] [--token TOKEN] [--json]` chats; `python -m client smoke URL` checks a stack;
-`python -m client token --name NAME` mints a token for a stack with auth.
+"""`python -m client URL` chats, `python -m client smoke URL` checks a stack, `python -m client token` mints a token.
 
-Exit status: 0 on success (and when the user quits the chat), 1 when the chat or a smoke step fails, 2 on bad
-arguments such as a URL that is not ws:// or wss://.
+Exit status: 0 on success, 1 when the chat or a smoke step fails, 2 on bad arguments.
 """
 
 from __future__ import annotations

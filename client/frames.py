@@ -1,8 +1,7 @@
 """The frames a chat server sends, parsed into types, and their one-line rendering for a terminal.
 
-Three kinds come from the server (see docs/client.md): a broadcast `message` envelope, an `error` frame the
-handlers send to the sender alone, and API Gateway's own `{"message": "Internal server error", ...}` when a
-handler crashed or timed out. Anything else is kept as `UnknownFrame` so the user still sees it.
+Besides the handlers' frames (docs/client.md) API Gateway sends its own on a failed integration; anything else is
+kept as `UnknownFrame`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """The interactive chat: stdin lines go out as `sendmessage`, incoming frames print as they arrive.
 
-Chat lines go to stdout as `[HH:MM:SS] name: text`; connection notices and error frames go to stderr, prefixed,
-so a pipe that reads stdout gets the conversation only. When stdin ends (Ctrl-D, or the end of a pipe) the client
-waits a little for the answers to what it sent, then closes: `printf 'hi\\n' | python -m client URL` prints the
-echo of "hi" before exiting. `raw` mode (`--json`) sends each line verbatim and prints every frame verbatim.
+Chat lines go to stdout and notices to stderr, so a pipe reading stdout gets the conversation only; at the end of
+stdin the client waits briefly for answers, so `printf 'hi\n' | python -m client URL` prints the echo.
 """
 
 from __future__ import annotations

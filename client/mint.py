@@ -1,12 +1,7 @@
 """`python -m client token --name NAME [--ttl 1h] [--secret-env VARIABLE]`: a JWT for a stack with `auth: jwt`.
 
-Signed by one of two keys, the ones the authorizer trusts:
-- HS256 with the secret in `CHAT_TOKEN_SECRET` (or the variable `--secret-env` names), for a stack in shared-secret
-  mode: `pulumi config get jwtSecret` for a deployed one, your own for `CHAT_TOKEN_SECRET=... make local AUTH=jwt`;
-- otherwise RS256 with the emulator's local issuer key (`build/local-issuer.json`, or `--issuer-key FILE`), which the
-  running emulator trusts when it serves its own issuer.
-Only the token goes to stdout, so `TOKEN=$(python -m client token --name alice)` works; every problem is one line on
-stderr and exit status 2. A stack trusting an identity provider takes that provider's tokens instead.
+Signed with the stack's shared secret, or else the emulator's local issuer key (docs/client.md); only the token goes
+to stdout, so `TOKEN=$(python -m client token --name alice)` works.
 """
 
 from __future__ import annotations

@@ -1,18 +1,7 @@
 """JWT auth on the local cloud: the Lambda REQUEST authorizer on `$connect`, run as API Gateway runs it.
 
-When the stack's `auth` is `jwt` (or `--auth jwt`), the emulator trusts tokens the way the stack does:
-- the stack's `jwtIssuer` (an identity provider, or an issuer on this machine as the tests use): the authorizer gets
-  the same `JWT_*` variables as deployed and fetches the issuer's keys itself;
-- no issuer but `CHAT_TOKEN_SECRET` set: HS256 with that secret, kept where the deployed stack keeps it, an SSM
-  SecureString, here in the embedded moto server (its own moto process when `--dynamodb-endpoint` points elsewhere);
-  the authorizer gets only the parameter's name and `AWS_ENDPOINT_URL_SSM`, so `handlers/authorizer.py` runs unchanged;
-- neither: a local OIDC issuer (`emulator.issuer`) on loopback, whose key `python -m client token` signs with;
-- runs the real authorizer in its own `FunctionPool` before every `$connect`, with a REQUEST event shaped like API
-  Gateway's (`type`, `methodArn`, headers, query string, `requestContext`);
-- turns its answer into the handshake's, as API Gateway does: the error `Unauthorized` is 401; any other error, a
-  timeout or a response that is not a well-formed policy is 500; a Deny, or no Allow for this `methodArn`, is 403;
-  an Allow lets `$connect` run with `requestContext.authorizer` = the context plus `principalId` (the gateway
-  passes it on to every later event of the connection).
+The real authorizer trusts what the stack trusts (its issuer, a shared secret in local SSM, or else a local issuer),
+and its answer becomes the handshake's as on API Gateway: 401, 403, 500 or `$connect` runs (docs/emulator.md).
 """
 
 from __future__ import annotations

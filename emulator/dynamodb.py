@@ -1,12 +1,7 @@
 """The connections table: on an embedded moto server by default, or on any DynamoDB-compatible endpoint.
 
-The table is created from `app.definition.CONNECTIONS_TABLE` (hash key and TTL attribute), the same definition
-the Pulumi program builds the real table from, under a Pulumi-style auto-generated name.
-
-moto's `ThreadedMotoServer` runs in a child process (`python -m emulator.dynamodb`), not in the gateway's: moto
-spends several milliseconds of CPU per request, and as a thread it held the gateway's GIL for a third of the
-gateway's time under load (see docs/emulator.md). The child prints its port, serves until its stdin closes (the
-emulator stops it, or dies), and ignores Ctrl-C, which the gateway still needs the table to answer.
+moto runs in a child process (`python -m emulator.dynamodb`) so its CPU does not hold the gateway's GIL; the table is
+built from `app.definition` under a Pulumi-style auto-name.
 """
 
 from __future__ import annotations

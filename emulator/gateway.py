@@ -1,10 +1,6 @@
 """The API Gateway side: the WebSocket endpoint, route selection, the `@connections` callback API, the chat page.
 
-One aiohttp application on one host and port, like an API Gateway stage:
-- `GET /{stage}` upgrades to a WebSocket after `$connect` accepts (a plain GET gets 426);
-- `POST|GET|DELETE /{stage}/@connections/{id}` is the callback API, answering as API Gateway does, with the
-  `x-amzn-ErrorType` header boto3 turns into typed exceptions;
-- `/` and other names serve the chat page from `web/` when it exists.
+One aiohttp application on one host and port, like an API Gateway stage (docs/emulator.md).
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """A local OIDC issuer: discovery and JWKS over HTTP on loopback, and tokens signed with its keys.
 
-The emulator serves one when the stack says `auth: jwt` without a `jwtIssuer` (and no `CHAT_TOKEN_SECRET` asks for the
-shared-secret mode), so the real authorizer checks RS256 tokens exactly as it checks an identity provider's. Its key
-is kept in `build/local-issuer.json` (ignored by git), with the issuer's address of the current run, so that
-`python -m client token` mints tokens the running emulator accepts. Tests use the same class as a stand-in identity
-provider: rotate its keys, take it down, mint tokens with any claims.
+Served when the stack trusts no issuer and no shared secret, so the real authorizer checks RS256 tokens as it would
+an identity provider's; tests use it as a stand-in provider.
 """
 
 from __future__ import annotations

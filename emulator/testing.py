@@ -1,8 +1,6 @@
 """Run the real emulator (`python -m emulator`) as a subprocess from tests: `with running_emulator() as emulator:`.
 
-The block gets an object with `.port`, `.ws_url` (ws://127.0.0.1:PORT/STAGE), `.callback_url`
-(http://127.0.0.1:PORT/STAGE), `.http_url` (http://127.0.0.1:PORT/), `.output()` (the terminal lines so far) and
-`.stop()`. Leaving the block sends SIGINT, as Ctrl-C does, and waits for the emulator to exit.
+Leaving the block sends SIGINT, as Ctrl-C does, and waits for the emulator to exit.
 """
 
 from __future__ import annotations

@@ -1,17 +1,7 @@
 """Lambda REQUEST authorizer guarding `$connect`: a standard JWT decides who may connect, and as whom.
 
-API Gateway invokes it before every WebSocket handshake (the authorizer declares no identity sources, so no request
-is turned away before the token is looked at; see docs/hardening.md). The token comes from `?token=`, an
-`Authorization: Bearer` header, or a `bearer.<token>` entry of `Sec-WebSocket-Protocol` (what browsers can send;
-`handlers.subprotocol`). It is checked by `handlers.tokens` in one of two modes, chosen by the environment:
-- `JWT_ISSUER` set: an OIDC issuer's RS256/ES256 keys, from `JWKS_URL` or discovery, cached per container;
-- otherwise: HS256 with the shared secret in the SSM SecureString named by `TOKEN_SECRET_PARAMETER`, read once.
-`JWT_AUDIENCE` (required with an issuer) and `JWT_NAME_CLAIM` refine both. Outcomes, as API Gateway answers them:
-- no token: the function raises `Exception("Unauthorized")`, which API Gateway answers with 401;
-- any refused token: a Deny policy, answered with 403;
-- a valid token: an Allow policy for this `$connect`, principal `sub`, context `{"name": <display name>}`, which
-  reaches the connect handler as `requestContext.authorizer`.
-The client never learns why it was refused; one JSON line in the function's log says why, never the token or secret.
+No token is 401, a refused one a Deny (403), a valid one an Allow whose context carries the display name; modes,
+token sources and refusals are in docs/hardening.md. Only the log line says why, never with the token or secret.
 """
 
 from __future__ import annotations

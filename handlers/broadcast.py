@@ -1,11 +1,7 @@
 """Posting frames through the `@connections` callback API: to one connection, or to a whole audience.
 
-A post ends delivered (2xx), gone (410: the caller deletes exactly that row) or failed with a cause. Nothing that
-can still succeed is given up early: a connection never made (refused, connect timeout) and a request that may have
-been delivered (read timeout, reset after sending: clients drop the repeat by the envelope's `id`) are retried with
-exponential backoff and full jitter, as are 5xx; 429 slows the whole fan-out through one shared `Pacer` and is
-retried too. 403, 413 and other 4xx fail at once, since repeating them gives the same answer. One failure never
-stops the rest of a broadcast; what still fails is counted by cause.
+A post ends delivered, gone (410: the caller deletes that row) or failed; what can still succeed is retried, what
+cannot (403, 413) fails at once, and one failure never stops the rest (docs/handlers.md, "The broadcast").
 """
 
 from __future__ import annotations

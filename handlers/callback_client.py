@@ -1,14 +1,7 @@
 """A lean `@connections` client for fan-out: HTTP/1.1 keep-alive on asyncio, each request signed by botocore.
 
-A boto3 `post_to_connection` spends most of its CPU on machinery a fan-out repeats needlessly per post (endpoint
-rules, serialisation, event hooks, urllib3, a thread hand-off). Here each post is one pre-built request head, signed
-with `botocore.auth.SigV4Auth` and the session's credentials (the same signer and credentials a boto3 client uses;
-no crypto of our own), written to a pooled connection and read back by an `asyncio.Protocol`. TLS is Python's `ssl`
-with botocore's CA bundle.
-
-A failure says whether the request could have reached API Gateway: `NotSentError` (refused, connect timeout, DNS, TLS)
-is always safe to repeat; `MaybeSentError` (read timeout, reset or close before a whole answer) may repeat a delivery,
-which clients drop by the envelope's `id`.
+boto3 repeats per post machinery a fan-out does not need; this signs a pre-built request with `SigV4Auth`. Failures
+say whether the request could have reached API Gateway: `NotSentError` is safe to repeat, `MaybeSentError` may not be.
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
 """Per-connection message rate limit: a token bucket kept in the connection's row, one conditional write a message.
 
-The bucket is stored as one number, `RateTat` (N, epoch ms): the generic cell rate algorithm's theoretical arrival
-time. A message at `now` is allowed when `max(RateTat, now) + interval <= now + burst * interval`, and moves
-`RateTat` to `max(RateTat, now) + interval` (interval = 1 / rate). While messages keep coming the write is an atomic
-`SET RateTat = RateTat + :interval` under a condition that checks the limit, so invocations for one connection
-running at once each take their own token and none can overspend. After a pause (`RateTat` in the past, or never
-set) the write sets `RateTat` to `now + interval`, conditioned on the value just read; if another invocation moved it
-in between, the message is tried once more as a continuing one. A refused message costs its one (failed) write.
+The bucket is one number, `RateTat` (the generic cell rate algorithm's theoretical arrival time), moved by an atomic
+conditional update so concurrent invocations cannot overspend it (docs/handlers.md).
 """
 
 from __future__ import annotations

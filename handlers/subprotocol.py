@@ -1,9 +1,7 @@
 """The WebSocket subprotocols a browser offers on `$connect`, where it cannot set an `Authorization` header.
 
-A browser passes the token as `new WebSocket(url, ["websocket-chat", "bearer." + token])`: the request's
-`Sec-WebSocket-Protocol` header then lists both. The authorizer reads the token from the `bearer.` entry; `$connect`
-answers with `Sec-WebSocket-Protocol: websocket-chat`, because a browser drops a handshake whose answer selects none
-of the protocols it offered, and selecting the chat's own name keeps the token out of the response.
+The token travels as a `bearer.<token>` entry; `$connect` selects the chat's own name, since a browser drops a
+handshake that selects none of its offers, and that keeps the token out of the response.
 """
 
 from __future__ import annotations

@@ -1,16 +1,7 @@
 """Standard JSON Web Tokens on `$connect`: who may connect, as whom, until when.
 
-Verification is PyJWT's (with `cryptography` for RS256 and ES256), never hand-written crypto; both ship inside the
-authorizer's zip (`app.definition.AUTHORIZER.libraries`). Two ways to trust a token:
-- a shared secret (`verify_with_secret`): HS256, minted by the team's backend with any language's JWT library;
-- an OIDC issuer (`verify_with_keys` and `KeySet`): RS256 or ES256, checked against the issuer's published keys
-  (JWKS), which are cached per container and refetched, at most once per `REFETCH_SECONDS`, when a token names a
-  `kid` the cache lacks; an unreachable JWKS refuses every token (fails closed).
-
-Checks, in order: size, header (`alg` on the mode's allow-list: never `none`, never HS256 where keys are public),
-key (`kid`), signature, then the claims: `exp` (required) and `nbf` with `LEEWAY_SECONDS` of clock skew, `iss` and
-`aud` when configured, `sub` (the principal) and a display name from the configured claims, validated as `?name=` is.
-Every refusal is an `InvalidTokenError` whose `reason` and `detail` are for logs only: clients learn nothing of why.
+PyJWT verifies (never hand-written crypto), against a shared HS256 secret or an OIDC issuer's cached keys (failing
+closed); docs/hardening.md lists the checks. A refusal's `reason` and `detail` are for logs only.
 """
 
 from __future__ import annotations
