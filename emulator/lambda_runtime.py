@@ -143,8 +143,7 @@ def _error(error: Exception) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     """Serve invocations until stdin closes."""
     task_root, handler_path = argv[1], argv[2]
-    # Ctrl-C reaches the whole process group; the gateway, not the terminal, decides when a worker stops (it still
-    # needs workers to run $disconnect for every client while shutting down).
+    # Ctrl-C reaches the whole process group, but the gateway still needs workers to run $disconnect while stopping.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     channel = _take_protocol_channel()
     sys.path.insert(0, task_root)

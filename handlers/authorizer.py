@@ -68,8 +68,7 @@ def verify(token: str) -> tokens.Claims:
 def token_from_request(event: dict[str, Any]) -> tuple[str, str] | None:
     """Where the token came from (`query`, `header` or `protocol`) and the token, or None when there is none.
 
-    Blank values count as none, as they do for API Gateway's identity sources. A request that is ambiguous (different
-    tokens, a repeated parameter or header) or uses another Authorization scheme is refused rather than guessed at.
+    Blank counts as none; an ambiguous request (two tokens, another scheme) is refused rather than guessed at.
     """
     found = {
         "query": _single_value(event, "queryStringParameters", "multiValueQueryStringParameters", QUERY_PARAMETER),

@@ -63,9 +63,7 @@ RECOVERY_HOLD_SECONDS = 0.1
 class Pacer:
     """One fan-out's shared pace: a token bucket whose rate halves on 429 and climbs back while posts succeed.
 
-    Every post takes a token first, so when API Gateway throttles, all posts slow down together instead of each
-    retrying on its own clock (which keeps the account over its quota). The rate never exceeds `max_per_second`,
-    the stack's cap, and recovers by about e-fold per second once no 429 has come for `RECOVERY_HOLD_SECONDS`.
+    Shared, so that under throttling all posts slow down together instead of each retrying on its own clock.
     """
 
     def __init__(
@@ -224,12 +222,9 @@ def broadcast(
     time_budget_seconds: float = 25.0,
     skip: frozenset[str] = frozenset(),
 ) -> BroadcastResult:
-    """Post `data` to every connection id in `pages` but those in `skip`, at most `workers` at once;
-    `remove_connection` runs on 410.
+    """Post `data` to every connection id in `pages` but those in `skip`; `remove_connection` runs on 410.
 
-    Pages stream in (read in a thread while posts are in flight) through a queue of `2 * workers` ids, so the Scan
-    never runs far ahead and memory stays flat. Retries stop after `time_budget_seconds`. A Scan error propagates
-    once started posts have finished.
+    Pages stream through a bounded queue, so the Scan never runs far ahead and memory stays flat.
     """
     delivery = _Delivery(
         client, data, remove_connection, retry=retry, pacer=pacer, deadline=time.monotonic() + time_budget_seconds

@@ -49,8 +49,7 @@ class RateLimiter:
     def take(self, connection_id: str, now_ms: float) -> float:
         """0 when the message may go, else the seconds to wait before the next one will be allowed.
 
-        A connection without a row (its `$connect` never stored it, or it was removed as gone) has no bucket to
-        keep: its message goes, and nothing is written, so no row is made for a connection that is not there.
+        A connection without a row has no bucket: its message goes and no row is made for it.
         """
         exists, stored = self._read(connection_id)
         if not exists:

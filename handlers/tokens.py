@@ -126,8 +126,7 @@ def mint_token(
 ) -> str:
     """A JWT for `name` (subject `subject`, default the name) expiring `ttl_seconds` after `now`.
 
-    `key` is the shared secret (bytes, HS256) or a private key (RS256, ES256). Raises ValueError for a short secret,
-    an unacceptable display name or a lifetime outside 1 s to 30 days.
+    `key` is the shared secret (HS256) or a private key (RS256, ES256); ValueError for what no stack would accept.
     """
     if algorithm in SECRET_ALGORITHMS:
         _check_secret(key)
@@ -252,9 +251,7 @@ def http_get(url: str) -> bytes:
 class KeySet:
     """An issuer's signing keys by `kid`, fetched from its JWKS (found by OIDC discovery unless `jwks_url` is given).
 
-    One per container: keys are fetched on first use, replaced wholesale (so dropped keys stop verifying) when a token
-    names an unknown `kid` (at most once per `REFETCH_SECONDS`) or when they are older than `KEYS_MAX_AGE_SECONDS`.
-    Every failure to fetch refuses the token with `jwks-unavailable`: no keys, no entry.
+    Replaced wholesale on an unknown `kid` or with age, so dropped keys stop verifying; no keys, no entry.
     """
 
     def __init__(
