@@ -100,3 +100,11 @@ def test_the_patterns_match_the_names_the_stack_files_produce() -> None:
         assert fnmatch.fnmatch(resource, scoped), f"{resource} is outside its own deploy role's {scoped}"
         other = "prod" if stack == "dev" else "dev"
         assert not fnmatch.fnmatch(resource, f"arn:aws:iam::ACCOUNT_ID:role/{other}-*-role-*"), "names overlap"
+
+
+def test_every_resource_is_tagged_with_its_project_and_environment() -> None:
+    """`aws:defaultTags` puts them on every resource that takes tags (the deploy role grants the tag actions)."""
+    for stack in ("dev", "prod"):
+        config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+        tags = config["aws:defaultTags"]["tags"]
+        assert tags == {"project": "websocket-chat", "environment": stack}, f"Pulumi.{stack}.yaml default tags {tags}"
