@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -68,7 +69,9 @@ class CallbackServer:
     which proves posts overlap without measuring time.
     """
 
-    def __init__(self, stage: str = "dev", *, listening: bool = True, backlog: int = 128) -> None:
+    def __init__(
+        self, stage: str = "dev", *, listening: bool = True, backlog: int = 128, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.stage = stage
         self.posts: list[Post] = []
         self.deliveries: Counter[str] = Counter()
@@ -88,6 +91,10 @@ class CallbackServer:
         self._accepting.set()
         self._server = _Server(("127.0.0.1", 0), self._request_handler(), backlog, self._accepting)
         self._server.daemon_threads = True
+        self._scheme = "http"
+        if tls is not None:  # HTTPS: the handshake runs as each connection is accepted
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
         self._listening = listening
         if listening:
             self._server.server_activate()
@@ -97,8 +104,8 @@ class CallbackServer:
 
     @property
     def url(self) -> str:
-        """The endpoint handlers get in `ENDPOINT_URL`: `http://127.0.0.1:<port>/<stage>`."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}/{self.stage}"
+        """The endpoint handlers get in `ENDPOINT_URL`: `http(s)://127.0.0.1:<port>/<stage>`."""
+        return f"{self._scheme}://127.0.0.1:{self._server.server_address[1]}/{self.stage}"
 
     def script(self, connection_id: str, *answers: Answer) -> None:
         """Answer this connection's posts with `answers` in order, repeating the last."""

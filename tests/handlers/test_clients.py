@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import re
+import ssl
+from pathlib import Path
 
 import boto3
 import pytest
 from botocore.config import Config
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from handlers import broadcast, clients
 from tests.handlers.callback_server import CallbackServer
@@ -48,3 +56,47 @@ def test_the_callback_client_is_made_once_per_endpoint(aws_credentials: None, ca
 def test_an_endpoint_that_is_not_http_is_refused(aws_credentials: None) -> None:
     with pytest.raises(ValueError, match="http"):
         clients.callback_api("wss://example.com/dev")
+
+
+def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
+    """A certificate for `name` (an IP address or a host name) and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    try:
+        alternative: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        alternative = x509.DNSName(name)
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([alternative]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certificate_file, key_file = directory / f"{name}.pem", directory / f"{name}.key"
+    certificate_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return certificate_file, key_file
+
+
+@pytest.mark.parametrize(("certified_name", "outcome"), [("127.0.0.1", "delivered"), ("example.com", "TLS:")])
+def test_https_posts_check_the_certificate_and_the_host_name(
+    aws_credentials: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, certified_name: str, outcome: str
+) -> None:
+    certificate, key = self_signed(tmp_path, certified_name)
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(certificate))  # trusted, as botocore trusts AWS_CA_BUNDLE
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(certificate, key)
+    with CallbackServer(tls=tls) as server:
+        client = clients.callback_api(server.url)
+        result = broadcast.post(client, "target=", b"{}", broadcast.Retry(attempts=1))
+    assert result.startswith(outcome), f"a certificate for {certified_name} must give {outcome!r}, got {result!r}"
+    assert (server.deliveries["target="] == 1) == (outcome == "delivered"), "nothing is sent over an unverified TLS"
