@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     parser = _chat_parser()
     options = parser.parse_args(arguments)
-    # The same rule $connect applies, checked here so a bad name gets its reason instead of a bare HTTP 400.
+    # $connect's own rule, checked here so a bad name gets its reason, not a bare HTTP 400.
     name_problem = None if options.name is None else display_name_problem(options.name)
     if name_problem:
         parser.error(f"--name: {name_problem}")

@@ -36,6 +36,6 @@ def describe_failure(error: BaseException, timeout: float) -> str:
     if isinstance(error, TimeoutError):
         return f"no WebSocket handshake within {timeout:g} s"
     if isinstance(error, OSError):
-        # asyncio's own strerror ("Connect call failed ('127.0.0.1', 1)") hides the reason; the errno names it.
+        # asyncio's message ("Connect call failed ...") hides the reason; the errno names it.
         return os.strerror(error.errno) if error.errno else str(error) or type(error).__name__
     return str(error) or type(error).__name__

@@ -15,7 +15,7 @@ from typing import Any
 GATEWAY_FAILURE_MESSAGE = "Internal server error"
 """The `message` of the frame API Gateway sends when a route's integration fails."""
 
-# Bidirectional overrides and isolates can make a line read differently from what was sent ("Trojan Source").
+# Bidirectional overrides can make a line read differently from what was sent ("Trojan Source").
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 

@@ -97,7 +97,7 @@ async def _send_lines(connection: ClientConnection, lines: asyncio.Queue[str | N
         frame = line if talk.raw else json.dumps({"action": "sendmessage", "message": line})
         size = len(frame.encode("utf-8"))
         if not talk.raw and size > FRAME_LIMIT_BYTES:
-            # API Gateway would close the whole connection (1009); --json still sends it, to see that happen.
+            # API Gateway would close the connection (1009); --json still sends it, to see that happen.
             print(
                 f"error: not sent: that line makes a {size}-byte frame and API Gateway closes the connection on "
                 f"frames over {FRAME_LIMIT_BYTES} bytes",
@@ -133,7 +133,7 @@ async def chat(url: str, *, raw: bool, linger_seconds: float, stdin: TextIO, out
     )
     loop = asyncio.get_running_loop()
     interrupted = asyncio.Event()
-    # Ctrl-C sets an event instead of cancelling everything, so the connection still closes with a normal 1000.
+    # Ctrl-C sets an event instead of cancelling, so the connection still closes normally (1000).
     with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers on Windows or off main thread
         loop.add_signal_handler(signal.SIGINT, interrupted.set)
     talk = _Conversation(raw, out, err)

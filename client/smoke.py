@@ -127,7 +127,7 @@ async def _check_broadcast(run: _Run, sender: _Client, other: _Client, text: str
     )
     if echo.id != delivery.id:
         raise run.fail(f"the clients received different envelopes (ids {echo.id!r} and {delivery.id!r})")
-    # An authorizer's name takes precedence over ?name=, so the name is only checked without a token.
+    # An authorizer's name wins over ?name=, so the name is only checked without a token.
     if run.token is None and echo.sender != sender.name:
         raise run.fail(
             f"the broadcast came from {echo.sender!r}, not the display name {sender.name!r} that client "

@@ -143,7 +143,7 @@ def _error(error: Exception) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     """Serve invocations until stdin closes."""
     task_root, handler_path = argv[1], argv[2]
-    # Ctrl-C reaches the whole process group, but the gateway still needs workers to run $disconnect while stopping.
+    # Ctrl-C reaches the process group, but the gateway still needs workers to run $disconnect.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     channel = _take_protocol_channel()
     sys.path.insert(0, task_root)

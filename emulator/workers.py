@@ -179,7 +179,7 @@ class Worker:
             try:
                 line = await stderr.readline()
             except ValueError:
-                # A line longer than the stream's limit: pass on what is buffered rather than stall the worker.
+                # A line past the stream's limit: pass on what is buffered rather than stall the worker.
                 line = await stderr.read(PROTOCOL_LINE_LIMIT)
             if not line:
                 return

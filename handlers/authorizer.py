@@ -38,7 +38,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         found = token_from_request(event)
         if found is None:
             _log(event, decision="unauthorized", reason="missing-token", detail="no token in query, header or protocol")
-            # API Gateway maps exactly this message to 401, the documented answer for missing credentials.
+            # API Gateway answers exactly this message with 401, as for missing credentials.
             raise Exception(UNAUTHORIZED)
         source, token = found
         claims = verify(token)
@@ -132,7 +132,7 @@ def _bearer_token(header_value: str | None) -> str | None:
 
 @functools.cache
 def _ssm() -> SSMClient:
-    # Created on first use, so importing the module (tests, the emulator's worker) needs no AWS configuration.
+    # Created on first use, so importing the module needs no AWS configuration.
     return boto3.client("ssm")
 
 
@@ -172,5 +172,5 @@ def _log(event: dict[str, Any], *, decision: str, reason: str, detail: str, name
         "connectionId": request.get("connectionId"),
         "sourceIp": identity.get("sourceIp"),
     }
-    # print, not logging: Lambda's runtime prefixes logging records, and a bare JSON line is what Insights parses.
+    # print, not logging: Logs Insights parses a bare JSON line, not a prefixed record.
     print(json.dumps(record, sort_keys=True), flush=True)

@@ -188,7 +188,7 @@ class CallbackClient:
             asyncio.get_running_loop()
         except RuntimeError:
             return self._loop.run_until_complete(work)
-        # The caller's thread already runs a loop (an async host, a test harness): ours runs in a thread of its own.
+        # The caller's thread already runs a loop (a test harness): ours gets a thread of its own.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="callback-loop") as thread:
             return thread.submit(self._loop.run_until_complete, work).result()
 
@@ -210,7 +210,7 @@ class CallbackClient:
         try:
             answer = await connection.request(head, data, self.timeouts.read)
         except NotSentError:
-            # A pooled connection the server had closed while idle: nothing was written, so open a fresh one.
+            # The server closed this pooled connection while idle: nothing was written, so open another.
             connection = await self._open()
             answer = await connection.request(head, data, self.timeouts.read)
         if connection.reusable:

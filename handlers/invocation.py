@@ -66,7 +66,7 @@ class Invocation:
             **fields,
             "durationMs": round((time.perf_counter() - self.started) * 1000, 1),
         }
-        # print, not logging: Lambda's runtime prefixes logging records, and a bare JSON line is what Insights parses.
+        # print, not logging: Logs Insights parses a bare JSON line, not a prefixed record.
         print(json.dumps(record, ensure_ascii=False, separators=(",", ":")), flush=True)
         return {"statusCode": status}
 

@@ -60,7 +60,7 @@ class RateLimiter:
             except ClientError as error:
                 if not _condition_failed(error):
                     raise
-                # Another invocation for this connection moved the bucket since the read: continue from its value.
+                # Another invocation moved the bucket since the read: continue from its value.
             else:
                 return 0.0
         try:

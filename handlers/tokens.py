@@ -17,7 +17,7 @@ from typing import Any
 
 import jwt
 
-# Re-exported (PEP 484 `as` form): the rule lives in `handlers.display_name`, shared with `$connect`.
+# Re-exported: the rule lives in `handlers.display_name`, shared with `$connect`.
 from handlers.display_name import display_name_problem as display_name_problem  # noqa: PLC0414 (re-export)
 
 SECRET_ALGORITHMS = ("HS256",)
@@ -280,11 +280,11 @@ class KeySet:
             if self._fetched_at is None or now - self._fetched_at >= KEYS_MAX_AGE_SECONDS:
                 if not self._may_refetch(now):
                     raise InvalidTokenError(Reason.JWKS_UNAVAILABLE, "the last fetch of the issuer's keys failed")
-                # Fail closed: keys past their age are dropped, not trusted on, when the refresh fails.
+                # Fail closed: when the refresh fails, keys past their age are dropped, not trusted.
                 self._keys, self._fetched_at = {}, None
                 self._refresh(now)
             elif kid not in self._keys and self._may_refetch(now):
-                # A failure here keeps the current keys: an unknown kid must not lock out everyone else.
+                # A failure keeps the current keys: an unknown kid must not lock out everyone else.
                 self._refresh(now)
             key = self._keys.get(kid)
         if key is None:
