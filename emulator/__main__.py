@@ -36,6 +36,13 @@ class EmulatorStartError(RuntimeError):
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     """The command line; every flag has a default, so `python -m emulator` alone runs the dev stack."""
     parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__.splitlines()[0])
+    _add_stack_arguments(parser)
+    _add_runtime_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where to listen, which stack's config to run, and where its auth and table live."""
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument(
         "--port",
@@ -64,6 +71,10 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         metavar="URL",
         help="a DynamoDB-compatible endpoint to use instead of the embedded moto server",
     )
+
+
+def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    """How connections and functions behave: API Gateway's and Lambda's limits, and injected faults."""
     parser.add_argument(
         "--idle-timeout",
         type=float,
@@ -105,7 +116,6 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         metavar="FRACTION",
         help="fault injection: answer this fraction (0-1) of @connections requests with 429",
     )
-    return parser.parse_args(argv)
 
 
 def options_from_arguments(arguments: argparse.Namespace) -> EmulatorOptions:
