@@ -200,8 +200,22 @@ def test_each_environment_deploys_with_its_own_role_and_token(workflows: dict[st
     }
     assert roles == {
         "deploy-stack.yml": "${{ vars.AWS_DEPLOY_ROLE_ARN }}",
+        "plan-stack.yml": "${{ vars.AWS_PLAN_ROLE_ARN }}",
         "preview.yml": "${{ vars.AWS_PREVIEW_ROLE_ARN }}",
     }, f"roles: {roles}"
+
+
+def test_prod_reviewers_get_a_read_only_plan_first(workflows: dict[str, dict[str, Any]]) -> None:
+    """Prod is never previewed from a pull request, so its diff is produced on main, read-only, before the gate."""
+    deploy = workflows["deploy.yml"]["jobs"]
+    assert deploy["prod-plan"]["uses"] == "./.github/workflows/plan-stack.yml", "no plan job for prod"
+    assert deploy["prod-plan"]["with"]["stack"] == "prod", f"the plan job plans {deploy['prod-plan']['with']}"
+    plan_job = workflows["plan-stack.yml"]["jobs"]["plan"]
+    assert plan_job["environment"] == "${{ inputs.stack }}-plan", "the plan runs where the deploy token lives"
+    commands = [step.inputs.get("command") for step in pulumi_steps(workflows, "plan-stack.yml")]
+    assert commands == ["preview"], f"the plan job runs {commands}"
+    runs = [str(step.step.get("run", "")) for step in steps({"plan-stack.yml": workflows["plan-stack.yml"]})]
+    assert any("-m preflight --stack" in run for run in runs), "the plan does not run preflight"
 
 
 def test_preflight_runs_before_each_up(workflows: dict[str, dict[str, Any]]) -> None:
@@ -268,7 +282,7 @@ def test_deploy_goes_to_dev_then_to_prod_behind_an_environment(workflows: dict[s
     assert deploy["on"] == {"push": {"branches": ["main"]}}, f"deploy.yml triggers: {deploy['on']}"
     jobs = deploy["jobs"]
     assert jobs["dev"]["with"]["stack"] == "dev" and jobs["prod"]["with"]["stack"] == "prod", f"deploy jobs: {jobs}"
-    assert jobs["prod"]["needs"] == "dev", "prod must deploy only after dev succeeded"
+    assert set(jobs["prod"]["needs"]) == {"dev", "prod-plan"}, "prod must deploy only after dev and its own plan"
     stack_job = workflows["deploy-stack.yml"]["jobs"]["up"]
     assert stack_job["environment"] == "${{ inputs.stack }}", (
         "each stack must deploy in its GitHub environment (prod's required reviewers gate it)"
