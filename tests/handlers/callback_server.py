@@ -124,6 +124,13 @@ class CallbackServer:
             self._server.server_activate()
             self._thread.start()
 
+    def close_idle_connections(self) -> None:
+        """Close every connection accepted so far, as a server does with keep-alive connections left idle."""
+        for connection in self._server.accepted:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        self._server.accepted.clear()
+
     def pause_accepting(self) -> None:
         """Stop accepting connections: the backlog fills and further connects time out."""
         self._accepting.clear()
@@ -262,6 +269,7 @@ class _Server(ThreadingHTTPServer):
         self.request_queue_size = backlog
         self._accepting = accepting
         self.connections_opened = 0
+        self.accepted: list[socket.socket] = []
         super().__init__(address, handler, bind_and_activate=False)
         self.server_bind()
 
@@ -269,4 +277,5 @@ class _Server(ThreadingHTTPServer):
         self._accepting.wait()
         request, address = self.socket.accept()
         self.connections_opened += 1
+        self.accepted.append(request)
         return request, address

@@ -304,3 +304,13 @@ def test_a_caller_already_running_an_event_loop_still_delivers(
     host.join(timeout=30)
     assert outcomes == [broadcast.DELIVERED], f"a post made from inside a running loop must be delivered: {outcomes}"
     assert len(callback_server.received("target=")) == 1, "posted once, from the client's own loop"
+
+
+def test_connections_the_server_closed_while_idle_are_replaced_without_a_retry(
+    client: CallbackClient, callback_server: CallbackServer
+) -> None:
+    ids = audience(20)
+    broadcast.broadcast(pages_of(ids), b"{}", client, lambda _: None, retry=broadcast.Retry(), workers=4)
+    callback_server.close_idle_connections()
+    result = broadcast.broadcast(pages_of(ids), b"{}", client, lambda _: None, retry=broadcast.Retry(), workers=4)
+    assert (result.delivered, dict(result.retries)) == (20, {}), f"closed pooled connections cost no retry: {result}"
