@@ -28,7 +28,7 @@ from emulator import events
 from emulator.config import EmulatorConfigError
 from emulator.dynamodb import THROWAWAY_CREDENTIALS, LocalTable, start_moto, stop_moto
 from emulator.gateway import handshake_headers
-from emulator.issuer import DEFAULT_AUDIENCE, KEY_FILE, LocalIssuer, key_for_run
+from emulator.issuer import DEFAULT_AUDIENCE, KEY_FILE, LocalIssuer, key_for_run, previous_port
 from emulator.workers import FunctionPool, Invocation, Log, physical_name
 from handlers import environment
 
@@ -228,8 +228,16 @@ class LambdaRequestAuthorizer:
 
 
 def start_local_issuer(settings: StackSettings, key_file: Path = KEY_FILE) -> LocalIssuer:
-    """The emulator's own issuer, with the saved key (or a new one), its address saved for `python -m client token`."""
-    issuer = LocalIssuer([key_for_run(key_file)], audience=settings.jwt_audience or DEFAULT_AUDIENCE).start()
+    """The emulator's own issuer, with the saved key (or a new one), its address saved for `python -m client token`.
+
+    It listens on the port of the last run when that is free, so the issuer (the tokens' `iss`) stays the same and
+    tokens minted before a restart still connect.
+    """
+    issuer = LocalIssuer([key_for_run(key_file)], audience=settings.jwt_audience or DEFAULT_AUDIENCE)
+    try:
+        issuer.start(previous_port(key_file))
+    except OSError:
+        issuer.start(0)
     try:
         issuer.save(key_file)
     except OSError as error:

@@ -11,6 +11,7 @@ import os
 import secrets
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -183,6 +184,15 @@ def load_saved(path: Path = KEY_FILE) -> SavedIssuer:
         return SavedIssuer(issuer=record["issuer"], audience=record["audience"], key=key)
     except (KeyError, TypeError) as error:
         raise ValueError(f"{path} is not a local issuer's key file: {error}") from None
+
+
+def previous_port(path: Path = KEY_FILE) -> int:
+    """The port the saved issuer listened on, or 0 (any free port) when there is no readable saved issuer."""
+    try:
+        port = urllib.parse.urlsplit(load_saved(path).issuer).port
+    except (OSError, ValueError):
+        return 0
+    return port or 0
 
 
 def key_for_run(path: Path = KEY_FILE) -> SigningKey:

@@ -31,10 +31,10 @@ from websockets.typing import Subprotocol
 from app import definition
 from app.settings import StackSettings
 from emulator.__main__ import options_from_arguments, parse_arguments
-from emulator.authorization import authorization_context
+from emulator.authorization import authorization_context, start_local_issuer
 from emulator.config import PROJECT_ROOT, routes_from_definition
 from emulator.config import function_spec as definition_function_spec
-from emulator.issuer import LocalIssuer, SigningKey
+from emulator.issuer import LocalIssuer, SigningKey, load_saved
 from emulator.testing import RunningEmulator, running_emulator
 from emulator.workers import Invocation
 from handlers import environment, tokens
@@ -365,3 +365,25 @@ def test_the_issuer_down_refuses_new_kids_and_recovers(issuer_cloud: CloudThread
         provider.available = True
     with issuer_cloud.connect(f"token={provider.mint('known')}") as client:
         assert broadcast_sender(client) == "known", "tokens of the cached keys still connect"
+
+
+def test_the_local_issuer_keeps_its_key_and_address_across_restarts(tmp_path: Path) -> None:
+    key_file = tmp_path / "local-issuer.json"
+    first = start_local_issuer(StackSettings(stage_name="dev", auth="jwt"), key_file)
+    token = load_saved(key_file).mint("kept", 600)
+    first.stop()
+    second = start_local_issuer(StackSettings(stage_name="dev", auth="jwt"), key_file)
+    try:
+        assert (second.url, second.keys[0].kid) == (first.url, first.keys[0].kid), "a restart changed the issuer"
+        keys = tokens.KeySet(second.url)
+        claims = tokens.verify_with_keys(keys, token, tokens.Expectations(second.url, second.audience))
+        assert claims.name == "kept", "a token minted before the restart must still verify"
+    finally:
+        second.stop()
+    taken = LocalIssuer([SigningKey.generate()]).start(int(second.url.rsplit(":", 1)[1]))
+    try:
+        third = start_local_issuer(StackSettings(stage_name="dev", auth="jwt"), key_file)
+        assert third.url != taken.url, "with its port taken, the issuer moves to a free one"
+        third.stop()
+    finally:
+        taken.stop()
