@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from app.definition import DEV_TOKEN_SECRET_VARIABLE
+from emulator.config import EmulatorConfigError, load_stack_config
 from emulator.issuer import KEY_FILE, load_saved
 from handlers import tokens
 
@@ -122,8 +123,21 @@ def parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the local issuer's key file the emulator writes (default build/local-issuer.json)",
     )
-    command.add_argument("--audience", help="the aud claim of an HS256 token, when the stack sets jwtAudience")
+    command.add_argument(
+        "--audience", help="the aud claim of an HS256 token (default: the stack's jwtAudience, if it sets one)"
+    )
+    command.add_argument(
+        "--stack", default="dev", help="the stack whose Pulumi.<stack>.yaml gives jwtAudience (default dev)"
+    )
     return command
+
+
+def stack_audience(stack: str) -> str | None:
+    """The `jwtAudience` of `Pulumi.<stack>.yaml`, validated as the program does; None when the stack sets none."""
+    try:
+        return load_stack_config(stack).settings.jwt_audience
+    except EmulatorConfigError as error:
+        raise TokenCommandError(f"--stack {stack}: {error}") from None
 
 
 def run(arguments: list[str]) -> int:
@@ -137,7 +151,7 @@ def run(arguments: list[str]) -> int:
             options.ttl,
             variable=options.secret_env,
             key_file=options.issuer_key,
-            audience=options.audience,
+            audience=options.audience or stack_audience(options.stack),
         )
     except TokenCommandError as error:
         command.error(str(error))

@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, expect
 
 from app.definition import DEV_TOKEN_SECRET_VARIABLE, TOKEN_VARIABLE
 from client import mint
+from emulator.config import load_stack_config
 from emulator.issuer import LocalIssuer, SigningKey, load_saved
 from emulator.testing import RunningEmulator, running_emulator
 from handlers import tokens
@@ -255,3 +256,20 @@ def test_make_smoke_never_puts_the_token_on_a_command_line() -> None:
     assert "s3cr3t-token-value" not in dry_run.stdout + dry_run.stderr, "the recipe echoes the token"
     recipe = REPOSITORY.joinpath("Makefile").read_text().split("\nsmoke: $(INSTALLED)\n", 1)[1].split("\n\n", 1)[0]
     assert all(line.startswith("\t@") for line in recipe.splitlines()), f"smoke's recipe lines must be silent: {recipe}"
+
+
+def test_the_stacks_audience_goes_into_hs256_tokens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "Pulumi.team.yaml").write_text(
+        "config:\n  websocket-chat:auth: jwt\n  websocket-chat:jwtAudience: team-chat\n", encoding="utf-8"
+    )
+    monkeypatch.setattr(mint, "load_stack_config", lambda stack: load_stack_config(stack, tmp_path))
+    monkeypatch.setenv(DEV_TOKEN_SECRET_VARIABLE, SECRET)
+    assert mint.run(["--name", "tia", "--stack", "team"]) == 0
+    token = capsys.readouterr().out.strip()
+    verified = tokens.verify_with_secret(SECRET.encode(), token, tokens.Expectations(audience="team-chat"))
+    assert verified.name == "tia", "the token must carry the stack's jwtAudience"
+    with pytest.raises(SystemExit) as exited:
+        mint.run(["--name", "tia", "--stack", "nowhere"])
+    assert exited.value.code == 2 and "--stack nowhere" in capsys.readouterr().err, "an unknown stack exits 2"
