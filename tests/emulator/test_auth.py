@@ -103,13 +103,17 @@ def test_the_bearer_header_is_accepted_too(emulator: RunningEmulator) -> None:
 
 @pytest.mark.parametrize(
     ("case", "query", "status"),
+    # Named by case: the tokens carry the time, and parallel workers must collect the same test ids.
     [
-        ("missing", "name=bob", 401),
-        ("blank", "token=", 401),
-        ("forged", f"token={token(secret=OTHER_SECRET)}", 403),
-        ("expired", f"token={token(ttl=60, issued=time.time() - 3600)}", 403),
-        ("tampered", f"token={tampered()}", 403),
-        ("garbage", "token=not-a-token", 403),
+        pytest.param(case, query, status, id=f"{case}-{status}")
+        for case, query, status in [
+            ("missing", "name=bob", 401),
+            ("blank", "token=", 401),
+            ("forged", f"token={token(secret=OTHER_SECRET)}", 403),
+            ("expired", f"token={token(ttl=60, issued=time.time() - 3600)}", 403),
+            ("tampered", f"token={tampered()}", 403),
+            ("garbage", "token=not-a-token", 403),
+        ]
     ],
 )
 def test_a_refused_token_refuses_the_handshake_and_connect_never_runs(
