@@ -103,6 +103,20 @@ def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
         help="most concurrent workers per function (default 8; reservedConcurrency lowers it)",
     )
     parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests for this host name (IP addresses and localhost always work); repeatable",
+    )
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="also accept WebSocket handshakes from pages at this origin (http://host:port, or null); repeatable",
+    )
+    parser.add_argument(
         "--callback-delay",
         type=float,
         default=0.0,
@@ -138,6 +152,8 @@ def options_from_arguments(arguments: argparse.Namespace) -> EmulatorOptions:
         max_workers_per_function=arguments.max_workers,
         callback_delay_seconds=arguments.callback_delay,
         callback_throttle_fraction=arguments.callback_throttle,
+        allowed_hosts=tuple(arguments.allow_host),
+        allowed_origins=tuple(arguments.allow_origin),
         authorizer=function_spec(definition.AUTHORIZER) if token_auth else None,
         # A blank variable counts as unset: the emulator then serves its own issuer and shows how to mint for it.
         token_secret=secret if settings.jwt_mode == "secret" else None,

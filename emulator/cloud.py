@@ -27,6 +27,7 @@ from emulator.authorization import (
 from emulator.config import EmulatorConfigError, EmulatorOptions, FunctionSpec
 from emulator.dynamodb import THROWAWAY_CREDENTIALS, LocalTable, start_table
 from emulator.gateway import Authorizer, Gateway
+from emulator.security import CALLBACK_PREFIX, is_loopback, new_callback_secret, printable
 from emulator.workers import FunctionPool, Log, TaskRoot, physical_name
 from handlers import environment
 
@@ -48,9 +49,9 @@ AUTHORIZER_ENVIRONMENT = (
 
 
 def print_log(prefix: str, message: str) -> None:
-    """The terminal log: time, `[function or route]`, message."""
+    """The terminal log: time, `[function or route]`, message (escaped, so no text can forge a line)."""
     stamp = datetime.now().strftime("%H:%M:%S.%f")[:-3]
-    sys.stdout.write(f"{stamp} [{prefix}] {message}\n")
+    sys.stdout.write(f"{stamp} [{prefix}] {printable(message)}\n")
     sys.stdout.flush()
 
 
@@ -68,6 +69,9 @@ class LocalCloud:
         self._runner: web.AppRunner | None = None
         self.gateway: Gateway | None = None
         self.port = options.port
+        self.bound_address = f"{options.host}:{options.port}"
+        """The listening socket's real address, for the terminal (`0.0.0.0:3001` means every interface)."""
+        self._callback_secret = new_callback_secret()
 
     @property
     def ws_url(self) -> str:
@@ -76,8 +80,8 @@ class LocalCloud:
 
     @property
     def callback_url(self) -> str:
-        """The callback API base, what `ENDPOINT_URL` holds (`@connections/{id}` goes after it)."""
-        return f"http://{self._public_host}:{self.port}/{self.options.stage}"
+        """The callback API base with the run's secret, as `ENDPOINT_URL` holds it (`@connections/{id}` follows)."""
+        return f"http://{self._public_host}:{self.port}/{CALLBACK_PREFIX}/{self._callback_secret}/{self.options.stage}"
 
     @property
     def http_url(self) -> str:
@@ -92,7 +96,10 @@ class LocalCloud:
 
     @property
     def _public_host(self) -> str:
-        return "127.0.0.1" if self.options.host in ("0.0.0.0", "::", "") else self.options.host
+        host = self.options.host
+        if host in ("0.0.0.0", "::", ""):
+            return "127.0.0.1"
+        return f"[{host}]" if ":" in host else host
 
     async def start(self) -> None:
         """Create the table, bind the port, start one warm worker per function; then the ready lines can print."""
@@ -125,6 +132,8 @@ class LocalCloud:
         )
         listener = socket.create_server((options.host, options.port), reuse_port=False)
         self.port = listener.getsockname()[1]
+        address = listener.getsockname()[0]
+        self.bound_address = f"[{address}]:{self.port}" if ":" in address else f"{address}:{self.port}"
         api = events.Api(
             api_id=events.new_api_id(), stage=options.stage, domain_name=f"{self._public_host}:{self.port}"
         )
@@ -134,7 +143,9 @@ class LocalCloud:
             self._authorization = await self._authorize(options.authorizer, api)
             self._authorizer = self._authorization.authorizer
             pools_by_function[options.authorizer.name] = self._authorization.authorizer.pool
-        self.gateway = Gateway(options, api, self._pools, self._log, self._authorizer)
+        self.gateway = Gateway(
+            options, api, self._pools, self._log, self._authorizer, callback_secret=self._callback_secret
+        )
         self._runner = web.AppRunner(self.gateway.application(), access_log=None, handle_signals=False)
         await self._runner.setup()
         await web.SockSite(self._runner, listener).start()
@@ -222,10 +233,16 @@ class LocalCloud:
         lines = [
             f"Local cloud for stack {options.stack} (stage {options.stage}):",
             f"  WebSocket URL  {self.ws_url}",
-            f"  Callback URL   {self.callback_url}  (POST/GET/DELETE {self.callback_url}/@connections/{{id}})",
+            f"  Callback URL   {self.callback_url}  (+ /@connections/{{id}}; the path holds this run's secret)",
             f"  Chat page      {page}",
             f"  DynamoDB       {self.table.endpoint}  table {self.table.name}",
+            f"  Listening on   {self.bound_address}",
         ]
+        if not is_loopback(options.host):
+            lines += [
+                f"  WARNING        {self.bound_address} is not loopback: anyone who can reach this machine can join",
+                "  WARNING        the chat and read it (the callback API still needs the secret; see docs/emulator.md)",
+            ]
         if self._authorization is not None:
             lines += self._authorization.ready_lines()
         elif options.settings.auth != "none" and self._authorizer is None:

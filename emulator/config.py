@@ -171,6 +171,10 @@ class EmulatorOptions:
     """The HS256 secret (`CHAT_TOKEN_SECRET`) of a stack without `jwtIssuer`; None serves a local issuer instead."""
     issuer_key_file: Path = KEY_FILE
     """Where the local issuer keeps its key and address for `python -m client token` (ignored by git)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Host names the emulator answers besides IP addresses and `localhost` (DNS rebinding defence)."""
+    allowed_origins: tuple[str, ...] = ()
+    """Page origins (`http://host:port`) that may open a WebSocket besides the emulator's own page."""
 
     def __post_init__(self) -> None:
         checks = (

@@ -22,6 +22,7 @@ from emulator import events
 from emulator.config import EmulatorOptions
 from emulator.config import route_selection_path as default_route_selection_path
 from emulator.frames import FrameInspector, inspect_frames
+from emulator.security import CALLBACK_PREFIX, RequestGuard, printable, secret_matches
 from emulator.workers import FunctionPool, Invocation, Log
 from handlers.aws_facts import (
     CALLBACK_PAYLOAD_LIMIT_BYTES,
@@ -121,8 +122,12 @@ class Gateway:
         pools: Mapping[str, FunctionPool],
         log: Log,
         authorizer: Authorizer | None = None,
+        *,
+        callback_secret: str,
     ) -> None:
         self._options = options
+        self._callback_secret = callback_secret
+        self._guard = RequestGuard(options.host, options.allowed_hosts, options.allowed_origins)
         self._api = api
         self._pools = dict(pools)
         self._log = log
@@ -143,10 +148,19 @@ class Gateway:
         # Split the raw path so an encoded `/` inside a connection id stays inside it.
         segments = [unquote(segment) for segment in request.rel_url.raw_path.split("/")[1:]]
         stage = self._options.stage
-        if len(segments) >= 2 and segments[1] == "@connections":
-            if segments[0] != stage or len(segments) != 3:
+        host = request.headers.get("Host")
+        if not self._guard.host_allowed(host):
+            self._log(GATEWAY, f"refused a request for host {host!r}: not a name of this machine (see --allow-host)")
+            return error_response(403, "ForbiddenException", "Forbidden")
+        if segments[:1] == [CALLBACK_PREFIX]:
+            # Only the workers (and the terminal) know the run's secret, so no chat client can post, read or drop.
+            if len(segments) != 5 or not secret_matches(segments[1], self._callback_secret):
                 return error_response(403, "ForbiddenException", "Forbidden")
-            return await self._callback(request, segments[2])
+            if segments[2] != stage or segments[3] != "@connections":
+                return error_response(403, "ForbiddenException", "Forbidden")
+            return await self._callback(request, segments[4])
+        if "@connections" in segments:
+            return error_response(403, "ForbiddenException", "Forbidden")
         if segments == [stage]:
             return await self._websocket(request)
         if request.method == "GET":
@@ -160,6 +174,10 @@ class Gateway:
             return web.json_response({"message": "Upgrade Required"}, status=426, headers={"Upgrade": "websocket"})
         if self._stopping:
             return error_response(503, "ServiceUnavailableException", "The emulator is shutting down")
+        origin = request.headers.get("Origin")
+        if not self._guard.origin_allowed(origin, request.headers.get("Host")):
+            self._log(GATEWAY, f"refused a handshake from a page at {origin!r}, not ours (see --allow-origin)")
+            return error_response(403, "ForbiddenException", "Forbidden")
         started = events.now_ms()
         peer = events.Peer(
             connection_id=events.new_id(),
@@ -319,7 +337,7 @@ class Gateway:
         """Run `$disconnect` once for a connection that `$connect` accepted."""
         peer = connection.peer
         code, reason = connection.server_close or connection.client_close or (CLOSE_ABNORMAL, "")
-        self._log(GATEWAY, f"disconnected {peer.connection_id}: {code} {reason}".rstrip())
+        self._log(GATEWAY, f"disconnected {peer.connection_id}: {code} {printable(reason)}".rstrip())
         event = events.disconnect_event(
             self._api,
             peer,

@@ -18,6 +18,7 @@ from emulator.config import PROJECT_ROOT
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 45.0
 READY_LINE = re.compile(r"^Ready: (ws://(?P<host>[^:/]+):(?P<port>\d+)/(?P<stage>\S+))")
+CALLBACK_LINE = re.compile(r"^\s*Callback URL\s+(?P<url>\S+)")
 
 
 class EmulatorFailedError(RuntimeError):
@@ -36,6 +37,7 @@ class RunningEmulator:
         self._reader.start()
         self.port = 0
         self.stage = ""
+        self._callback_url = ""
         self.returncode: int | None = None
 
     def _read(self) -> None:
@@ -43,6 +45,9 @@ class RunningEmulator:
         for line in self._process.stdout:
             with self._lock:
                 self._lines.append(line.rstrip("\n"))
+            callback = CALLBACK_LINE.match(line)
+            if callback and not self._callback_url:
+                self._callback_url = callback["url"]
             match = READY_LINE.match(line)
             if match and not self._ready.is_set():
                 self.port = int(match["port"])
@@ -72,8 +77,8 @@ class RunningEmulator:
 
     @property
     def callback_url(self) -> str:
-        """Callback (`@connections`) API base, as `ENDPOINT_URL` holds it."""
-        return f"http://127.0.0.1:{self.port}/{self.stage}"
+        """Callback (`@connections`) API base, as `ENDPOINT_URL` holds it (with the run's secret in the path)."""
+        return self._callback_url
 
     @property
     def http_url(self) -> str:
