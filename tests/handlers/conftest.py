@@ -58,9 +58,17 @@ def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
 
 
+def new_container() -> None:
+    """What a new Lambda container starts with: no clients yet, and a boto3 session that reads credentials afresh."""
+    clients.dynamodb.cache_clear()
+    clients.callback_api.cache_clear()
+    clients._session.cache_clear()
+
+
 @pytest.fixture
-def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Throwaway credentials and a region, so nothing can reach a real AWS account."""
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Throwaway credentials and a region, so nothing can reach a real AWS account; a new container around each test
+    (a session cached under another test's credentials would sign with them: test order must not matter)."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -79,6 +87,9 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         environment.MESSAGE_BURST,
     ):
         monkeypatch.delenv(name, raising=False)
+    new_container()
+    yield
+    new_container()
 
 
 @pytest.fixture
