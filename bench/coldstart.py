@@ -10,7 +10,8 @@ both halves of each ratio see the same machine load; each figure is the median o
 The authorizer's zip also ships PyJWT and cryptography (pinned wheels, `infra/wheels.py`): its size is given for
 both architectures, from the real zip. Its compiled wheels are for Python 3.13 on Lambda's Linux, which this
 interpreter may not be, so its import is timed with the zip's `handlers` and this interpreter's own PyJWT and
-cryptography (the bench says when their versions differ from the pins). Targets apply to the stdlib-only functions.
+cryptography (the bench says when their versions differ from the pins), followed by its first HS256 and first RS256
+verification (the JWKS parsed from memory). Targets apply to the stdlib-only functions.
 Usage: `python bench/coldstart.py [--runs 9]`.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import statistics
 import subprocess
@@ -32,6 +34,8 @@ import cryptography
 import jwt
 
 from app.definition import AUTHORIZER, FUNCTIONS, Function  # after the path fix, so it runs from any directory
+from emulator.issuer import SigningKey
+from handlers import tokens
 from infra import wheels
 from infra.archive import build_archive
 
@@ -41,6 +45,37 @@ TIMER = (
     "import time; started = time.perf_counter(); import boto3; boto3_done = time.perf_counter(); import {module}; "
     "print(boto3_done - started, time.perf_counter() - started)"
 )
+
+
+FIRST_TOKENS = (
+    "import time, json; from handlers import tokens; started = time.perf_counter(); "
+    "tokens.verify_with_secret(b's' * 32, {hs256!r}, tokens.Expectations()); hs256 = time.perf_counter(); "
+    "keys = tokens.KeySet('https://issuer.example', 'https://issuer.example/keys', fetch=lambda url: {jwks!r}); "
+    "tokens.verify_with_keys(keys, {rs256!r}, tokens.Expectations('https://issuer.example', 'chat')); "
+    "print(hs256 - started, time.perf_counter() - hs256)"
+)
+"""After the import: the first HS256 verification, then the first RS256 one (parsing the JWKS included)."""
+
+
+def first_token_seconds(directory: Path) -> tuple[float, float]:
+    """Seconds a fresh container spends on its first HS256 and its first RS256 token, after importing."""
+    key = SigningKey.generate("RS256", kid="bench")
+    hs256 = tokens.mint_token(b"s" * 32, name="bench", ttl_seconds=600)
+    rs256 = tokens.mint_token(
+        key.private_key, name="bench", ttl_seconds=600, algorithm="RS256", issuer="https://issuer.example",
+        audience="chat", kid="bench",
+    )  # fmt: skip
+    jwks = json.dumps({"keys": [key.public_jwk]}).encode()
+    completed = subprocess.run(
+        [sys.executable, "-B", "-c", FIRST_TOKENS.format(hs256=hs256, rs256=rs256, jwks=jwks)],
+        cwd=directory,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    first_hs256, first_rs256 = completed.stdout.split()
+    return float(first_hs256), float(first_rs256)
 
 
 def import_seconds(module: str, directory: Path) -> tuple[float, float]:
@@ -68,6 +103,7 @@ def main() -> None:
         baseline: list[float] = []
         timings: dict[Function, list[tuple[float, float]]] = {function: [] for function in FUNCTIONS}
         authorizer = authorizer_archives()
+        first_tokens: list[tuple[float, float]] = []
         if authorizer:
             timings[AUTHORIZER] = []
         for run in range(arguments.runs):
@@ -82,6 +118,7 @@ def main() -> None:
                 with zipfile.ZipFile(io.BytesIO(authorizer["arm64"])) as opened:
                     opened.extractall(directory, [name for name in opened.namelist() if name.startswith("handlers/")])
                 timings[AUTHORIZER].append(import_seconds("handlers.authorizer", directory))
+                first_tokens.append(first_token_seconds(directory))
 
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     print(f"Python {sys.version.split()[0]}; median of {arguments.runs} fresh interpreters per function; load {load}")
@@ -100,6 +137,14 @@ def main() -> None:
             f"{ratio_verdict}"
         )
     report_authorizer(authorizer, timings.get(AUTHORIZER, []), archives)
+    if first_tokens:
+        first_hs256 = statistics.median(hs256 for hs256, _ in first_tokens) * 1000
+        first_rs256 = statistics.median(rs256 for _, rs256 in first_tokens) * 1000
+        imported = statistics.median(total for _, total in timings[AUTHORIZER]) * 1000
+        print(
+            f"authorizer first token after the import: HS256 {first_hs256:.1f} ms, RS256 with its JWKS "
+            f"{first_rs256:.1f} ms ({first_rs256 / imported:.1%} of the import)"
+        )
 
 
 def authorizer_archives() -> dict[str, bytes]:
