@@ -66,6 +66,9 @@ class StackSettings:
     broadcast_max_posts_per_second: int = 9000
     message_rate_per_second: float = 5.0
     message_burst: int = 10
+    max_rooms_per_connection: int = 20
+    history_limit: int = 50
+    history_retention_days: int = 7
     log_retention_days: int = 14
     throttling_burst_limit: int = 500
     throttling_rate_limit: float = 1000.0
@@ -270,6 +273,24 @@ KEYS: tuple[Key, ...] = (
         "message_burst",
         _int_in(1, 1000),
         "Messages one connection may send at once after a pause (the size of its token bucket).",
+    ),
+    Key(
+        "maxRoomsPerConnection",
+        "max_rooms_per_connection",
+        _int_in(1, 100),
+        "Rooms one connection may be in at once.",
+    ),
+    Key(
+        "historyLimit",
+        "history_limit",
+        _int_in(1, 500),
+        "Most messages a history answer (and the history in a joined frame) carries, before the frame limit.",
+    ),
+    Key(
+        "historyRetentionDays",
+        "history_retention_days",
+        _int_in(1, 365),
+        "Days each room's messages are kept; DynamoDB's TTL deletes them afterwards.",
     ),
     Key(
         "logRetentionDays",

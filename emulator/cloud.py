@@ -32,7 +32,7 @@ from emulator.workers import FunctionPool, Log, TaskRoot, physical_name
 from handlers import environment
 
 PROVIDED_ENVIRONMENT = (
-    environment.TABLE_NAME,
+    *definition.TABLES,
     environment.ENDPOINT_URL,
     *definition.settings_environment(StackSettings(stage_name="dev")),
 )
@@ -125,10 +125,11 @@ class LocalCloud:
         self._task_root = TaskRoot([*functions.values(), *([options.authorizer] if options.authorizer else [])])
         self._table = await asyncio.to_thread(
             start_table,
-            definition.CONNECTIONS_TABLE,
-            physical_name(definition.CONNECTIONS_TABLE.logical_name),
+            definition.TABLES,
+            environment.TABLE_NAME,
             options.region,
             options.dynamodb_endpoint,
+            physical_name,
         )
         listener = socket.create_server((options.host, options.port), reuse_port=False)
         self.port = listener.getsockname()[1]
@@ -196,7 +197,7 @@ class LocalCloud:
         assert self._table is not None and self._task_root is not None
         settings = self.options.settings
         provided = {
-            environment.TABLE_NAME: self._table.name,
+            **self._table.names,
             environment.ENDPOINT_URL: self.callback_url,
             **definition.settings_environment(settings),
             **variables,
@@ -236,6 +237,11 @@ class LocalCloud:
             f"  Callback URL   {self.callback_url}  (+ /@connections/{{id}}; the path holds this run's secret)",
             f"  Chat page      {page}",
             f"  DynamoDB       {self.table.endpoint}  table {self.table.name}",
+            *(
+                f"                 {variable} {name}"
+                for variable, name in self.table.names.items()
+                if name != self.table.name
+            ),
             f"  Listening on   {self.bound_address}",
         ]
         if not is_loopback(options.host):

@@ -1,7 +1,8 @@
-"""The connections table: on an embedded moto server by default, or on any DynamoDB-compatible endpoint.
+"""The stack's tables: on an embedded moto server by default, or on any DynamoDB-compatible endpoint.
 
-moto runs in a child process (`python -m emulator.dynamodb`) so its CPU does not hold the gateway's GIL; the table is
-built from `app.definition` under a Pulumi-style auto-name.
+moto runs in a child process (`python -m emulator.dynamodb`) so its CPU does not hold the gateway's GIL; every table
+of `app.definition.TABLES` is built from its definition (keys, indexes, TTL attribute) under a Pulumi-style
+auto-name.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import logging
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import boto3
@@ -35,13 +37,15 @@ STOP_GRACE_SECONDS = 5.0
 
 @dataclass
 class LocalTable:
-    """A created table and where it lives."""
+    """The created tables and where they live; `name` is the connections table's."""
 
     endpoint: str
     name: str
     region: str
     server: subprocess.Popen[str] | None
     """The embedded moto server's process, or None for an endpoint given with `--dynamodb-endpoint`."""
+    names: dict[str, str] = field(default_factory=dict)
+    """Every table's physical name, keyed by the environment variable that tells a function its name."""
 
     def client(self) -> DynamoDBClient:
         """A boto3 DynamoDB client for this endpoint, with the throwaway credentials."""
@@ -57,11 +61,13 @@ class LocalTable:
         )
 
     def close(self) -> None:
-        """Delete the table from an external endpoint (it was ours), or stop the embedded server."""
+        """Delete the tables from an external endpoint (they were ours), or stop the embedded server."""
         if self.server is not None:
             stop_moto(self.server)
-        else:
-            self.client().delete_table(TableName=self.name)
+            return
+        client = self.client()
+        for name in self.names.values() or [self.name]:
+            client.delete_table(TableName=name)
 
 
 def start_moto() -> tuple[subprocess.Popen[str], str]:
@@ -95,29 +101,34 @@ def stop_moto(process: subprocess.Popen[str]) -> None:
         process.stdout.close()
 
 
-def start_table(table: Table, name: str, region: str, endpoint: str | None) -> LocalTable:
-    """Start moto on loopback unless `endpoint` is given, then create the table there."""
+def start_table(
+    tables: Mapping[str, Table], connections: str, region: str, endpoint: str | None, name_of: Callable[[str], str]
+) -> LocalTable:
+    """Start moto on loopback unless `endpoint` is given, then create every table there.
+
+    `tables` is keyed by environment variable, `connections` is the connections table's variable, and `name_of`
+    gives a physical name for a logical one.
+    """
     server = None
     if endpoint is None:
         server, endpoint = start_moto()
-    local = LocalTable(endpoint=endpoint, name=name, region=region, server=server)
+    names = {variable: name_of(table.logical_name) for variable, table in tables.items()}
+    local = LocalTable(endpoint=endpoint, name=names[connections], region=region, server=server, names=names)
     try:
         client = local.client()
-        client.create_table(
-            TableName=name,
-            AttributeDefinitions=[{"AttributeName": table.hash_key, "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": table.hash_key, "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
-        client.update_time_to_live(
-            TableName=name,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
-        )
+        for variable, table in tables.items():
+            client.create_table(**table.create_table_request(names[variable]))
+            client.get_waiter("table_exists").wait(
+                TableName=names[variable], WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+            )
+            client.update_time_to_live(
+                TableName=names[variable],
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+            )
     except (BotoCoreError, ClientError, ValueError) as error:
         if server is not None:
             stop_moto(server)
-        raise EmulatorConfigError(f"cannot create the connections table at {endpoint}: {error}") from error
+        raise EmulatorConfigError(f"cannot create the tables at {endpoint}: {error}") from error
     except BaseException:
         if server is not None:
             stop_moto(server)

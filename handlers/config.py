@@ -18,6 +18,12 @@ DEFAULT_MESSAGE_RATE_PER_SECOND = 5.0
 """The default of `messageRatePerSecond`."""
 DEFAULT_MESSAGE_BURST = 10
 """The default of `messageBurst`."""
+DEFAULT_MAX_ROOMS = 20
+"""The default of `maxRoomsPerConnection`."""
+DEFAULT_HISTORY_LIMIT = 50
+"""The default of `historyLimit`."""
+DEFAULT_HISTORY_RETENTION_DAYS = 7
+"""The default of `historyRetentionDays`."""
 
 
 class ConfigurationError(RuntimeError):
@@ -27,6 +33,31 @@ class ConfigurationError(RuntimeError):
 def table_name() -> str:
     """The connections table (`TABLE_NAME`)."""
     return _required(environment.TABLE_NAME)
+
+
+def rooms_table_name() -> str:
+    """The rooms table (`ROOMS_TABLE_NAME`)."""
+    return _required(environment.ROOMS_TABLE_NAME)
+
+
+def history_table_name() -> str:
+    """The history table (`HISTORY_TABLE_NAME`)."""
+    return _required(environment.HISTORY_TABLE_NAME)
+
+
+def max_rooms() -> int:
+    """Rooms one connection may be in (`MAX_ROOMS`, default 20)."""
+    return _positive_int(environment.MAX_ROOMS, DEFAULT_MAX_ROOMS)
+
+
+def history_limit() -> int:
+    """Messages per history answer (`HISTORY_LIMIT`, default 50)."""
+    return _positive_int(environment.HISTORY_LIMIT, DEFAULT_HISTORY_LIMIT)
+
+
+def history_retention_days() -> int:
+    """Days history is kept (`HISTORY_RETENTION_DAYS`, default 7)."""
+    return _positive_int(environment.HISTORY_RETENTION_DAYS, DEFAULT_HISTORY_RETENTION_DAYS)
 
 
 def endpoint_url() -> str:

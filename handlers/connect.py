@@ -1,7 +1,9 @@
-"""`$connect`: record the new connection, or refuse the handshake.
+"""`$connect`: record the new connection and put it in its first room, or refuse the handshake.
 
-400 when the requested display name is unacceptable, 500 when the table cannot be written; the client sees that
-status as the handshake's answer, and the log line says why.
+400 when the requested display name or room is unacceptable, 409 when the name is held in that room by another
+connection without a token, 500 when the tables cannot be written; the client sees that status as the handshake's
+answer, and the log line gives a reason code. The room's other members get a presence `joined`; the new connection
+itself cannot be posted to before `$connect` returns, so it learns its id from the `joined` a `join` answers with.
 """
 
 from __future__ import annotations
@@ -9,38 +11,46 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from handlers import clients, config, display_name, subprotocol
+from handlers import broadcast, display_name, protocol, room_service, subprotocol
 from handlers.connections import ConnectionsTable
 from handlers.invocation import RefusedError, handle
+from handlers.room_service import RoomService
+from handlers.rooms import JoinOutcome
+
+RETRY = broadcast.Retry()
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     """Lambda entry point for the `$connect` route."""
-
-    def serve() -> None:
-        refusal = connect(event, ConnectionsTable(clients.dynamodb(), config.table_name()))
-        if refusal is not None:
-            raise RefusedError(400, refusal)
-
-    response = handle(event, context, serve)
+    response = handle(event, context, lambda: connect(event, room_service.from_environment(RETRY)))
     # A browser that offered subprotocols (the token travels as one) drops a handshake that selects none of them.
     headers = subprotocol.answer_headers(event.get("headers")) if response["statusCode"] == 200 else {}
     return {**response, **({"headers": headers} if headers else {})}
 
 
-def connect(event: dict[str, Any], table: ConnectionsTable) -> str | None:
-    """Store the connection; returns why the handshake must be refused instead, or None when it was stored."""
+def connect(event: dict[str, Any], service: RoomService) -> dict[str, Any]:
+    """Store the connection and join its room; RefusedError when the handshake must be refused instead."""
     requested = requested_display_name(event)
     name = None
     if requested is not None:
         problem = display_name.display_name_problem(requested)
         if problem is not None:
-            return problem
-        name = str(requested)
+            raise RefusedError(400, "bad-display-name")
+        name = display_name.normalize(str(requested))
+    room = (event.get("queryStringParameters") or {}).get("room") or protocol.LOBBY
+    if protocol.room_name_problem(room) is not None:
+        raise RefusedError(400, "bad-room")
     request = event["requestContext"]
+    verified = bool((request.get("authorizer") or {}).get("name"))
     connected_at_ms = int(request.get("connectedAt") or time.time() * 1000)
-    table.add(request["connectionId"], connected_at_ms, name)
-    return None
+    table = ConnectionsTable(service.rooms.dynamodb, service.rooms.connections_table)
+    connection = table.add(request["connectionId"], connected_at_ms, name, verified)
+    outcome = service.rooms.join(connection, room, connected_at_ms / 1000)
+    if outcome is not JoinOutcome.JOINED:
+        table.remove(connection.connection_id)
+        raise RefusedError(409 if outcome is JoinOutcome.NAME_TAKEN else 500, outcome.value)
+    result = service.announce(room, "joined", connection)
+    return {"room": room, **room_service.broadcast_fields(result)}
 
 
 def requested_display_name(event: dict[str, Any]) -> object:

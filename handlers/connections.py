@@ -1,15 +1,18 @@
 """The connections table: one row per open WebSocket, keyed by API Gateway's connection id.
 
 Attributes: `ConnectionId` (S, hash key), `ConnectedAt` (N, epoch ms), `ExpiresAt` (N, epoch seconds, the table's
-TTL attribute) and the optional `DisplayName` (S). Every write is a single-item call, so a failure never leaves a
-half-made row, and every call is safe to repeat.
+TTL attribute), the optional `DisplayName` (S, also the key of the `ByName` index whispers look names up in),
+`Verified` (BOOL, the name came from a token) and `Rooms` (SS, kept by `handlers.rooms`). Every write is a
+single-item call or one transaction, so a failure never leaves a half-made row, and every call is safe to repeat.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from handlers import display_name as display_names
 from handlers.aws_facts import MAX_CONNECTION_SECONDS
 
 if TYPE_CHECKING:
@@ -17,6 +20,42 @@ if TYPE_CHECKING:
 
 CONNECTION_TTL_SECONDS = MAX_CONNECTION_SECONDS + 10 * 60
 """API Gateway closes every connection at its maximum age; the row expires a little later if `$disconnect` never ran."""
+
+
+BY_NAME_INDEX = "ByName"
+"""Global secondary index on `DisplayName` (projecting `ExpiresAt`): the connections holding a name, for whispers."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One connection's row: who it is and which rooms it is in."""
+
+    connection_id: str
+    name: str | None
+    verified: bool
+    expires_at: int
+    rooms: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def name_key(self) -> str:
+        """What its name must not share with another name held in the same room (`display_name.name_key`)."""
+        return display_names.name_key(self.name or "")
+
+    @property
+    def sender_name(self) -> str:
+        """What messages show as `from`: the display name, else the connection id."""
+        return self.name or self.connection_id
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Connection:
+        """From a DynamoDB item in the low-level client's attribute-value form."""
+        return cls(
+            connection_id=item["ConnectionId"]["S"],
+            name=item.get("DisplayName", {}).get("S"),
+            verified=bool(item.get("Verified", {}).get("BOOL", False)),
+            expires_at=int(item.get("ExpiresAt", {}).get("N", "0")),
+            rooms=frozenset(item.get("Rooms", {}).get("SS", [])),
+        )
 
 
 class ConnectionsTable:
@@ -28,16 +67,26 @@ class ConnectionsTable:
         self.page_size = page_size
         """Rows per Scan page; None lets DynamoDB fill 1 MB pages. Tests set it small to force many pages."""
 
-    def add(self, connection_id: str, connected_at_ms: int, display_name: str | None) -> None:
+    def add(
+        self, connection_id: str, connected_at_ms: int, display_name: str | None, verified: bool = False
+    ) -> Connection:
         """Store a new connection; its row expires a little after API Gateway's 2-hour maximum."""
+        connection = Connection(
+            connection_id=connection_id,
+            name=display_name,
+            verified=verified and display_name is not None,
+            expires_at=connected_at_ms // 1000 + CONNECTION_TTL_SECONDS,
+        )
         item: dict[str, Any] = {
             "ConnectionId": {"S": connection_id},
             "ConnectedAt": {"N": str(connected_at_ms)},
-            "ExpiresAt": {"N": str(connected_at_ms // 1000 + CONNECTION_TTL_SECONDS)},
+            "ExpiresAt": {"N": str(connection.expires_at)},
         }
         if display_name is not None:
             item["DisplayName"] = {"S": display_name}
+            item["Verified"] = {"BOOL": connection.verified}
         self.dynamodb.put_item(TableName=self.name, Item=item)
+        return connection
 
     def remove(self, connection_id: str) -> None:
         """Delete the connection's row; deleting a row that is already gone succeeds too."""
@@ -75,4 +124,24 @@ class ConnectionsTable:
             ]
             if "LastEvaluatedKey" not in page:
                 return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def named(self, display_name: str, now_seconds: float) -> list[str]:
+        """The ids of every live connection holding exactly this display name, through the `ByName` index."""
+        request: dict[str, Any] = {
+            "TableName": self.name,
+            "IndexName": BY_NAME_INDEX,
+            "KeyConditionExpression": "DisplayName = :name",
+            "ExpressionAttributeValues": {":name": {"S": display_name}},
+        }
+        found: list[str] = []
+        while True:
+            page = self.dynamodb.query(**request)
+            found.extend(
+                item["ConnectionId"]["S"]
+                for item in page.get("Items", [])
+                if "ExpiresAt" not in item or float(item["ExpiresAt"]["N"]) > now_seconds
+            )
+            if "LastEvaluatedKey" not in page:
+                return found
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -30,6 +30,7 @@ def reply_unroutable(
 ) -> dict[str, Any]:
     """Tell the sender what was wrong and what is expected; returns the fields for the invocation's log line."""
     request = event["requestContext"]
-    reason = protocol.unroutable_reason(event)
-    frame = protocol.error_frame(reason, request.get("requestId", ""), max_message_bytes)
-    return {"rejected": reason, "reply": broadcast.post(callback_api, request["connectionId"], frame, retry)}
+    problem = protocol.unroutable(event)
+    frame = protocol.error_frame(str(problem), request.get("requestId", ""), max_message_bytes)
+    # The reason code only: the sentence may quote the client's action name.
+    return {"rejected": problem.code, "reply": broadcast.post(callback_api, request["connectionId"], frame, retry)}

@@ -7,6 +7,21 @@ strings exist once. This module is zipped with the handlers: standard library on
 TABLE_NAME = "TABLE_NAME"
 """The DynamoDB table of live connections."""
 
+ROOMS_TABLE_NAME = "ROOMS_TABLE_NAME"
+"""The DynamoDB table of room members, name claims and message counters."""
+
+HISTORY_TABLE_NAME = "HISTORY_TABLE_NAME"
+"""The DynamoDB table of each room's messages."""
+
+MAX_ROOMS = "MAX_ROOMS"
+"""How many rooms one connection may be in at once."""
+
+HISTORY_LIMIT = "HISTORY_LIMIT"
+"""The most messages one history answer (or `joined`) carries."""
+
+HISTORY_RETENTION_DAYS = "HISTORY_RETENTION_DAYS"
+"""Days a message stays in the history table before TTL deletes it."""
+
 ENDPOINT_URL = "ENDPOINT_URL"
 """The callback (`@connections`) API: `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`."""
 

@@ -1,7 +1,9 @@
 """The chat's wire protocol: what clients send, and the frames the handlers send back (see docs/handlers.md).
 
-Client to server: `{"action": "sendmessage", "message": "<text>"}`. Server to clients: a `message` envelope to every
-connection, or an `error` frame to the sender alone saying what was wrong and what is expected.
+Client to server: `{"action": <one of ACTIONS>, ...its fields}`; a plain `{"action": "sendmessage", "message": ...}`
+goes to the room `lobby`. Server to clients: a `message` envelope to the room's members, the frames of
+`handlers.room_frames`, or an `error` frame to the sender alone saying what was wrong and what is expected.
+Every refusal carries a reason code (`InvalidMessageError.code`): logs get the code, never the client's text.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -16,6 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from handlers.aws_facts import FRAME_LIMIT_BYTES
+
+HISTORY_RESERVE_BYTES = 512
+"""Bytes of a frame an envelope leaves free for the `history` frame wrapped around it, so any message replays."""
 
 
 @dataclass(frozen=True)
@@ -31,9 +37,28 @@ class Action:
         return {"action": self.name, **{name: text.format(max_bytes=max_bytes) for name, text in self.fields.items()}}
 
 
-SEND_MESSAGE = Action("sendmessage", {"message": "<non-blank text, at most {max_bytes} UTF-8 bytes>"})
+LOBBY = "lobby"
+"""The room of a connection that names none, and of a `sendmessage` without `room`."""
+ROOM_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+"""Room names: 1 to 64 characters of `A-Z a-z 0-9 . _ -`."""
 
-ACTIONS: tuple[Action, ...] = (SEND_MESSAGE,)
+_TEXT = "<non-blank text, at most {max_bytes} UTF-8 bytes>"
+_ROOM_RULE = "1 to 64 characters of A-Z a-z 0-9 . _ -"
+_ROOM = f"<room name: {_ROOM_RULE}>"
+
+SEND_MESSAGE = Action(
+    "sendmessage", {"message": _TEXT, "room": f"<optional room name ({_ROOM_RULE}), default {LOBBY}>"}
+)
+JOIN = Action("join", {"room": _ROOM})
+LEAVE = Action("leave", {"room": _ROOM})
+WHO = Action("who", {"room": _ROOM})
+HISTORY = Action(
+    "history",
+    {"room": _ROOM, "before": "<optional seq: only messages before it>", "limit": "<optional count, 1 or more>"},
+)
+WHISPER = Action("whisper", {"to": "<a display name>", "message": _TEXT})
+
+ACTIONS: tuple[Action, ...] = (SEND_MESSAGE, JOIN, LEAVE, WHO, HISTORY, WHISPER)
 """Every action, each with a route in `app.definition` (a test keeps them equal; handlers cannot import app).
 The first is the shape `$default`'s error frame shows, the one a client that lost its way most likely wants."""
 
@@ -51,72 +76,159 @@ _JSON_TYPES = {
 
 
 class InvalidMessageError(ValueError):
-    """The client's message is unacceptable; the text is a sentence for the client's error frame and the log."""
+    """The client's message is unacceptable: a sentence for the client's error frame, and a code for the log."""
+
+    def __init__(self, message: str, code: str = "invalid-message") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def action_body(event: dict[str, Any], action: Action) -> dict[str, Any]:
     """The JSON object of a message for `action`, or InvalidMessageError; only the action's fields are allowed."""
     body = _json_body(event)
     if not isinstance(body, dict):
-        raise InvalidMessageError(f"the message must be a JSON object, got {_json_type(body)}")
+        raise InvalidMessageError(f"the message must be a JSON object, got {_json_type(body)}", "not-object")
     unexpected = sorted(set(body) - {"action", *action.fields})
     if unexpected:
         listed = ", ".join(_short(name) for name in unexpected[:3])
-        raise InvalidMessageError(f"unexpected field(s) {listed}: only {_listing(('action', *action.fields))} allowed")
+        raise InvalidMessageError(
+            f"unexpected field(s) {listed}: only {_listing(('action', *action.fields))} allowed", "unexpected-field"
+        )
     if body.get("action") != action.name:
-        raise InvalidMessageError(f'"action" must be "{action.name}"')
+        raise InvalidMessageError(f'"action" must be "{action.name}"', "wrong-action")
     return body
 
 
-def chat_message(event: dict[str, Any], max_bytes: int) -> str:
-    """The text of a valid `sendmessage` body, or InvalidMessageError saying what is wrong with it."""
+def chat_message(event: dict[str, Any], max_bytes: int) -> tuple[str, str]:
+    """The room (default `lobby`) and text of a valid `sendmessage` body, or InvalidMessageError."""
     body = action_body(event, SEND_MESSAGE)
+    room = room_field(body, default=LOBBY)
+    return room, message_text(body, max_bytes)
+
+
+def room_request(event: dict[str, Any], action: Action) -> str:
+    """The room of a valid `join`, `leave` or `who`, or InvalidMessageError."""
+    return room_field(action_body(event, action))
+
+
+def history_request(event: dict[str, Any], max_limit: int) -> tuple[str, int | None, int]:
+    """The room, `before` (None: from the newest) and `limit` (capped at `max_limit`) of a valid `history`."""
+    body = action_body(event, HISTORY)
+    room = room_field(body)
+    before = _whole_number(body, "before", None)
+    limit = _whole_number(body, "limit", max_limit)
+    return room, before, min(limit if limit is not None else max_limit, max_limit)
+
+
+def whisper_request(event: dict[str, Any], max_bytes: int) -> tuple[str, str]:
+    """The recipient's name and the text of a valid `whisper`, or InvalidMessageError."""
+    body = action_body(event, WHISPER)
+    if "to" not in body:
+        raise InvalidMessageError('the "to" field is missing: name whom to whisper to', "missing-field")
+    to = body["to"]
+    if not isinstance(to, str) or not to.strip() or len(to) > 64:
+        raise InvalidMessageError('"to" must be a display name (non-blank text)', "bad-recipient")
+    return to, message_text(body, max_bytes)
+
+
+def room_field(body: dict[str, Any], default: str | None = None) -> str:
+    """The body's valid `room`, or `default` when it has none; InvalidMessageError otherwise."""
+    if "room" not in body:
+        if default is None:
+            raise InvalidMessageError(f'the "room" field is missing; expected {_ROOM}', "missing-field")
+        return default
+    problem = room_name_problem(body["room"])
+    if problem is not None:
+        raise InvalidMessageError(problem, "bad-room")
+    room: str = body["room"]
+    return room
+
+
+def room_name_problem(room: object) -> str | None:
+    """Why `room` is not a valid room name (a sentence), or None when it is."""
+    if not isinstance(room, str):
+        return f'"room" must be a string of 1 to 64 characters of A-Z a-z 0-9 . _ -, got {_json_type(room)}'
+    if not ROOM_NAME.fullmatch(room):
+        return '"room" must be 1 to 64 characters of A-Z a-z 0-9 . _ -'
+    return None
+
+
+def message_text(body: dict[str, Any], max_bytes: int) -> str:
+    """The body's valid `message`, or InvalidMessageError saying what is wrong with it."""
     if "message" not in body:
-        raise InvalidMessageError('the "message" field is missing')
+        raise InvalidMessageError('the "message" field is missing', "missing-field")
     text = body["message"]
     if not isinstance(text, str):
-        raise InvalidMessageError(f'"message" must be a string, got {_json_type(text)}')
+        raise InvalidMessageError(f'"message" must be a string, got {_json_type(text)}', "wrong-type")
     if not text.strip():
-        raise InvalidMessageError('"message" must not be empty or blank')
+        raise InvalidMessageError('"message" must not be empty or blank', "blank")
     size = len(_utf8(text, '"message"'))
     if size > max_bytes:
-        raise InvalidMessageError(f'"message" is {size} UTF-8 bytes, more than the limit of {max_bytes}')
+        raise InvalidMessageError(f'"message" is {size} UTF-8 bytes, more than the limit of {max_bytes}', "too-large")
     return text
 
 
-def unroutable_reason(event: dict[str, Any]) -> str:
+def unroutable(event: dict[str, Any]) -> InvalidMessageError:
     """Why a message reached `$default`: not JSON, no `action`, or an action no route serves."""
     try:
         body = _json_body(event)
     except InvalidMessageError as problem:
-        return str(problem)
+        return problem
     if not isinstance(body, dict):
-        return f"the message must be a JSON object, got {_json_type(body)}"
+        return InvalidMessageError(f"the message must be a JSON object, got {_json_type(body)}", "not-object")
     if "action" not in body:
-        return 'the message has no "action" field'
-    return f"unknown action {_short(body['action'])}"
+        return InvalidMessageError('the message has no "action" field', "no-action")
+    return InvalidMessageError(f"unknown action {_short(body['action'])}", "unknown-action")
 
 
-def message_frame(text: str, sender_name: str, sender_id: str, sent_at_ms: int) -> bytes:
-    """The broadcast envelope, UTF-8 JSON; InvalidMessageError when JSON escaping pushes it past one frame."""
-    sent_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sent_at_ms // 1000)) + f".{sent_at_ms % 1000:03d}Z"
-    frame = _encode(
-        {
-            "type": "message",
-            "id": uuid.uuid4().hex,
-            "message": text,
-            "from": sender_name,
-            "connectionId": sender_id,
-            "sentAt": sent_at,
-        }
-    )
-    if len(frame) > FRAME_LIMIT_BYTES:
+def unroutable_reason(event: dict[str, Any]) -> str:
+    """The sentence of `unroutable`."""
+    return str(unroutable(event))
+
+
+def message_frame(
+    text: str,
+    sender_name: str,
+    sender_id: str | None,
+    sent_at_ms: int,
+    *,
+    room: str = LOBBY,
+    seq: int | None = None,
+) -> bytes:
+    """The room envelope, UTF-8 JSON; InvalidMessageError when JSON escaping pushes it past one frame.
+
+    `sender_id` is None for a message published from a backend (`publish`), which has no connection. The envelope
+    leaves `HISTORY_RESERVE_BYTES` of the frame free, so a history frame can always carry it.
+    """
+    sent_at = timestamp(sent_at_ms)
+    envelope: dict[str, Any] = {
+        "type": "message",
+        "id": uuid.uuid4().hex,
+        "message": text,
+        "from": sender_name,
+        "connectionId": sender_id,
+        "sentAt": sent_at,
+        "room": room,
+    }
+    if seq is not None:
+        envelope["seq"] = seq
+    if sender_id is None:
+        del envelope["connectionId"]
+        envelope["published"] = True
+    frame = _encode(envelope)
+    if len(frame) > FRAME_LIMIT_BYTES - HISTORY_RESERVE_BYTES:
         # Quotes, backslashes and control characters grow when escaped; the byte limit alone cannot promise a fit.
         raise InvalidMessageError(
-            f"the message takes {len(frame)} bytes once encoded, more than a {FRAME_LIMIT_BYTES}-byte frame; "
-            "send less text or fewer quotes, backslashes and control characters"
+            f"the message takes {len(frame)} bytes once encoded, more than a {FRAME_LIMIT_BYTES}-byte frame allows; "
+            "send less text or fewer quotes, backslashes and control characters",
+            "frame-too-large",
         )
     return frame
+
+
+def timestamp(epoch_ms: int) -> str:
+    """ISO 8601 UTC with milliseconds, as `sentAt` carries it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_ms // 1000)) + f".{epoch_ms % 1000:03d}Z"
 
 
 def error_frame(
@@ -139,18 +251,20 @@ def error_frame(
 def _json_body(event: dict[str, Any]) -> Any:
     body = event.get("body")
     if not isinstance(body, str) or not body:
-        raise InvalidMessageError("the message is empty; send a JSON object")
+        raise InvalidMessageError("the message is empty; send a JSON object", "empty")
     if event.get("isBase64Encoded"):
         try:
             body = base64.b64decode(body, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            raise InvalidMessageError("the message is binary, not UTF-8 text; send a JSON text frame") from None
+            raise InvalidMessageError(
+                "the message is binary, not UTF-8 text; send a JSON text frame", "binary"
+            ) from None
     _utf8(body, "the message")
     try:
         return json.loads(body)
     except (ValueError, RecursionError):
         # ValueError covers malformed JSON and numbers past Python's digit limit; RecursionError, absurd nesting.
-        raise InvalidMessageError("the message is not JSON; send a JSON object") from None
+        raise InvalidMessageError("the message is not JSON; send a JSON object", "not-json") from None
 
 
 def _json_type(value: object) -> str:
@@ -162,12 +276,17 @@ def _utf8(text: str, what: str) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         # Lone surrogates (a JSON "\ud800" escape) are valid Python text but have no UTF-8 form.
-        raise InvalidMessageError(f"{what} is not valid UTF-8 text") from None
+        raise InvalidMessageError(f"{what} is not valid UTF-8 text", "not-utf8") from None
 
 
 def _listing(names: tuple[str, ...]) -> str:
     quoted = [f'"{name}"' for name in names]
     return quoted[0] + " is" if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1] + " are"
+
+
+def quoted(value: object) -> str:
+    """A client-supplied value quoted for an error frame (never for a log line), cut to 40 characters."""
+    return _short(value)
 
 
 def _short(value: object) -> str:
@@ -179,3 +298,13 @@ def _short(value: object) -> str:
 def _encode(frame: dict[str, Any]) -> bytes:
     # ensure_ascii=False: \u escapes would grow non-ASCII text up to 3x and overflow the frame limit.
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _whole_number(body: dict[str, Any], field: str, default: int | None) -> int | None:
+    if field not in body:
+        return default
+    value = body[field]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        got = value if isinstance(value, int) and not isinstance(value, bool) else _json_type(value)
+        raise InvalidMessageError(f'"{field}" must be a whole number of at least 1, got {got}', "bad-" + field)
+    return value

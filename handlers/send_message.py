@@ -1,21 +1,20 @@
-"""`sendmessage`: validate the sender's message, then broadcast it to every live connection, the sender included.
+"""`sendmessage`: validate the message, number it in its room, keep it in history and post it to the room's members.
 
-An invalid message gets an error frame back to the sender alone and nothing is broadcast.
+A plain `{"action": "sendmessage", "message": ...}` goes to `lobby`. A sender who is not a member of the room, whose
+message is invalid, or who is over its rate limit gets an error frame back alone: nothing is numbered, stored or sent.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from handlers import broadcast, clients, config, protocol
-from handlers.connections import ConnectionsTable
+from handlers import broadcast, clients, config, protocol, room_service
+from handlers.history import HistoryTable
 from handlers.invocation import handle
 from handlers.rate_limit import RateLimit, RateLimiter
-
-if TYPE_CHECKING:
-    from handlers.callback_client import CallbackClient
+from handlers.room_service import RoomService
 
 RETRY = broadcast.Retry()
 TIME_MARGIN_SECONDS = 1.0
@@ -26,24 +25,24 @@ DEFAULT_TIME_BUDGET_SECONDS = 25.0
 
 def handler(event: dict[str, Any], context: object) -> dict[str, int]:
     """Lambda entry point for the `sendmessage` route."""
-    return handle(
-        event,
-        context,
-        lambda: send_message(
+
+    def serve() -> dict[str, Any]:
+        service = room_service.from_environment(RETRY)
+        service.pacer = broadcast.Pacer(config.broadcast_max_posts_per_second())
+        service.time_budget_seconds = retry_budget_seconds(context)
+        return send_message(
             event,
-            ConnectionsTable(clients.dynamodb(), config.table_name()),
-            clients.callback_api(config.endpoint_url()),
+            service,
+            HistoryTable(clients.dynamodb(), config.history_table_name(), config.history_retention_days()),
             config.max_message_bytes(),
-            retry=RETRY,
             rate_limiter=RateLimiter(
                 clients.dynamodb(),
                 config.table_name(),
                 RateLimit(config.message_rate_per_second(), config.message_burst()),
             ),
-            pacer=broadcast.Pacer(config.broadcast_max_posts_per_second()),
-            time_budget_seconds=retry_budget_seconds(context),
-        ),
-    )
+        )
+
+    return handle(event, context, serve)
 
 
 def retry_budget_seconds(context: object) -> float:
@@ -54,68 +53,40 @@ def retry_budget_seconds(context: object) -> float:
 
 def send_message(
     event: dict[str, Any],
-    table: ConnectionsTable,
-    callback_api: CallbackClient,
+    service: RoomService,
+    history: HistoryTable,
     max_message_bytes: int,
     *,
-    retry: broadcast.Retry,
-    workers: int = broadcast.WORKERS,
     rate_limiter: RateLimiter | None = None,
-    pacer: broadcast.Pacer | None = None,
-    time_budget_seconds: float = DEFAULT_TIME_BUDGET_SECONDS,
 ) -> dict[str, Any]:
-    """Broadcast the message, or reply with an error frame; returns the fields for the invocation's log line."""
+    """Post the message to its room, or reply with an error frame; returns the fields for the log line."""
     request = event["requestContext"]
-    sender = request["connectionId"]
     try:
-        text = protocol.chat_message(event, max_message_bytes)
-        sender_name = table.display_name(sender) or sender
+        room, text = protocol.chat_message(event, max_message_bytes)
+        sender = room_service.sender(service, event)
+        room_service.require_member(sender, room)
         sent_at_ms = int(request.get("requestTimeEpoch") or time.time() * 1000)
-        frame = protocol.message_frame(text, sender_name, sender, sent_at_ms)
+        # Checked before a number is taken: a refused message must leave no gap in the room's sequence.
+        protocol.message_frame(text, sender.sender_name, sender.connection_id, sent_at_ms, room=room, seq=2**53)
     except protocol.InvalidMessageError as problem:
-        reply = protocol.error_frame(
-            str(problem), request.get("requestId", ""), max_message_bytes, protocol.SEND_MESSAGE
-        )
-        outcome = broadcast.post(callback_api, sender, reply, retry)
-        return {"rejected": str(problem), "reply": outcome, "delivered": 0, "staleRemoved": 0, "failed": 0}
-    if rate_limiter is not None and (wait := rate_limiter.take(sender, time.time() * 1000)) > 0:
-        return _refuse_flood(
-            request,
-            rate_limiter.limit,
-            wait,
-            callback_api=callback_api,
-            max_message_bytes=max_message_bytes,
-            retry=retry,
-        )
-    result = broadcast.broadcast(
-        table.live_connection_ids(time.time()),
-        frame,
-        callback_api,
-        table.remove,
-        retry=retry,
-        workers=workers,
-        pacer=pacer,
-        time_budget_seconds=time_budget_seconds,
+        return room_service.refuse(service, event, problem, protocol.SEND_MESSAGE, max_message_bytes)
+    if rate_limiter is not None and (wait := rate_limiter.take(sender.connection_id, time.time() * 1000)) > 0:
+        return _refuse_flood(service, request, rate_limiter.limit, wait, max_message_bytes)
+    return room_service.post_message(
+        service,
+        history,
+        room=room,
+        text=text,
+        sender_name=sender.sender_name,
+        sender_id=sender.connection_id,
+        sent_at_ms=sent_at_ms,
     )
-    return {
-        "delivered": result.delivered,
-        "staleRemoved": result.stale_removed,
-        "failed": result.failed,
-        "errors": dict(result.errors),
-        "retries": dict(result.retries),
-    }
 
 
 def _refuse_flood(
-    request: dict[str, Any],
-    limit: RateLimit,
-    wait_seconds: float,
-    *,
-    callback_api: CallbackClient,
-    max_message_bytes: int,
-    retry: broadcast.Retry,
+    service: RoomService, request: dict[str, Any], limit: RateLimit, wait_seconds: float, max_message_bytes: int
 ) -> dict[str, Any]:
-    """Tell a sender over its rate limit when to retry; nothing is broadcast."""
+    """Tell a sender over its rate limit when to retry; nothing is numbered or sent."""
     retry_after_ms = max(1, math.ceil(wait_seconds * 1000))
     reason = (
         f"too many messages: a connection may send {limit.per_second:g} per second ({limit.burst} at once); "
@@ -124,5 +95,5 @@ def _refuse_flood(
     reply = protocol.error_frame(
         reason, request.get("requestId", ""), max_message_bytes, protocol.SEND_MESSAGE, retry_after_ms=retry_after_ms
     )
-    outcome = broadcast.post(callback_api, request["connectionId"], reply, retry)
-    return {"rejected": "rate limited", "retryAfterMs": retry_after_ms, "reply": outcome, "delivered": 0, "failed": 0}
+    outcome = service.reply(request["connectionId"], reply)
+    return {"rejected": "rate-limited", "retryAfterMs": retry_after_ms, "reply": outcome, "delivered": 0, "failed": 0}

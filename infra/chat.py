@@ -138,7 +138,8 @@ class ChatBackend(pulumi.ComponentResource):
                     environment={variable: available[variable] for variable in function.environment},
                     policy=function_policy(
                         function,
-                        table_arn=self.table.arn,
+                        table_arns={variable: table.arn for variable, table in self.tables.items()},
+                        index_arn=lambda variable, index: self.tables[variable].index_arn(index),
                         connections_arn=lambda method: self.api.connections_arn(stage_name, method),
                     ),
                 ),

@@ -5,12 +5,13 @@ Values may be Pulumi outputs (ARNs); the components serialize each document once
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pulumi
 
 from app.definition import Function
+from handlers import environment
 
 POLICY_VERSION = "2012-10-17"
 
@@ -35,24 +36,29 @@ def assume_role_policy(service: str) -> dict[str, Any]:
 
 def function_policy(
     function: Function,
-    table_arn: pulumi.Input[str],
+    table_arns: Mapping[str, pulumi.Input[str]],
+    index_arn: Callable[[str, str], pulumi.Input[str]],
     connections_arn: Callable[[str], pulumi.Output[str]],
 ) -> dict[str, Any] | None:
     """What one function may do beyond logging, from its definition; None when it needs nothing more.
 
-    - the table actions it lists, on the connections table only;
+    - the DynamoDB actions it lists per table, each on that table's ARN only (`table_arns`, keyed like
+      `app.definition.TABLES`), or on one index's ARN (`index_arn(table, index)`) where it names an index;
     - `execute-api:ManageConnections` for each callback method it lists, on this API and stage's
       `METHOD/@connections/*` only. `connections_arn(method)` gives that ARN. The trailing `*` is the connection id,
       which is only known at run time; no statement grants `*` as a whole resource.
     """
     statements: list[dict[str, Any]] = []
-    if function.table_actions:
+    grants: dict[tuple[str, str | None], set[str]] = {}
+    for access in function.table_access:
+        grants.setdefault((access.table, access.index), set()).update(access.actions)
+    for (table, index), actions in sorted(grants.items(), key=lambda grant: (grant[0][0], grant[0][1] or "")):
         statements.append(
             {
-                "Sid": CONNECTIONS_TABLE_SID,
+                "Sid": _table_sid(table, index),
                 "Effect": "Allow",
-                "Action": sorted(function.table_actions),
-                "Resource": table_arn,
+                "Action": sorted(actions),
+                "Resource": table_arns[table] if index is None else index_arn(table, index),
             }
         )
     if function.callback_methods:
@@ -67,6 +73,16 @@ def function_policy(
     if not statements:
         return None
     return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def _table_sid(table: str, index: str | None) -> str:
+    """`ConnectionsTable` for the connections table (`TABLE_NAME`), `RoomsTable`, `ConnectionsTableByName`..."""
+    base = (
+        CONNECTIONS_TABLE_SID
+        if table == environment.TABLE_NAME
+        else "".join(part.capitalize() for part in table.removesuffix("_NAME").split("_"))
+    )
+    return base + (index or "")
 
 
 def tracing_policy() -> dict[str, Any]:

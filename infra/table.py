@@ -31,15 +31,36 @@ class ConnectionsTable(pulumi.ComponentResource):
     def __init__(self, name: str, args: ConnectionsTableArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("chat:index:ConnectionsTable", name, None, opts)
 
+        shape = args.table
         # $disconnect is best effort, so rows of vanished clients would pile up; TTL removes them for free.
         self.table = aws.dynamodb.Table(
             f"{name}-table",
-            hash_key=args.table.hash_key,
-            attributes=[aws.dynamodb.TableAttributeArgs(name=args.table.hash_key, type="S")],
+            hash_key=shape.hash_key,
+            range_key=shape.range_key,
+            attributes=[
+                aws.dynamodb.TableAttributeArgs(name=attribute, type=kind)
+                for attribute, kind in shape.attribute_types().items()
+            ],
+            global_secondary_indexes=[
+                aws.dynamodb.TableGlobalSecondaryIndexArgs(
+                    name=index.name,
+                    key_schemas=[
+                        aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(
+                            attribute_name=index.hash_key, key_type="HASH"
+                        )
+                    ],
+                    projection_type="INCLUDE" if index.projected else "KEYS_ONLY",
+                    non_key_attributes=list(index.projected) or None,
+                    read_capacity=args.read_capacity,
+                    write_capacity=args.write_capacity,
+                )
+                for index in shape.indexes
+            ]
+            or None,
             billing_mode=args.billing_mode,
             read_capacity=args.read_capacity,
             write_capacity=args.write_capacity,
-            ttl=aws.dynamodb.TableTtlArgs(attribute_name=args.table.ttl_attribute, enabled=True),
+            ttl=aws.dynamodb.TableTtlArgs(attribute_name=shape.ttl_attribute, enabled=True),
             point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=args.point_in_time_recovery),
             # Enabled means a KMS key: the customer's when given, else the AWS-managed `aws/dynamodb` key.
             server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(
@@ -51,3 +72,7 @@ class ConnectionsTable(pulumi.ComponentResource):
         self.name = self.table.name
         self.arn = self.table.arn
         self.register_outputs({"name": self.name, "arn": self.arn})
+
+    def index_arn(self, index: str) -> pulumi.Output[str]:
+        """The ARN of one of its global secondary indexes, what a Query on that index is granted on."""
+        return pulumi.Output.concat(self.arn, "/index/", index)

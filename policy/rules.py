@@ -74,7 +74,7 @@ def no_wildcard_actions(resource_type: str, props: Mapping[str, Any]) -> list[st
             if wildcards:
                 violations.append(
                     f"{statement.where} allows wildcard action(s) {', '.join(wildcards)}: list the exact actions "
-                    f"the code calls (see the function's table_actions/callback_methods in app/definition.py)."
+                    f"the code calls (see the function's table_access/callback_methods in app/definition.py)."
                 )
             if statement.not_actions:
                 violations.append(

@@ -28,8 +28,8 @@ CALLBACK_DELAY_SECONDS = 0.3
         (("--stack", "no-such-stack"), "Pulumi.no-such-stack.yaml does not exist"),
         (("--callback-throttle", "1.5"), "callback throttle fraction must be from 0 to 1"),
         (("--idle-timeout", "0"), "idle timeout must be positive"),
-        (("--dynamodb-endpoint", "http://127.0.0.1:9"), "cannot create the connections table at http://127.0.0.1:9"),
-        (("--dynamodb-endpoint", "not a url"), "cannot create the connections table at not a url"),
+        (("--dynamodb-endpoint", "http://127.0.0.1:9"), "cannot create the tables at http://127.0.0.1:9"),
+        (("--dynamodb-endpoint", "not a url"), "cannot create the tables at not a url"),
     ],
 )
 def test_bad_configuration_fails_with_one_clear_line(arguments: tuple[str, ...], message: str) -> None:

@@ -1,6 +1,6 @@
 """Fixtures for the handler tests: DynamoDB through moto, the callback API through a real local HTTP server.
 
-The table is built from `app.definition.CONNECTIONS_TABLE`, the same definition the Pulumi program uses; the
+The tables are built from `app.definition.TABLES`, the same definitions the Pulumi program uses; the
 handlers' own lazily created clients are reset around every test, so each test starts a fresh container.
 """
 
@@ -16,9 +16,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from moto import mock_aws
 
-from app.definition import CONNECTIONS_TABLE
+from app.definition import TABLES
 from handlers import clients, environment
 from handlers.connections import ConnectionsTable
+from handlers.history import HistoryTable
+from handlers.rooms import Rooms
+from tests.frame_schemas import frame_problems
 from tests.handlers.callback_server import CallbackServer
 
 if TYPE_CHECKING:
@@ -94,22 +97,19 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def dynamodb(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoDBClient]:
-    """The handlers' own DynamoDB client, inside moto, with the connections table created and `TABLE_NAME` set."""
+    """The handlers' own DynamoDB client, inside moto, with every table created and its variable set."""
     with mock_aws():
         clients.dynamodb.cache_clear()
         clients.callback_api.cache_clear()
         client = clients.dynamodb()
-        client.create_table(
-            TableName="connections-test",
-            KeySchema=[{"AttributeName": CONNECTIONS_TABLE.hash_key, "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": CONNECTIONS_TABLE.hash_key, "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        client.update_time_to_live(
-            TableName="connections-test",
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": CONNECTIONS_TABLE.ttl_attribute},
-        )
-        monkeypatch.setenv(environment.TABLE_NAME, "connections-test")
+        for variable, definition in TABLES.items():
+            name = f"{definition.logical_name}-test"
+            client.create_table(**definition.create_table_request(name))
+            client.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": definition.ttl_attribute},
+            )
+            monkeypatch.setenv(variable, name)
         yield client
         clients.dynamodb.cache_clear()
         clients.callback_api.cache_clear()
@@ -121,11 +121,32 @@ def table(dynamodb: DynamoDBClient) -> ConnectionsTable:
 
 
 @pytest.fixture
+def rooms(dynamodb: DynamoDBClient) -> Rooms:
+    return Rooms(dynamodb, "connections-test", "rooms-test")
+
+
+@pytest.fixture
+def history(dynamodb: DynamoDBClient) -> HistoryTable:
+    return HistoryTable(dynamodb, "history-test")
+
+
+@pytest.fixture
 def callback_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[CallbackServer]:
     """The local callback API, with `ENDPOINT_URL` pointing at it."""
     with CallbackServer(stage="dev") as server:
         monkeypatch.setenv(environment.ENDPOINT_URL, server.url)
         yield server
+
+
+@pytest.fixture
+def frames_match_schemas(callback_server: CallbackServer) -> Iterator[None]:
+    """After the test, every frame the handlers posted must match its type's schema in `schemas/`.
+
+    The route handlers' test modules use it for every test (`pytestmark`), so each frame any test provokes is checked.
+    """
+    yield
+    invalid = {post.data: problems for post in callback_server.posts if (problems := frame_problems(post.data))}
+    assert not invalid, f"frames that do not match schemas/: {invalid}"
 
 
 def rows(dynamodb: DynamoDBClient) -> dict[str, dict[str, Any]]:

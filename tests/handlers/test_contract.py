@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app import definition, settings
-from handlers import config, display_name, environment, protocol, tokens
+from handlers import config, connections, display_name, environment, protocol, rooms, tokens
 from handlers.aws_facts import FRAME_LIMIT_BYTES
 from infra.archive import archive_members
 
@@ -37,7 +37,22 @@ def test_the_sendmessage_shape_is_the_documented_one() -> None:
     assert protocol.SEND_MESSAGE.expected(16384) == {
         "action": "sendmessage",
         "message": "<non-blank text, at most 16384 UTF-8 bytes>",
+        "room": "<optional room name (1 to 64 characters of A-Z a-z 0-9 . _ -), default lobby>",
     }, "the shape error frames show for sendmessage (docs/handlers.md)"
+
+
+def test_room_defaults_are_the_stack_defaults() -> None:
+    defaults = settings.StackSettings(stage_name="dev")
+    assert (defaults.max_rooms_per_connection, defaults.history_limit, defaults.history_retention_days) == (
+        config.DEFAULT_MAX_ROOMS,
+        config.DEFAULT_HISTORY_LIMIT,
+        config.DEFAULT_HISTORY_RETENTION_DAYS,
+    ), "the handlers' defaults must equal the stack's"
+    assert rooms.MAX_ROOMS_PER_CONNECTION == config.DEFAULT_MAX_ROOMS
+
+
+def test_the_by_name_index_is_the_definitions() -> None:
+    assert definition.BY_NAME_INDEX.name == connections.BY_NAME_INDEX, "whispers query the index the stack creates"
 
 
 def test_default_message_limit_is_the_stack_default() -> None:
@@ -53,8 +68,12 @@ def test_largest_allowed_message_fits_a_frame_when_plain() -> None:
     assert key.parse(key.name, largest) == largest, "maxMessageBytes must accept the largest plain message"
     with pytest.raises(settings.SettingsError):
         key.parse(key.name, largest + 1)
-    frame = protocol.message_frame("x" * largest, "n" * display_name.MAX_DISPLAY_NAME_CHARS, "L0SM9cOFvHcCIhw=", 0)
-    assert len(frame) <= FRAME_LIMIT_BYTES, "the envelope's overhead must fit in the 1 KB settings reserve"
+    frame = protocol.message_frame(
+        "x" * largest, "n" * display_name.MAX_DISPLAY_NAME_CHARS, "L0SM9cOFvHcCIhw=", 0, room="r" * 64, seq=2**53
+    )
+    assert len(frame) <= FRAME_LIMIT_BYTES - protocol.HISTORY_RESERVE_BYTES, (
+        "the envelope's overhead must fit in the 1 KB settings reserve, leaving room for a history frame around it"
+    )
 
 
 def test_functions_that_build_error_frames_know_the_limit() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from app.definition import ACTIONS
 from handlers import broadcast, default, protocol
+from tests.frame_schemas import frame_problems
 from tests.handlers.callback_server import GONE, CallbackServer
 from tests.handlers.conftest import FakeLambdaContext, load_event, log_lines, with_connection
 
@@ -45,6 +46,7 @@ def test_unroutable_message_gets_an_error_frame(
     event = load_event("default", body=body, isBase64Encoded=base64_encoded)
 
     assert default.handler(event, lambda_context) == {"statusCode": 200}
+    assert not frame_problems(callback_server.received(SENDER)[0]), "the error frame must match its schema"
 
     assert {post.connection_id for post in callback_server.posts} == {SENDER}, "only the sender may be answered"
     (frame,) = callback_server.frames(SENDER)
@@ -70,6 +72,19 @@ def test_long_unknown_action_is_cut_short_in_the_reply(
     default.handler(event, lambda_context)
     (frame,) = callback_server.frames(SENDER)
     assert len(str(frame["error"])) < 100, "a client-sized action must not be echoed back whole"
+
+
+def test_the_log_gives_a_reason_code_never_the_action_name(
+    aws_credentials: None,
+    callback_server: CallbackServer,
+    lambda_context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    default.handler(load_event("default", body='{"action": "secret-plans"}'), lambda_context)
+    output = capsys.readouterr().out
+    (line,) = log_lines(output)
+    assert line["rejected"] == "unknown-action", f"the log must give the reason code: {line}"
+    assert "secret-plans" not in output, "client text must never reach the log"
 
 
 def test_sender_gone_is_not_an_error(

@@ -16,6 +16,9 @@ import pytest
 
 from handlers import broadcast, clients, default, send_message
 from handlers.connections import ConnectionsTable
+from handlers.history import HistoryTable
+from handlers.room_service import RoomService
+from handlers.rooms import Rooms
 from tests.handlers.callback_server import CallbackServer
 from tests.handlers.conftest import load_event
 
@@ -62,9 +65,12 @@ def random_body(chooser: random.Random) -> tuple[str, bool]:
 
 @pytest.mark.parametrize("route", ["sendmessage", "$default"])
 def test_random_bodies_are_all_answered(table: ConnectionsTable, callback_server: CallbackServer, route: str) -> None:
-    table.add(SENDER, int(time.time() * 1000), None)
-    table.add(LISTENER, int(time.time() * 1000), None)
+    rooms = Rooms(table.dynamodb, table.name, "rooms-test")
+    for connection_id in (SENDER, LISTENER):
+        rooms.join(table.add(connection_id, int(time.time() * 1000), None), "lobby", time.time())
     callback = clients.callback_api(callback_server.url)
+    service = RoomService(rooms, callback, broadcast.Retry(), workers=2)
+    history = HistoryTable(table.dynamodb, "history-test")
     chooser = random.Random(20261201)
     retry = broadcast.Retry()
     for number in range(SAMPLES):
@@ -72,7 +78,7 @@ def test_random_bodies_are_all_answered(table: ConnectionsTable, callback_server
         event = load_event("sendmessage", body=body, isBase64Encoded=encoded)
         before_sender, before_listener = len(callback_server.received(SENDER)), len(callback_server.received(LISTENER))
         if route == "sendmessage":
-            fields = send_message.send_message(event, table, callback, 16384, retry=retry, workers=2)
+            fields = send_message.send_message(event, service, history, 16384)
         else:
             fields = default.reply_unroutable(event, callback, 16384, retry)
         sender_frames = callback_server.frames(SENDER)[before_sender:]

@@ -14,14 +14,19 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 
 from app import definition
-from handlers import broadcast, clients, send_message
+from handlers import broadcast, clients, protocol, send_message
 from handlers.connections import CONNECTION_TTL_SECONDS, ConnectionsTable
+from handlers.history import HistoryTable
+from handlers.room_service import RoomService
+from handlers.rooms import JoinOutcome, Rooms
 from tests.handlers.callback_server import FORBIDDEN, GONE, OK, SERVER_ERROR, THROTTLED, CallbackServer
 from tests.handlers.conftest import FakeLambdaContext, load_event, log_lines, rows
 from tests.handlers.dynamodb_faults import answer_error
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+pytestmark = pytest.mark.usefixtures("frames_match_schemas")
 
 SENDER = "L0SM9cOFvHcCIhw="
 REQUEST_ID = "CEoGDHXXoAMFpMw="
@@ -43,10 +48,20 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> RecordedSleeps:
     return recorded
 
 
-def connected(table: ConnectionsTable, *connection_ids: str, name: str | None = None, ago_seconds: int = 0) -> None:
-    """Rows as `$connect` writes them, connected `ago_seconds` ago."""
+def connected(
+    table: ConnectionsTable, *connection_ids: str, name: str | None = None, ago_seconds: int = 0, room: str = "lobby"
+) -> None:
+    """Rows as `$connect` writes them, connected `ago_seconds` ago, members of `room`."""
+    rooms = Rooms(table.dynamodb, table.name, "rooms-test")
     for connection_id in connection_ids:
-        table.add(connection_id, int((time.time() - ago_seconds) * 1000), name)
+        connection = table.add(connection_id, int((time.time() - ago_seconds) * 1000), name)
+        assert rooms.join(connection, room, time.time() - ago_seconds) is JoinOutcome.JOINED
+
+
+def service_for(dynamodb: DynamoDBClient, url: str, workers: int, page_size: int | None = None) -> RoomService:
+    """The handler's collaborators, with a chosen pool size and Query page size."""
+    rooms = Rooms(dynamodb, "connections-test", "rooms-test", page_size=page_size)
+    return RoomService(rooms, clients.callback_api(url), broadcast.Retry(), workers=workers)
 
 
 def message_event(body: str | None = None, **changes: Any) -> dict[str, Any]:
@@ -84,7 +99,9 @@ def test_broadcast_reaches_every_connection_with_one_envelope(
         "from": "alice",
         "connectionId": SENDER,
         "sentAt": SENT_AT,
-    }, "the envelope must be exactly the contract's"
+        "room": "lobby",
+        "seq": 1,
+    }, "the envelope must be exactly the contract's: today's fields plus room and seq"
     assert re.fullmatch(r"[0-9a-f]{32}", frame["id"]), f"id must be a uuid4 in hex: {frame['id']}"
     posts = callback_server.posts
     assert all(post.authorization.startswith("AWS4-HMAC-SHA256 ") for post in posts), "posts must be SigV4-signed"
@@ -110,20 +127,22 @@ def test_multibyte_message_at_the_limit_is_broadcast(
     assert frame.get("message") == text, "a message of exactly MAX_MESSAGE_BYTES must be accepted intact"
 
 
-def test_scan_pages_are_all_followed(
-    dynamodb: DynamoDBClient, callback_server: CallbackServer, lambda_context: FakeLambdaContext
+def test_member_pages_are_all_followed(
+    dynamodb: DynamoDBClient, table: ConnectionsTable, callback_server: CallbackServer
 ) -> None:
-    table = ConnectionsTable(dynamodb, "connections-test", page_size=4)
     audience = [f"page-{number:02d}=" for number in range(25)]
     connected(table, SENDER, *audience)
-    scans: list[str] = []
-    dynamodb.meta.events.register("before-call.dynamodb.Scan", lambda **_: scans.append("Scan"))
+    queries: list[str] = []
+    dynamodb.meta.events.register("before-call.dynamodb.Query", lambda **_: queries.append("Query"))
 
     fields = send_message.send_message(
-        message_event(), table, clients.callback_api(callback_server.url), 16384, retry=broadcast.Retry(), workers=8
+        message_event(),
+        service_for(dynamodb, callback_server.url, workers=8, page_size=4),
+        HistoryTable(dynamodb, "history-test"),
+        16384,
     )
 
-    assert len(scans) >= 7, f"26 rows at 4 per page take at least 7 Scan pages, saw {len(scans)}"
+    assert len(queries) >= 7, f"26 members at 4 per page take at least 7 Query pages, saw {len(queries)}"
     missing = [cid for cid in [SENDER, *audience] if len(callback_server.received(cid)) != 1]
     assert not missing, f"every connection on every page gets exactly one frame; these did not: {missing}"
     assert fields["delivered"] == 26, f"the tally must count every delivery: {fields}"
@@ -145,6 +164,8 @@ def test_gone_connections_lose_exactly_their_rows(
     send_message.handler(message_event(), lambda_context)
 
     assert set(rows(dynamodb)) == {SENDER, "live-1=", "live-2="}, "exactly the 410 connections' rows are deleted"
+    members = Rooms(dynamodb, "connections-test", "rooms-test").members("lobby", time.time())[0]
+    assert {member.connection_id for member in members} == {SENDER, "live-1=", "live-2="}, "and their memberships"
     (line,) = log_lines(capsys.readouterr().out)
     assert (line["delivered"], line["staleRemoved"], line["failed"]) == (3, 2, 0), f"tally: {line}"
     assert len(callback_server.received("stale-1=")) == 1, "a 410 is final: no retry"
@@ -209,12 +230,17 @@ def test_expired_rows_are_skipped(
     assert {"expired-1=", "expired-2="} <= set(rows(dynamodb)), "expired rows are left to TTL, not deleted"
 
 
-def test_posts_run_concurrently_within_the_pool_bound(table: ConnectionsTable, callback_server: CallbackServer) -> None:
+def test_posts_run_concurrently_within_the_pool_bound(
+    dynamodb: DynamoDBClient, table: ConnectionsTable, callback_server: CallbackServer
+) -> None:
     connected(table, SENDER, *[f"fan-{number:02d}=" for number in range(20)])
     callback_server.hold_until_concurrent(6)
 
     fields = send_message.send_message(
-        message_event(), table, clients.callback_api(callback_server.url), 16384, retry=broadcast.Retry(), workers=6
+        message_event(),
+        service_for(dynamodb, callback_server.url, workers=6),
+        HistoryTable(dynamodb, "history-test"),
+        16384,
     )
 
     assert callback_server.peak_in_flight == 6, (
@@ -252,6 +278,8 @@ BAD_INPUTS = {
     "too-large-multibyte": (chat("€" * 5462), False, "16386 UTF-8 bytes"),
     "too-large-once-escaped": (chat('"' * 16384), False, "once encoded"),
     "extra-junk": ('{"action": "sendmessage", "message": "hi", "junk": 1}', False, '"junk"'),
+    "bad-room": ('{"action": "sendmessage", "message": "hi", "room": "no spaces"}', False, "A-Z a-z 0-9 . _ -"),
+    "not-a-member": ('{"action": "sendmessage", "message": "hi", "room": "ops"}', False, 'not a member of "ops"'),
     "not-json": ("hello", False, "not JSON"),
     "json-array": ('["sendmessage", "hi"]', False, "JSON object, got an array"),
     "huge-number": ('{"action": "sendmessage", "message": ' + "9" * 5000 + "}", False, "not JSON"),
@@ -283,7 +311,7 @@ def test_bad_input_gets_an_error_frame_to_the_sender_alone(
     assert frame == {
         "type": "error",
         "error": frame["error"],
-        "expected": {"action": "sendmessage", "message": "<non-blank text, at most 16384 UTF-8 bytes>"},
+        "expected": protocol.SEND_MESSAGE.expected(16384),
         "acceptedActions": frame["acceptedActions"],
         "requestId": REQUEST_ID,
     }, "the error frame must have exactly the contract's shape"
@@ -292,8 +320,10 @@ def test_bad_input_gets_an_error_frame_to_the_sender_alone(
     )
     assert explanation in str(frame["error"]), f"the error must say what was wrong: {frame['error']!r}"
     assert rows(dynamodb) == before, "bad input must not change the table"
-    (line,) = log_lines(capsys.readouterr().out)
-    assert line["rejected"] == frame["error"] and line["delivered"] == 0, f"the log must say why: {line}"
+    log_text = capsys.readouterr().out
+    (line,) = log_lines(log_text)
+    assert re.fullmatch(r"[a-z0-9-]+", line["rejected"]), f"the log must give a reason code: {line}"
+    assert "junk" not in log_text and "no spaces" not in log_text, "client text must never reach the log"
 
 
 def test_configured_limit_is_applied(
@@ -307,7 +337,7 @@ def test_configured_limit_is_applied(
     send_message.handler(message_event(chat("eleven char")), lambda_context)
     (frame,) = callback_server.frames(SENDER)
     assert frame["type"] == "error" and "limit of 10" in str(frame["error"]), f"MAX_MESSAGE_BYTES=10 applies: {frame}"
-    assert frame["expected"] == {"action": "sendmessage", "message": "<non-blank text, at most 10 UTF-8 bytes>"}
+    assert cast("dict[str, str]", frame["expected"])["message"] == "<non-blank text, at most 10 UTF-8 bytes>"
 
 
 def test_malformed_limit_gives_500_naming_the_variable(
@@ -395,14 +425,14 @@ def test_dynamodb_failure_gives_500_and_a_log_line(
     assert callback_server.posts == [], "nothing is broadcast when the sender cannot be looked up"
 
 
-def test_scan_failure_gives_500(
+def test_query_failure_gives_500(
     dynamodb: DynamoDBClient,
     table: ConnectionsTable,
     callback_server: CallbackServer,
     lambda_context: FakeLambdaContext,
 ) -> None:
     connected(table, SENDER)
-    answer_error(dynamodb, "Scan", 400, "AccessDeniedException")
+    answer_error(dynamodb, "Query", 400, "AccessDeniedException")
     assert send_message.handler(message_event(), lambda_context) == {"statusCode": 500}
 
 

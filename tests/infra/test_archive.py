@@ -27,7 +27,7 @@ HANDLERS_ONLY = tuple(function for function in ALL_FUNCTIONS if not function.lib
 
 
 def fixture_function(module: str) -> Function:
-    return Function(name=module.replace("_", "-"), module=module, environment=(), table_actions=(), callback_methods=())
+    return Function(name=module.replace("_", "-"), module=module, environment=(), table_access=(), callback_methods=())
 
 
 @pytest.fixture

@@ -41,10 +41,14 @@ def grants(resource: RegisteredResource) -> set[tuple[str, str]]:
 
 
 def expected_grants(run: ProgramRun, function: Function) -> set[tuple[str, str]]:
-    table_arn = run.one("aws:dynamodb/table:Table", "connections-table").outputs["arn"]
     execution_arn = run.one("aws:apigatewayv2/api:Api", "websocket-api").outputs["executionArn"]
     stage_name = run.one("aws:apigatewayv2/stage:Stage", "websocket-stage").inputs["name"]
-    return {(action, table_arn) for action in function.table_actions} | {
+    pairs: set[tuple[str, str]] = set()
+    for access in function.table_access:
+        table_arn = run.one("aws:dynamodb/table:Table", f"{definition.TABLES[access.table].logical_name}-table")
+        arn = table_arn.outputs["arn"] if access.index is None else f"{table_arn.outputs['arn']}/index/{access.index}"
+        pairs |= {(action, arn) for action in access.actions}
+    return pairs | {
         ("execute-api:ManageConnections", f"{execution_arn}/{stage_name}/{method}/@connections/*")
         for method in function.callback_methods
     }
@@ -63,21 +67,47 @@ def test_role_policy_grants_exactly_what_the_function_does(
 
 
 def test_the_issue_s_least_privilege_holds(dev_run: ProgramRun) -> None:
-    """Spelled out as the issue does, in case the definition itself drifts."""
-    actions = {
-        function.name: {action for action, _ in grants(dev_run.one(ROLE_POLICY, f"{function.name}-policy"))}
-        for function in definition.FUNCTIONS
+    """Spelled out per table, in case the definition itself drifts."""
+
+    def granted(function: str) -> dict[str, set[str]]:
+        by_table: dict[str, set[str]] = {}
+        for action, arn in grants(dev_run.one(ROLE_POLICY, f"{function}-policy")):
+            if action.startswith("dynamodb:"):
+                table = dev_run.by_urn(
+                    next(t.urn for t in dev_run.of_type("aws:dynamodb/table:Table") if arn.startswith(t.outputs["arn"]))
+                ).name.removesuffix("-table")
+                by_table.setdefault(table + ("/ByName" if arn.endswith("/index/ByName") else ""), set()).add(
+                    action.removeprefix("dynamodb:")
+                )
+        return by_table
+
+    forget = {"connections": {"DeleteItem"}, "rooms": {"DeleteItem"}}
+    assert granted("connect") == {
+        "connections": {"PutItem", "UpdateItem", "GetItem", "DeleteItem"},
+        "rooms": {"PutItem", "Query", "DeleteItem"},
     }
-    assert actions["connect"] == {"dynamodb:PutItem"}, f"connect may {actions['connect']}"
-    assert actions["disconnect"] == {"dynamodb:DeleteItem"}, f"disconnect may {actions['disconnect']}"
-    assert actions["send-message"] == {
-        "dynamodb:GetItem",
-        "dynamodb:UpdateItem",  # the sender's rate-limit bucket
-        "dynamodb:Scan",
-        "dynamodb:DeleteItem",
-        "execute-api:ManageConnections",
-    }, f"send-message may {actions['send-message']}"
-    assert actions["default"] == {"execute-api:ManageConnections"}, f"default may {actions['default']}"
+    assert granted("disconnect") == {"connections": {"DeleteItem"}, "rooms": {"DeleteItem", "Query"}}
+    assert granted("send-message") == {
+        "connections": {"GetItem", "UpdateItem", "DeleteItem"},  # UpdateItem: the sender's rate-limit bucket
+        "rooms": {"Query", "UpdateItem", "DeleteItem"},
+        "history": {"PutItem"},
+    }
+    assert granted("join") == {
+        "connections": {"GetItem", "UpdateItem", "DeleteItem"},
+        "rooms": {"PutItem", "Query", "DeleteItem"},
+        "history": {"Query"},
+    }
+    assert granted("leave") == {
+        "connections": {"GetItem", "UpdateItem", "DeleteItem"},
+        "rooms": {"Query", "DeleteItem"},
+    }
+    assert granted("who") == {"connections": {"GetItem"}, "rooms": {"Query"}}
+    assert granted("history") == {"connections": {"GetItem"}, "history": {"Query"}}
+    assert granted("whisper") == {"connections": {"GetItem", "DeleteItem"}, "connections/ByName": {"Query"}}
+    assert granted("publish") == {**forget, "rooms": {"Query", "UpdateItem", "DeleteItem"}, "history": {"PutItem"}}
+    assert granted("default") == {}
+    no_scan = [name for name in (f.name for f in definition.FUNCTIONS) if "Scan" in str(granted(name))]
+    assert not no_scan, f"members are read by Query on the room, never a Scan: {no_scan}"
     callback_resources = {
         arn for _, arn in grants(dev_run.one(ROLE_POLICY, "send-message-policy")) if "@connections" in arn
     }

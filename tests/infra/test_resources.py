@@ -66,7 +66,7 @@ def test_the_program_creates_exactly_these_resources(stack: str, dev_run: Progra
     traced = stack == "prod"  # prod turns tracing on: one more inline policy per function
     expected = {
         API: 1,
-        TABLE: 1,
+        TABLE: len(definition.TABLES),
         STAGE: 1,
         FUNCTION: functions,
         # A fresh account: one more role, attached to AWS's push-to-CloudWatch policy, set as the account setting.
@@ -108,7 +108,7 @@ def test_no_physical_name_is_hard_coded(dev_run: ProgramRun) -> None:
 
 def test_definition_drift_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     reads_unknown = Function(
-        name="audit", module="connect", environment=("AUDIT_BUCKET",), table_actions=(), callback_methods=()
+        name="audit", module="connect", environment=("AUDIT_BUCKET",), table_access=(), callback_methods=()
     )
     deployed = definition.FUNCTIONS
     monkeypatch.setattr(definition, "FUNCTIONS", (*deployed, reads_unknown))
@@ -133,9 +133,9 @@ def test_api_is_websocket_routing_on_the_action_field(dev_run: ProgramRun) -> No
 
 @pytest.mark.parametrize("function", definition.FUNCTIONS, ids=lambda function: function.name)
 def test_a_function_fans_out_exactly_when_it_posts_to_the_whole_audience(function: Function) -> None:
-    # CPU follows memory on Lambda and a broadcast is CPU-bound, so a function that lists the audience (Scan) and
-    # posts to it must get the broadcast memory; one that only answers its sender must not.
-    broadcasts = "dynamodb:Scan" in function.table_actions and "POST" in function.callback_methods
+    # CPU follows memory on Lambda and a broadcast is CPU-bound, so a function that posts to a room's members
+    # (messages or presence) must get the broadcast memory; one that only answers its sender must not.
+    broadcasts = function.name in {"connect", "disconnect", "send-message", "join", "leave", "publish"}
     assert function.fans_out == broadcasts, f"{function.name}: fans_out={function.fans_out}, broadcasts={broadcasts}"
 
 
@@ -180,12 +180,18 @@ def test_function_environment_is_exactly_what_it_reads(dev_run: ProgramRun, func
     variables = resource.inputs["environment"]["variables"]
     assert set(variables) == set(function.environment), f"{resource}: environment names {sorted(variables)}"
     expected = {
-        environment.TABLE_NAME: table(dev_run).outputs["name"],
+        **{
+            variable: dev_run.one(TABLE, f"{shape.logical_name}-table").outputs["name"]
+            for variable, shape in definition.TABLES.items()
+        },
         environment.ENDPOINT_URL: callback_url(dev_run, "dev"),
         environment.MAX_MESSAGE_BYTES: "16384",
         environment.BROADCAST_MAX_POSTS_PER_SECOND: "9000",
         environment.MESSAGE_RATE_PER_SECOND: "5.0",
         environment.MESSAGE_BURST: "10",
+        environment.MAX_ROOMS: "20",
+        environment.HISTORY_LIMIT: "50",
+        environment.HISTORY_RETENTION_DAYS: "7",
     }
     for name, value in variables.items():
         assert value == expected[name], f"{resource}: {name}={value!r}, expected {expected[name]!r}"
@@ -261,8 +267,19 @@ def test_table_is_keyed_by_connection_with_ttl_encryption_and_on_demand(dev_run:
     resource = table(dev_run)
     inputs = resource.inputs
     assert inputs["hashKey"] == "ConnectionId", f"{resource}: hash key"
-    assert inputs["attributes"] == [{"name": "ConnectionId", "type": "S"}], f"{resource}: attributes"
+    assert inputs["attributes"] == [
+        {"name": "ConnectionId", "type": "S"},
+        {"name": "DisplayName", "type": "S"},
+    ], f"{resource}: attributes"
     assert "rangeKey" not in inputs, f"{resource}: has a range key"
+    assert inputs["globalSecondaryIndexes"] == [
+        {
+            "name": "ByName",
+            "keySchemas": [{"attributeName": "DisplayName", "keyType": "HASH"}],
+            "projectionType": "INCLUDE",
+            "nonKeyAttributes": ["ExpiresAt"],
+        }
+    ], f"{resource}: whispers look names up in the ByName index"
     assert inputs["billingMode"] == "PAY_PER_REQUEST", f"{resource}: not on-demand by default"
     assert "readCapacity" not in inputs and "writeCapacity" not in inputs, f"{resource}: capacity on on-demand"
     assert inputs["ttl"] == {"attributeName": "ExpiresAt", "enabled": True}, f"{resource}: TTL"
@@ -270,9 +287,25 @@ def test_table_is_keyed_by_connection_with_ttl_encryption_and_on_demand(dev_run:
     assert inputs["pointInTimeRecovery"] == {"enabled": False}, f"{resource}: PITR on in dev"
 
 
-def test_prod_table_has_point_in_time_recovery(prod_run: ProgramRun) -> None:
-    resource = table(prod_run)
-    assert resource.inputs["pointInTimeRecovery"] == {"enabled": True}, f"{resource}: PITR off in prod"
+def test_prod_tables_have_point_in_time_recovery(prod_run: ProgramRun) -> None:
+    for resource in prod_run.of_type(TABLE):
+        assert resource.inputs["pointInTimeRecovery"] == {"enabled": True}, f"{resource}: PITR off in prod"
+
+
+@pytest.mark.parametrize(("logical", "range_key", "range_type"), [("rooms", "Entry", "S"), ("history", "Seq", "N")])
+def test_room_tables_are_keyed_by_room_with_ttl_and_encryption(
+    dev_run: ProgramRun, logical: str, range_key: str, range_type: str
+) -> None:
+    resource = dev_run.one(TABLE, f"{logical}-table")
+    inputs = resource.inputs
+    assert (inputs["hashKey"], inputs["rangeKey"]) == ("Room", range_key), f"{resource}: keys"
+    assert inputs["attributes"] == [
+        {"name": "Room", "type": "S"},
+        {"name": range_key, "type": range_type},
+    ], f"{resource}: attributes"
+    assert inputs["ttl"] == {"attributeName": "ExpiresAt", "enabled": True}, f"{resource}: TTL"
+    assert inputs["serverSideEncryption"] == {"enabled": True}, f"{resource}: SSE"
+    assert inputs["pointInTimeRecovery"] == {"enabled": False}, f"{resource}: PITR on in dev"
 
 
 def test_table_capacity_and_customer_key_come_from_config() -> None:
@@ -295,17 +328,17 @@ def test_table_capacity_and_customer_key_come_from_config() -> None:
 def test_a_table_declared_in_the_definition_is_created_and_named_to_its_readers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    rooms = Table(logical_name="rooms", hash_key="RoomId", ttl_attribute="ExpiresAt")
+    audit = Table(logical_name="audit", hash_key="AuditId", ttl_attribute="ExpiresAt")
     reader = Function(
-        name="rooms-reader", module="connect", environment=("ROOMS_TABLE",), table_actions=(), callback_methods=()
+        name="audit-reader", module="connect", environment=("AUDIT_TABLE",), table_access=(), callback_methods=()
     )
-    monkeypatch.setattr(definition, "TABLES", {**definition.TABLES, "ROOMS_TABLE": rooms})
+    monkeypatch.setattr(definition, "TABLES", {**definition.TABLES, "AUDIT_TABLE": audit})
     monkeypatch.setattr(definition, "FUNCTIONS", (*definition.FUNCTIONS, reader))
     run = run_program("dev")
-    created = run.one(TABLE, "rooms-table")
-    assert created.inputs["hashKey"] == "RoomId", f"{created}: hash key not from the definition"
-    variables = run.one(FUNCTION, "rooms-reader-function").inputs["environment"]["variables"]
-    assert variables == {"ROOMS_TABLE": created.outputs["name"]}, "the reader is not told the new table's name"
+    created = run.one(TABLE, "audit-table")
+    assert created.inputs["hashKey"] == "AuditId", f"{created}: hash key not from the definition"
+    variables = run.one(FUNCTION, "audit-reader-function").inputs["environment"]["variables"]
+    assert variables == {"AUDIT_TABLE": created.outputs["name"]}, "the reader is not told the new table's name"
     assert table(run).inputs["hashKey"] == "ConnectionId", "the connections table changed"
 
 

@@ -13,6 +13,7 @@ import json
 import pytest
 
 from app import definition, settings
+from handlers import environment
 from tests.infra.mocks import ConfigValue, ProgramRun, run_program
 from tests.policy.harness import Violation, run_policies, run_stack_policies
 from tests.policy.workflows import stack_configs
@@ -95,7 +96,9 @@ def test_a_runtime_the_settings_accept_but_aws_deprecated_is_stopped(monkeypatch
 
 
 def test_a_wildcard_table_action_in_the_definition_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
-    careless = dataclasses.replace(definition.SEND_MESSAGE, table_actions=("dynamodb:*",))
+    careless = dataclasses.replace(
+        definition.SEND_MESSAGE, table_access=(definition.TableAccess(environment.TABLE_NAME, ("dynamodb:*",)),)
+    )
     monkeypatch.setattr(
         definition,
         "FUNCTIONS",

@@ -1,0 +1,29 @@
+"""`who`: a member asks who is in a room; it gets `members` (capped, with `truncated` saying so)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handlers import broadcast, protocol, room_frames, room_service
+from handlers.invocation import handle
+from handlers.room_service import RoomService
+
+RETRY = broadcast.Retry()
+
+
+def handler(event: dict[str, Any], context: object) -> dict[str, int]:
+    """Lambda entry point for the `who` route."""
+    return handle(event, context, lambda: who(event, room_service.from_environment(RETRY)))
+
+
+def who(event: dict[str, Any], service: RoomService) -> dict[str, Any]:
+    """Answer with the room's members; returns the fields for the log line."""
+    try:
+        room = protocol.room_request(event, protocol.WHO)
+        connection = room_service.sender(service, event)
+        room_service.require_member(connection, room)
+    except protocol.InvalidMessageError as problem:
+        return room_service.refuse(service, event, problem, protocol.WHO, 0)
+    members, truncated = service.rooms.members(room, service.clock(), room_frames.MEMBER_LIST_LIMIT)
+    frame = room_frames.members_frame(room, members, truncated)
+    return {"members": len(members), "reply": service.reply(connection.connection_id, frame)}

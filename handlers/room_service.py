@@ -1,0 +1,137 @@
+"""What the room handlers share: posting to one connection, posting to a room's members, presence announcements.
+
+A member whose post answers 410 is forgotten everywhere (its connection row and every membership), so a connection
+that vanished without `$disconnect` stops costing posts. That removal is a set of idempotent deletes: a sender
+disconnecting in the middle of a broadcast to its room ends in the same rows whichever finishes first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from handlers import broadcast, clients, config, protocol, room_frames
+from handlers.connections import Connection
+from handlers.history import HistoryTable
+from handlers.rooms import Rooms
+
+if TYPE_CHECKING:
+    from handlers.callback_client import CallbackClient
+
+
+@dataclass
+class RoomService:
+    """A room handler's collaborators: the rooms, the callback API and its retry policy."""
+
+    rooms: Rooms
+    callback_api: CallbackClient
+    retry: broadcast.Retry
+    workers: int = broadcast.WORKERS
+    clock: Callable[[], float] = time.time
+    pacer: broadcast.Pacer | None = None
+    """Caps the posts per second of every broadcast this service makes; None leaves them uncapped."""
+    time_budget_seconds: float = 25.0
+    """How long a broadcast keeps retrying before it gives up on the connections left."""
+
+    def reply(self, connection_id: str, frame: bytes) -> str:
+        """Post one frame to one connection: `delivered`, `gone` or an error code."""
+        return broadcast.post(self.callback_api, connection_id, frame, self.retry)
+
+    def to_room(self, room: str, frame: bytes, skip: frozenset[str] = frozenset()) -> broadcast.BroadcastResult:
+        """Post `frame` to every member of `room` but those in `skip`; gone members are forgotten."""
+
+        def gone(connection_id: str) -> None:
+            self.rooms.forget(connection_id)
+            # The connection row may already be gone (its `$disconnect` ran) while this member row lingered.
+            self.rooms.remove_member(connection_id, room)
+
+        return broadcast.broadcast(
+            self.rooms.member_ids(room, self.clock()),
+            frame,
+            self.callback_api,
+            gone,
+            retry=self.retry,
+            workers=self.workers,
+            pacer=self.pacer,
+            time_budget_seconds=self.time_budget_seconds,
+            skip=skip,
+        )
+
+    def announce(self, room: str, event: str, connection: Connection) -> broadcast.BroadcastResult:
+        """Tell the room's other members that `connection` joined or left."""
+        frame = room_frames.presence_frame(room, event, connection.sender_name, connection.connection_id)
+        return self.to_room(room, frame, skip=frozenset({connection.connection_id}))
+
+
+def broadcast_fields(result: broadcast.BroadcastResult) -> dict[str, object]:
+    """A broadcast's counts for the invocation's log line."""
+    return {
+        "delivered": result.delivered,
+        "staleRemoved": result.stale_removed,
+        "failed": result.failed,
+        "errors": dict(result.errors),
+    }
+
+
+def from_environment(retry: broadcast.Retry) -> RoomService:
+    """The service over the function's own clients and tables (read from its environment)."""
+    return RoomService(
+        rooms=Rooms(clients.dynamodb(), config.table_name(), config.rooms_table_name(), config.max_rooms()),
+        callback_api=clients.callback_api(config.endpoint_url()),
+        retry=retry,
+    )
+
+
+def refuse(
+    service: RoomService,
+    event: dict[str, Any],
+    problem: protocol.InvalidMessageError,
+    action: protocol.Action,
+    max_bytes: int,
+) -> dict[str, Any]:
+    """Send the sender an error frame for `problem`; the log fields carry its reason code, never client text."""
+    request = event["requestContext"]
+    frame = protocol.error_frame(str(problem), request.get("requestId", ""), max_bytes, action)
+    return {"rejected": problem.code, "reply": service.reply(request["connectionId"], frame)}
+
+
+def sender(service: RoomService, event: dict[str, Any]) -> Connection:
+    """The sending connection's row; InvalidMessageError `connection-gone` when it no longer exists."""
+    connection = service.rooms.connection(event["requestContext"]["connectionId"])
+    if connection is None:
+        raise protocol.InvalidMessageError("this connection is closing; reconnect", "connection-gone")
+    return connection
+
+
+def require_member(connection: Connection, room: str) -> None:
+    """InvalidMessageError `not-member` unless the connection is in `room`."""
+    if room not in connection.rooms:
+        raise not_member(room)
+
+
+def not_member(room: str) -> protocol.InvalidMessageError:
+    """The error for a request about a room the sender is not in."""
+    return protocol.InvalidMessageError(
+        f'you are not a member of "{room}"; send {{"action": "join", "room": "{room}"}} first', "not-member"
+    )
+
+
+def post_message(
+    service: RoomService,
+    history: HistoryTable,
+    *,
+    room: str,
+    text: str,
+    sender_name: str,
+    sender_id: str | None,
+    sent_at_ms: int,
+) -> dict[str, Any]:
+    """Number, store and post one accepted message (`sendmessage` and `publish`); returns the log fields."""
+    seq = service.rooms.next_sequence(room)
+    frame = protocol.message_frame(text, sender_name, sender_id, sent_at_ms, room=room, seq=seq)
+    # Stored before it is posted, so anyone who saw it can also find it in history.
+    history.append(room, seq, frame, sent_at_ms / 1000)
+    result = service.to_room(room, frame)
+    return {"seq": seq, **broadcast_fields(result)}

@@ -1,0 +1,377 @@
+"""The room actions through their handlers: join, leave, sendmessage in a room, who, history, whisper, publish.
+
+DynamoDB is moto, the callback API the local `CallbackServer`; every frame posted is checked against `schemas/`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+
+from handlers import (
+    broadcast,
+    clients,
+    connect,
+    disconnect,
+    join_room,
+    leave_room,
+    list_members,
+    publish,
+    read_history,
+    send_message,
+    whisper,
+)
+from handlers.callback_client import CallbackClient
+from handlers.history import HistoryTable
+from handlers.room_service import RoomService
+from handlers.rooms import Rooms
+from tests.handlers.callback_server import GONE, CallbackServer
+from tests.handlers.conftest import FakeLambdaContext, load_event, log_lines, rows
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+pytestmark = pytest.mark.usefixtures("frames_match_schemas", "dynamodb")
+
+ROUTES = {
+    "join": join_room,
+    "leave": leave_room,
+    "who": list_members,
+    "history": read_history,
+    "whisper": whisper,
+    "sendmessage": send_message,
+}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def arrive(name: str | None, connection_id: str, room: str | None = None, *, token: bool = False) -> int:
+    """`$connect` as `?name=<name>&room=<room>` (or with a token's name), now; returns the status."""
+    query = {key: value for key, value in (("name", name), ("room", room)) if value is not None}
+    event = load_event("connect", queryStringParameters=query or None)
+    if not query:
+        del event["queryStringParameters"]
+    event["requestContext"].update(connectionId=connection_id, connectedAt=now_ms())
+    if token:
+        event["requestContext"]["authorizer"] = {"name": name, "principalId": name}
+    return int(connect.handler(event, FakeLambdaContext())["statusCode"])
+
+
+def act(connection_id: str, **body: Any) -> int:
+    """Send one action's JSON from `connection_id` through its route's handler; returns the status."""
+    route = str(body["action"])
+    event = load_event(route, body=json.dumps(body))
+    event["requestContext"].update(connectionId=connection_id, requestTimeEpoch=now_ms())
+    return int(ROUTES[route].handler(event, FakeLambdaContext())["statusCode"])
+
+
+def last(server: CallbackServer, connection_id: str) -> dict[str, Any]:
+    frames = server.frames(connection_id)
+    assert frames, f"{connection_id} received nothing"
+    return frames[-1]
+
+
+def of_type(server: CallbackServer, connection_id: str, kind: str) -> list[dict[str, Any]]:
+    return [frame for frame in server.frames(connection_id) if frame.get("type") == kind]
+
+
+def test_join_answers_with_own_id_members_and_history_and_tells_the_others(callback_server: CallbackServer) -> None:
+    arrive("alice", "Alice=", "ops")
+    act("Alice=", action="sendmessage", room="ops", message="before bob came")
+    arrive("bob", "Bob=")
+    assert act("Bob=", action="join", room="ops") == 200
+    joined = last(callback_server, "Bob=")
+    assert joined["type"] == "joined" and joined["room"] == "ops"
+    assert (joined["connectionId"], joined["name"]) == ("Bob=", "bob"), "the joiner learns its own id and name"
+    assert joined["members"] == [
+        {"name": "alice", "connectionId": "Alice="},
+        {"name": "bob", "connectionId": "Bob="},
+    ]
+    assert [message["message"] for message in joined["history"]] == ["before bob came"], "history on join"
+    assert last(callback_server, "Alice=") == {
+        "type": "presence",
+        "room": "ops",
+        "event": "joined",
+        "name": "bob",
+        "connectionId": "Bob=",
+    }
+
+
+def test_a_second_join_is_harmless(callback_server: CallbackServer) -> None:
+    arrive("alice", "Alice=", "ops")
+    arrive("bob", "Bob=", "ops")
+    presence_before = len(of_type(callback_server, "Alice=", "presence"))
+    act("Bob=", action="join", room="ops")
+    act("Bob=", action="join", room="ops")
+    assert len(of_type(callback_server, "Bob=", "joined")) == 2, "each join is answered"
+    assert len(of_type(callback_server, "Alice=", "presence")) == presence_before, "no second presence event"
+
+
+def test_a_connection_joined_through_the_query_string_learns_its_id_by_joining(
+    callback_server: CallbackServer,
+) -> None:
+    arrive("alice", "Alice=", "ops")
+    assert callback_server.received("Alice=") == [], "$connect cannot post to the new connection"
+    act("Alice=", action="join", room="ops")
+    assert last(callback_server, "Alice=")["connectionId"] == "Alice="
+
+
+def test_leave_answers_left_and_tells_the_others(callback_server: CallbackServer) -> None:
+    arrive("alice", "Alice=", "ops")
+    arrive("bob", "Bob=", "ops")
+    assert act("Bob=", action="leave", room="ops") == 200
+    assert last(callback_server, "Bob=") == {"type": "left", "room": "ops"}
+    assert last(callback_server, "Alice=")["event"] == "left"
+    act("Alice=", action="sendmessage", room="ops", message="still here?")
+    assert of_type(callback_server, "Bob=", "message") == [], "a leaver gets the room's messages no more"
+
+
+def test_messages_reach_only_the_rooms_members_numbered_per_room(callback_server: CallbackServer) -> None:
+    arrive("alice", "Alice=", "ops")
+    arrive("bob", "Bob=", "ops")
+    arrive("carol", "Carol=")
+    act("Alice=", action="sendmessage", room="ops", message="one")
+    act("Bob=", action="sendmessage", room="ops", message="two")
+    act("Carol=", action="sendmessage", message="in the lobby")
+    ops = of_type(callback_server, "Alice=", "message")
+    assert [(frame["message"], frame["seq"], frame["room"]) for frame in ops] == [("one", 1, "ops"), ("two", 2, "ops")]
+    assert [frame["message"] for frame in of_type(callback_server, "Carol=", "message")] == ["in the lobby"]
+    assert of_type(callback_server, "Carol=", "message")[0]["seq"] == 1, "each room counts on its own"
+
+
+def test_the_seeds_plain_sendmessage_still_goes_to_the_lobby(callback_server: CallbackServer) -> None:
+    arrive(None, "Plain=")
+    arrive("bob", "Bob=")
+    assert act("Plain=", action="sendmessage", message="hi") == 200
+    (frame,) = of_type(callback_server, "Bob=", "message")
+    assert (frame["from"], frame["room"], frame["message"]) == ("Plain=", "lobby", "hi")
+
+
+def test_a_non_member_gets_an_error_and_nothing_is_sent_or_numbered(
+    callback_server: CallbackServer, dynamodb: DynamoDBClient
+) -> None:
+    arrive("alice", "Alice=", "ops")
+    arrive("bob", "Bob=")
+    act("Bob=", action="sendmessage", room="ops", message="let me in")
+    error = last(callback_server, "Bob=")
+    assert error["type"] == "error" and 'not a member of "ops"' in error["error"]
+    assert of_type(callback_server, "Alice=", "message") == []
+    act("Alice=", action="sendmessage", room="ops", message="first")
+    assert of_type(callback_server, "Alice=", "message")[0]["seq"] == 1, "a refused message takes no number"
+
+
+def test_concurrent_sends_keep_seq_strictly_increasing(callback_server: CallbackServer) -> None:
+    arrive("alice", "Alice=", "ops")
+    senders = [f"S{number}=" for number in range(4)]
+    for sender in senders:
+        arrive(f"sender{sender[1]}", sender, "ops")
+
+    credentials = boto3.Session().get_credentials()
+    assert credentials is not None
+
+    def send(sender: str) -> None:
+        # Each thread is its own container: its own callback client (one event loop each), as Lambda runs them.
+        service = RoomService(
+            Rooms(clients.dynamodb(), "connections-test", "rooms-test"),
+            CallbackClient(callback_server.url, "us-east-1", credentials),
+            broadcast.Retry(),
+        )
+        for number in range(3):
+            body = {"action": "sendmessage", "room": "ops", "message": f"{sender} {number}"}
+            event = load_event("sendmessage", body=json.dumps(body))
+            event["requestContext"].update(connectionId=sender, requestTimeEpoch=now_ms())
+            send_message.send_message(event, service, HistoryTable(clients.dynamodb(), "history-test"), 16384)
+
+    threads = [threading.Thread(target=send, args=(sender,)) for sender in senders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seqs = sorted(frame["seq"] for frame in of_type(callback_server, "Alice=", "message"))
+    assert seqs == list(range(1, 13)), f"12 concurrent sends take 1..12, each once: {seqs}"
+    per_sender = {
+        sender: [frame["seq"] for frame in of_type(callback_server, "Alice=", "message") if frame["from"] == sender]
+        for sender in (f"sender{sender[1]}" for sender in senders)
+    }
+    assert all(seq == sorted(seq) for seq in per_sender.values()), f"one sender's messages ascend: {per_sender}"
+
+
+def test_who_lists_members_to_members_only(callback_server: CallbackServer) -> None:
+    arrive("alice", "Alice=", "ops")
+    arrive("bob", "Bob=")
+    act("Alice=", action="who", room="ops")
+    assert last(callback_server, "Alice=") == {
+        "type": "members",
+        "room": "ops",
+        "members": [{"name": "alice", "connectionId": "Alice="}],
+        "truncated": False,
+    }
+    act("Bob=", action="who", room="ops")
+    assert last(callback_server, "Bob=")["type"] == "error", "who is for members"
+
+
+def test_history_pages_back_oldest_first(callback_server: CallbackServer) -> None:
+    arrive("alice", "Alice=", "ops")
+    for number in range(1, 8):
+        act("Alice=", action="sendmessage", room="ops", message=f"m{number}")
+    act("Alice=", action="history", room="ops", limit=3)
+    page = last(callback_server, "Alice=")
+    assert page["type"] == "history" and [m["seq"] for m in page["messages"]] == [5, 6, 7]
+    act("Alice=", action="history", room="ops", before=5, limit=3)
+    assert [m["seq"] for m in last(callback_server, "Alice=")["messages"]] == [2, 3, 4]
+    act("Alice=", action="history", room="ops", before=2)
+    assert [m["message"] for m in last(callback_server, "Alice=")["messages"]] == ["m1"]
+    sent = of_type(callback_server, "Alice=", "message")
+    assert page["messages"][-1]["id"] == sent[-1]["id"], "history replays the same envelope, so ids deduplicate"
+
+
+def test_history_in_a_frame_keeps_the_newest_that_fit(callback_server: CallbackServer) -> None:
+    arrive("alice", "Alice=", "ops")
+    for number in range(4):
+        act("Alice=", action="sendmessage", room="ops", message=f"{number}" + "x" * 12000)
+    act("Alice=", action="history", room="ops")
+    page = last(callback_server, "Alice=")
+    assert [m["seq"] for m in page["messages"]] == [3, 4], "two 12 KB messages fit a 32 KB frame, the newest two"
+
+
+def test_history_is_for_members(callback_server: CallbackServer) -> None:
+    arrive("alice", "Alice=", "ops")
+    arrive("bob", "Bob=")
+    act("Bob=", action="history", room="ops")
+    assert last(callback_server, "Bob=")["type"] == "error"
+
+
+def test_whisper_reaches_every_connection_of_the_name_and_echoes(callback_server: CallbackServer) -> None:
+    arrive("alice", "Alice=", "ops")
+    arrive("bob", "Bob1=", "dev", token=True)
+    arrive("bob", "Bob2=", token=True)
+    arrive("carol", "Carol=")
+    assert act("Alice=", action="whisper", to="bob", message="psst") == 200
+    for connection_id in ("Bob1=", "Bob2=", "Alice="):
+        frame = last(callback_server, connection_id)
+        assert frame["type"] == "whisper" and frame["to"] == "bob" and frame["from"] == "alice", connection_id
+    assert callback_server.frames("Carol=") == [], "nobody else sees a whisper"
+
+
+def test_whisper_to_a_look_alike_does_not_reach_the_real_name(callback_server: CallbackServer) -> None:
+    arrive("ace", "Ace=")
+    arrive("mallory", "Mallory=")
+    act("Mallory=", action="whisper", to="\u0430\u0441\u0435", message="psst")
+    assert last(callback_server, "Mallory=")["type"] == "error"
+    assert of_type(callback_server, "Ace=", "whisper") == [], "a look-alike name is another name"
+
+
+def test_whisper_to_an_unknown_name_is_an_error(callback_server: CallbackServer) -> None:
+    arrive("alice", "Alice=")
+    act("Alice=", action="whisper", to="nobody", message="psst")
+    error = last(callback_server, "Alice=")
+    assert error["type"] == "error" and "nobody" in error["error"] and error["expected"]["action"] == "whisper"
+
+
+BAD_REQUESTS = {
+    "join-no-room": ({"action": "join"}, "missing"),
+    "join-bad-room": ({"action": "join", "room": "a b"}, "A-Z a-z 0-9 . _ -"),
+    "join-long-room": ({"action": "join", "room": "x" * 65}, "1 to 64"),
+    "join-extra": ({"action": "join", "room": "ops", "x": 1}, "unexpected"),
+    "leave-not-member": ({"action": "leave", "room": "ops"}, "not a member"),
+    "who-no-room": ({"action": "who"}, "missing"),
+    "history-bad-before": ({"action": "history", "room": "lobby", "before": "x"}, '"before" must be a whole number'),
+    "history-bad-limit": ({"action": "history", "room": "lobby", "limit": 0}, '"limit" must be a whole number'),
+    "whisper-no-to": ({"action": "whisper", "message": "hi"}, '"to" field is missing'),
+    "whisper-blank": ({"action": "whisper", "to": "bob", "message": " "}, "blank"),
+}
+
+
+@pytest.mark.parametrize(("body", "explanation"), BAD_REQUESTS.values(), ids=BAD_REQUESTS.keys())
+def test_bad_requests_get_an_error_frame_naming_the_problem_and_the_shape(
+    callback_server: CallbackServer, capsys: pytest.CaptureFixture[str], body: dict[str, Any], explanation: str
+) -> None:
+    arrive("alice", "Alice=")
+    arrive("bob", "Bob=")
+    capsys.readouterr()
+    assert act("Alice=", **body) == 200, "a bad request is answered in a frame, not a 5xx"
+    error = last(callback_server, "Alice=")
+    assert error["type"] == "error" and explanation in error["error"], f"{error['error']!r}"
+    assert error["expected"]["action"] == body["action"], "the error shows the shape the action expects"
+    assert callback_server.frames("Bob=") == [], "nobody else hears of it"
+    (line,) = log_lines(capsys.readouterr().out)
+    assert line["rejected"].replace("-", "").isalnum(), f"the log carries a reason code only: {line}"
+
+
+def test_too_many_rooms(callback_server: CallbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAX_ROOMS", "2")
+    arrive("alice", "Alice=")
+    act("Alice=", action="join", room="two")
+    act("Alice=", action="join", room="three")
+    error = last(callback_server, "Alice=")
+    assert error["type"] == "error" and "2 rooms" in error["error"]
+
+
+def test_a_taken_name_is_refused_on_join(callback_server: CallbackServer) -> None:
+    arrive("alice", "Alice=", "ops")
+    arrive("alice", "Alice2=")
+    act("Alice2=", action="join", room="ops")
+    error = last(callback_server, "Alice2=")
+    assert error["type"] == "error" and "holds the name" in error["error"]
+
+
+def test_disconnect_is_a_left_in_every_room(callback_server: CallbackServer, dynamodb: DynamoDBClient) -> None:
+    arrive("alice", "Alice=", "ops")
+    act("Alice=", action="join", room="dev")
+    arrive("bob", "Bob=", "ops")
+    act("Bob=", action="join", room="dev")
+    event = load_event("disconnect")
+    event["requestContext"]["connectionId"] = "Bob="
+    disconnect.handler(event, FakeLambdaContext())
+    left = [(frame["room"], frame["event"]) for frame in of_type(callback_server, "Alice=", "presence")]
+    assert ("ops", "left") in left and ("dev", "left") in left
+    assert set(rows(dynamodb)) == {"Alice="}
+
+
+def test_a_sender_gone_mid_broadcast_corrupts_nothing(
+    callback_server: CallbackServer, dynamodb: DynamoDBClient
+) -> None:
+    arrive("alice", "Alice=", "ops")
+    arrive("bob", "Bob=", "ops")
+    callback_server.script("Alice=", GONE)  # alice's socket closed while her own message went out
+    act("Alice=", action="sendmessage", room="ops", message="bye")
+    event = load_event("disconnect")
+    event["requestContext"]["connectionId"] = "Alice="
+    assert disconnect.handler(event, FakeLambdaContext()) == {"statusCode": 200}, "the late disconnect is harmless"
+    assert [frame["message"] for frame in of_type(callback_server, "Bob=", "message")] == ["bye"]
+    assert set(rows(dynamodb)) == {"Bob="}
+    act("Bob=", action="who", room="ops")
+    assert last(callback_server, "Bob=")["members"] == [{"name": "bob", "connectionId": "Bob="}]
+    act("Bob=", action="sendmessage", room="ops", message="next")
+    assert of_type(callback_server, "Bob=", "message")[-1]["seq"] == 2, "the room's counter carries on"
+
+
+def test_publish_posts_into_a_room_for_a_backend(callback_server: CallbackServer) -> None:
+    arrive("alice", "Alice=", "ops")
+    answer = publish.handler({"room": "ops", "message": "release 1.4 is out", "from": "deploy-bot"}, None)
+    assert answer["ok"] is True and answer["seq"] == 1 and answer["delivered"] == 1
+    frame = last(callback_server, "Alice=")
+    assert frame["from"] == "deploy-bot" and frame["published"] is True and "connectionId" not in frame
+
+
+@pytest.mark.parametrize(
+    ("event", "code"),
+    [
+        ({"room": "ops", "message": "hi"}, "bad-display-name"),
+        ({"room": "a b", "message": "hi", "from": "bot"}, "bad-room"),
+        ({"room": "ops", "message": "", "from": "bot"}, "blank"),
+        ({"room": "ops", "message": "hi", "from": "bot", "extra": 1}, "unexpected-field"),
+        (["not", "an", "object"], "not-object"),
+    ],
+)
+def test_publish_refuses_bad_events(callback_server: CallbackServer, event: Any, code: str) -> None:
+    answer = publish.handler(event, None)
+    assert answer["ok"] is False and answer["code"] == code and answer["error"], answer
+    assert callback_server.posts == []
