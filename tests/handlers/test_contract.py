@@ -146,4 +146,11 @@ def test_settings_reach_send_message_as_its_environment() -> None:
     values = definition.settings_environment(stack)
     assert values[environment.BROADCAST_MAX_POSTS_PER_SECOND] == "1234", values
     assert values[environment.MESSAGE_BURST] == "3", values
-    assert set(values) <= set(definition.SEND_MESSAGE.environment), "send-message must declare every such variable"
+    declared = {name for function in definition.FUNCTIONS for name in function.environment}
+    assert set(values) <= declared, "every such variable must be read by some function"
+    assert {
+        environment.BROADCAST_MAX_POSTS_PER_SECOND,
+        environment.MESSAGE_RATE_PER_SECOND,
+        environment.MESSAGE_BURST,
+        environment.MAX_MESSAGE_BYTES,
+    } <= set(definition.SEND_MESSAGE.environment), "send-message reads the broadcast and rate settings"

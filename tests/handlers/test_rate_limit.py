@@ -13,11 +13,14 @@ from app.definition import CONNECTIONS_TABLE
 from handlers import rate_limit, send_message
 from handlers.connections import ConnectionsTable
 from handlers.rate_limit import RateLimit, RateLimiter
+from handlers.rooms import Rooms
 from tests.handlers.callback_server import CallbackServer
 from tests.handlers.conftest import FakeLambdaContext, load_event, log_lines, rows, with_connection
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+pytestmark = pytest.mark.usefixtures("frames_match_schemas")
 
 SENDER = "L0SM9cOFvHcCIhw="
 NOW_MS = 1_795_653_341_205.0
@@ -121,8 +124,9 @@ def test_a_flood_gets_an_error_frame_saying_when_to_retry_and_nobody_else_is_tou
     monkeypatch.setenv("MESSAGE_RATE_PER_SECOND", "0.5")
     monkeypatch.setenv("MESSAGE_BURST", "2")
     now_ms = time.time() * 1000
+    rooms = Rooms(table.dynamodb, table.name, "rooms-test")
     for connection_id in (SENDER, "listener=", "neighbour="):
-        table.add(connection_id, int(now_ms), None)
+        rooms.join(table.add(connection_id, int(now_ms), None), "lobby", now_ms / 1000)
     event = load_event("sendmessage")
 
     statuses = [send_message.handler(event, lambda_context)["statusCode"] for _ in range(3)]
@@ -137,4 +141,4 @@ def test_a_flood_gets_an_error_frame_saying_when_to_retry_and_nobody_else_is_tou
     assert "retry in" in str(error["error"]), f"the sender is told when to retry: {error}"
     assert isinstance(error["retryAfterMs"], int) and 0 < error["retryAfterMs"] <= 2000, f"when to retry: {error}"
     lines = log_lines(capsys.readouterr().out)
-    assert lines[2]["rejected"] == "rate limited" and lines[2]["delivered"] == 0, f"logged as refused: {lines[2]}"
+    assert lines[2]["rejected"] == "rate-limited" and lines[2]["delivered"] == 0, f"logged as refused: {lines[2]}"
