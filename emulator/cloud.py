@@ -27,6 +27,7 @@ from emulator.authorization import (
 from emulator.config import EmulatorConfigError, EmulatorOptions, FunctionSpec
 from emulator.dynamodb import THROWAWAY_CREDENTIALS, LocalTable, start_table
 from emulator.gateway import Authorizer, Gateway
+from emulator.lambda_api import LambdaApi
 from emulator.security import CALLBACK_PREFIX, is_loopback, new_callback_secret, printable
 from emulator.workers import FunctionPool, Log, TaskRoot, physical_name
 from handlers import environment
@@ -72,6 +73,9 @@ class LocalCloud:
         self.bound_address = f"{options.host}:{options.port}"
         """The listening socket's real address, for the terminal (`0.0.0.0:3001` means every interface)."""
         self._callback_secret = new_callback_secret()
+        self._lambda_listener: socket.socket | None = None
+        self._lambda_runner: web.AppRunner | None = None
+        self.lambda_api: LambdaApi | None = None
 
     @property
     def ws_url(self) -> str:
@@ -135,6 +139,8 @@ class LocalCloud:
         self.port = listener.getsockname()[1]
         address = listener.getsockname()[0]
         self.bound_address = f"[{address}]:{self.port}" if ":" in address else f"{address}:{self.port}"
+        # Lambda's API on loopback only, bound first: every function's environment names its address.
+        self._lambda_listener = socket.create_server(("127.0.0.1", 0), reuse_port=False)
         api = events.Api(
             api_id=events.new_api_id(), stage=options.stage, domain_name=f"{self._public_host}:{self.port}"
         )
@@ -150,8 +156,24 @@ class LocalCloud:
         self._runner = web.AppRunner(self.gateway.application(), access_log=None, handle_signals=False)
         await self._runner.setup()
         await web.SockSite(self._runner, listener).start()
+        await self._start_lambda_api(pools_by_function)
         if options.prewarm:
             await asyncio.gather(*(pool.prewarm() for pool in pools_by_function.values()))
+
+    async def _start_lambda_api(self, pools_by_function: Mapping[str, FunctionPool]) -> None:
+        """Serve `Invoke` for every function, by its logical and its physical name."""
+        assert self._lambda_listener is not None
+        names = {alias: pool for name, pool in pools_by_function.items() for alias in (name, pool.function_name)}
+        self.lambda_api = LambdaApi(names, self._log)
+        self._lambda_runner = web.AppRunner(self.lambda_api.application(), access_log=None, handle_signals=False)
+        await self._lambda_runner.setup()
+        await web.SockSite(self._lambda_runner, self._lambda_listener).start()
+
+    @property
+    def lambda_url(self) -> str:
+        """Lambda's API for these functions, what `AWS_ENDPOINT_URL_LAMBDA` holds."""
+        assert self._lambda_listener is not None, "the cloud has not started"
+        return f"http://127.0.0.1:{self._lambda_listener.getsockname()[1]}"
 
     async def _authorize(self, spec: FunctionSpec, api: events.Api) -> TokenAuthorization:
         """The authorizer in the stack's mode: its issuer, the HS256 secret in local SSM, or a local issuer."""
@@ -208,6 +230,7 @@ class LocalCloud:
             **{name: provided[name] for name in spec.environment if name in provided},
             **THROWAWAY_CREDENTIALS,
             "AWS_ENDPOINT_URL_DYNAMODB": self._table.endpoint,
+            "AWS_ENDPOINT_URL_LAMBDA": self.lambda_url,
             **endpoints,
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
@@ -249,6 +272,8 @@ class LocalCloud:
                 f"  WARNING        {self.bound_address} is not loopback: anyone who can reach this machine can join",
                 "  WARNING        the chat and read it (the callback API still needs the secret; see docs/emulator.md)",
             ]
+        if self._lambda_listener is not None:
+            lines.append(f"  Lambda API     {self.lambda_url}  (Invoke any function by name)")
         if self._authorization is not None:
             lines += self._authorization.ready_lines()
         elif options.settings.auth != "none" and self._authorizer is None:
@@ -273,6 +298,12 @@ class LocalCloud:
             await self._authorization.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.lambda_api is not None:
+            await self.lambda_api.close()
+        if self._lambda_runner is not None:
+            await self._lambda_runner.cleanup()
+        elif self._lambda_listener is not None:
+            self._lambda_listener.close()
         if self._table is not None:
             await asyncio.to_thread(self._table.close)
         if self._task_root is not None:

@@ -241,6 +241,11 @@ class FunctionPool:
         self._slots = asyncio.Semaphore(max_workers)
         self._closed = False
 
+    @property
+    def function_name(self) -> str:
+        """The physical name the function's environment gives it (`AWS_LAMBDA_FUNCTION_NAME`)."""
+        return self._environment.get("AWS_LAMBDA_FUNCTION_NAME", self.spec.name)
+
     async def prewarm(self) -> None:
         """Start one worker ahead of the first invocation."""
         async with self._slots:

@@ -60,6 +60,7 @@ TEST_ROUTES = (
     RouteSpec("exit", function_spec("exit-process", "exit_process")),
     RouteSpec("unserializable", function_spec("unserializable", "unserializable")),
     RouteSpec("hog", function_spec("hog", "hog")),
+    RouteSpec("invoked", function_spec("invoked", "invoked", environment.TABLE_NAME)),
 )
 
 

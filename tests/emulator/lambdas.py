@@ -136,3 +136,16 @@ def hog(event: dict[str, Any], context: Any) -> dict[str, Any]:
     block = bytearray(int(context.memory_limit_in_mb) * 1024 * 1024 + 64 * 1024 * 1024)
     block[::4096] = b"x" * len(block[::4096])
     return {"statusCode": 200, "touched": len(block)}
+
+
+def invoked(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """For Lambda's Invoke API: record the event under `invoked#<key>#<request id>`, then fail if it says so."""
+    key = f"{RECORD_PREFIX}invoked#{event.get('key')}#{context.aws_request_id}"
+    _table().put_item(Item={"ConnectionId": key, "Event": json.dumps(event)})
+    if event.get("fail"):
+        raise RuntimeError("failed on purpose")
+    return {
+        "event": event,
+        "functionName": context.function_name,
+        "lambdaEndpoint": os.environ.get("AWS_ENDPOINT_URL_LAMBDA"),
+    }

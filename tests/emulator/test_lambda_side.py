@@ -48,6 +48,7 @@ def test_a_worker_gets_exactly_the_stacks_environment_pointed_at_local_endpoints
         "ENDPOINT_URL",
         "MAX_MESSAGE_BYTES",
         "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_ENDPOINT_URL_LAMBDA",
     }
     assert set(environment) - COERCED_LOCALE == expected, (
         f"worker environment differs: {sorted(set(environment) ^ expected)}"
@@ -56,6 +57,7 @@ def test_a_worker_gets_exactly_the_stacks_environment_pointed_at_local_endpoints
     assert environment["ENDPOINT_URL"] == local.callback_url, "ENDPOINT_URL must be the local callback API"
     assert environment["TABLE_NAME"] == local.table.name, "TABLE_NAME must be the local table"
     assert environment["AWS_ENDPOINT_URL_DYNAMODB"] == local.table.endpoint, "boto3 must reach the local DynamoDB"
+    assert environment["AWS_ENDPOINT_URL_LAMBDA"] == local.lambda_url, "boto3 must reach the local Lambda API"
     assert environment["MAX_MESSAGE_BYTES"] == str(local.options.settings.max_message_bytes), "MAX_MESSAGE_BYTES"
     assert environment["AWS_LAMBDA_FUNCTION_NAME"].startswith("echo-"), "function name is auto-named from echo"
     assert environment["_HANDLER"] == "tests.emulator.lambdas.echo", "handler setting"
