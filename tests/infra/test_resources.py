@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections import Counter
@@ -12,7 +13,7 @@ import pytest
 
 from app import definition
 from app.definition import Function, Route, Table
-from handlers import environment
+from handlers import environment, room_service
 from infra.archive import SOURCE_ROOT, build_archive, content_hash
 from tests.infra.mocks import ProgramError, ProgramRun, RegisteredResource, run_program
 
@@ -135,8 +136,22 @@ def test_api_is_websocket_routing_on_the_action_field(dev_run: ProgramRun) -> No
 def test_a_function_fans_out_exactly_when_it_posts_to_the_whole_audience(function: Function) -> None:
     # CPU follows memory on Lambda and a broadcast is CPU-bound, so a function that posts to a room's members
     # (messages or presence) must get the broadcast memory; one that only answers its sender must not.
-    broadcasts = function.name in {"connect", "disconnect", "send-message", "join", "leave", "publish"}
+    tree = ast.parse((SOURCE_ROOT / "handlers" / f"{function.module}.py").read_text(encoding="utf-8"))
+    called = {
+        node.func.attr for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    }
+    broadcasts = bool(called & ROOM_WIDE_POSTS)
     assert function.fans_out == broadcasts, f"{function.name}: fans_out={function.fans_out}, broadcasts={broadcasts}"
+
+
+ROOM_WIDE_POSTS = frozenset({"to_room", "announce", "post_message"})
+"""The `handlers.room_service` calls that post to every member of a room."""
+
+
+def test_the_room_wide_posts_exist() -> None:
+    missing = {name for name in ROOM_WIDE_POSTS if not hasattr(room_service.RoomService, name)}
+    missing -= {name for name in missing if callable(getattr(room_service, name, None))}
+    assert not missing, f"handlers.room_service has no {sorted(missing)}: update ROOM_WIDE_POSTS"
 
 
 def test_some_function_fans_out() -> None:
