@@ -1,7 +1,6 @@
 """The functions' configuration: every environment variable a handler reads is read here, and nowhere else.
 
-Values are read when asked for, not at import, so a misconfigured function fails with a message naming the variable
-(logged by the handler, answered with 500) instead of failing to import.
+Read when asked for, not at import, so a misconfigured function answers 500 naming the variable instead of failing.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """`$connect`: record the new connection and put it in its first room, or refuse the handshake.
 
-400 when the requested display name or room is unacceptable, 409 when the name is held in that room by another
-connection without a token, 500 when the tables cannot be written; the client sees that status as the handshake's
-answer, and the log line gives a reason code. The room's other members get a presence `joined`; the new connection
-itself cannot be posted to before `$connect` returns, so it learns its id from the `joined` a `join` answers with.
+The client sees the status as the handshake's answer (400 bad name or room, 409 name taken, 500 storage), and the
+log line gives a reason code.
 """
 
 from __future__ import annotations

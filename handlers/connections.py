@@ -1,9 +1,7 @@
 """The connections table: one row per open WebSocket, keyed by API Gateway's connection id.
 
-Attributes: `ConnectionId` (S, hash key), `ConnectedAt` (N, epoch ms), `ExpiresAt` (N, epoch seconds, the table's
-TTL attribute), the optional `DisplayName` (S, also the key of the `ByName` index whispers look names up in),
-`Verified` (BOOL, the name came from a token) and `Rooms` (SS, kept by `handlers.rooms`). Every write is a
-single-item call or one transaction, so a failure never leaves a half-made row, and every call is safe to repeat.
+Every write is one single-item call or one transaction, so a failure never leaves a half-made row and every call is
+safe to repeat (attributes: docs/handlers.md, "Tables and access patterns").
 """
 
 from __future__ import annotations
@@ -107,7 +105,6 @@ class ConnectionsTable:
         """Every connection id, one Scan page at a time, leaving out rows whose `ExpiresAt` has passed.
 
         Follows `LastEvaluatedKey` to the end: a single Scan stops at 1 MB and silently drops everyone after it.
-        Expired rows wait for TTL deletion (up to days); they are closed connections, so posting to them is waste.
         """
         request: dict[str, Any] = {
             "TableName": self.name,

@@ -1,11 +1,7 @@
 """The display-name rule, shared by `$connect` (`?name=`), the signed tokens the authorizer verifies and `publish`.
 
-A name is normalised to NFKC (fullwidth letters become ASCII ones) and then checked on that form, so what is stored
-and shown is what was checked. Refused, beyond length and printability: characters that render as nothing (Unicode
-default-ignorables and the blank fillers such as U+3164, U+2800, U+FFA0), more than `MAX_COMBINING_MARKS` marks on
-one letter, a name mixing Latin with Cyrillic or Greek letters, one ending in `(you)` and one shaped like a
-connection id. Names of one script that merely look like another's (an all-Cyrillic spelling of `ace`) are
-allowed but compare equal to their look-alike through `name_key`, so they cannot take a name held in the room.
+Names are checked on their NFKC form, which is what is stored and shown, and look-alikes compare equal through
+`name_key`, so nobody can pose as a name held in the room (docs/handlers.md lists the rule).
 """
 
 from __future__ import annotations
@@ -68,8 +64,7 @@ def normalize(name: str) -> str:
 def display_name_problem(name: object) -> str | None:
     """Why `name` is not an acceptable display name (a sentence), or None when it is.
 
-    The rule applies to the NFKC form: 1 to 32 printable characters, not blank, no leading or trailing whitespace,
-    and none of the shapes the module docstring lists.
+    Checked on the NFKC form: printable, not blank, no outer whitespace, none of the shapes docs/handlers.md lists.
     """
     if not isinstance(name, str):
         return f"a display name must be text, got {type(name).__name__}"

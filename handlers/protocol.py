@@ -1,9 +1,7 @@
 """The chat's wire protocol: what clients send, and the frames the handlers send back (see docs/handlers.md).
 
-Client to server: `{"action": <one of ACTIONS>, ...its fields}`; a plain `{"action": "sendmessage", "message": ...}`
-goes to the room `lobby`. Server to clients: a `message` envelope to the room's members, the frames of
-`handlers.room_frames`, or an `error` frame to the sender alone saying what was wrong and what is expected.
-Every refusal carries a reason code (`InvalidMessageError.code`): logs get the code, never the client's text.
+Each action is declared once in `ACTIONS`; every refusal carries a reason code, so logs get the code, never the
+client's text.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """`publish`: another service posts into a room without a WebSocket, by invoking this function with IAM.
 
-The event is `{"room": "ops", "message": "release 1.4 is out", "from": "deploy-bot"}`; the message is numbered,
-stored and sent like any other, with `"published": true` and no `connectionId`, so no client can take it for one of
-its own. The answer is `{"ok": true, "room", "seq", "delivered"}` or `{"ok": false, "error", "code"}`; who may
-invoke it is decided by IAM (`lambda:InvokeFunction` on this function), not by anything in the event.
+Who may invoke it is decided by IAM (`lambda:InvokeFunction`), not by anything in the event; the message goes out
+with `"published": true` and no `connectionId`, so no client can take it for one of its own.
 """
 
 from __future__ import annotations

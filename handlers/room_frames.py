@@ -1,8 +1,6 @@
 """The frames of rooms, presence, history and whispers, as the handlers send them (schemas in `schemas/`).
 
-Every frame fits one WebSocket frame (`FRAME_LIMIT_BYTES`): member lists are capped at `MEMBER_LIST_LIMIT` (with
-`truncated` saying so) and a history holds the newest messages that fit; a client pages further back with
-`{"action": "history", "before": <oldest seq it has>}`.
+Every frame fits one WebSocket frame: member lists are capped and a history holds the newest messages that fit.
 """
 
 from __future__ import annotations

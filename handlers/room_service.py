@@ -1,8 +1,7 @@
 """What the room handlers share: posting to one connection, posting to a room's members, presence announcements.
 
-A member whose post answers 410 is forgotten everywhere (its connection row and every membership), so a connection
-that vanished without `$disconnect` stops costing posts. That removal is a set of idempotent deletes: a sender
-disconnecting in the middle of a broadcast to its room ends in the same rows whichever finishes first.
+A member whose post answers 410 is forgotten everywhere by idempotent deletes, so a connection that vanished
+without `$disconnect` stops costing posts.
 """
 
 from __future__ import annotations

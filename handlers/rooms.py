@@ -1,17 +1,7 @@
 """Rooms: who is in which room, who holds which name there, and each room's message counter.
 
-Two tables, each written only through single-item calls or one transaction, so every step is atomic and safe to
-repeat:
-- the connections table's row of a connection lists its rooms (`Rooms`, a string set), which caps them and makes a
-  membership check one `GetItem`;
-- the rooms table (hash `Room`, range `Entry`) holds, per room, one member row per connection
-  (`member#<slice>#<connection id>`), one name claim per name held without a token (`name#<name key>`) and the
-  `sequence` counter.
-
-A member row's slice is a stable hash of the connection id into `MEMBER_SLICES` buckets, written into the sort key,
-so a big room is read as `parts` Queries over disjoint slice ranges that can run in parallel (`member_pages`).
-Joining and leaving change the connection's list and the member row in one transaction; a disconnect deletes the
-connection row first (returning its rooms), so a join racing it fails instead of leaving a member behind.
+Every step is one single-item call or one transaction, so it is atomic and safe to repeat; member rows are spread
+over slices so a big room is read by parallel Queries (docs/handlers.md, "Tables and access patterns").
 """
 
 from __future__ import annotations

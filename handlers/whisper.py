@@ -1,8 +1,6 @@
 """`whisper`: a direct message to every connection holding a display name, echoed to the sender.
 
-Names are exact (after NFKC): a look-alike name is another name and does not receive it. With token auth a name is
-the token's, so nobody else can hold it; without auth names are self-chosen, and a whisper reaches whoever holds
-the name at that moment.
+Names are exact after NFKC: a look-alike name is another name and does not receive it.
 """
 
 from __future__ import annotations
