@@ -122,12 +122,9 @@ class Function:
     callback_methods: tuple[str, ...]
     """HTTP methods of the `@connections` callback API the function calls (IAM `execute-api:ManageConnections`)."""
     libraries: tuple[str, ...] = ()
-    """Top-level packages besides `handlers` that its zip ships (import names), installed from the pinned, hashed
-    wheels listed in `app/requirements/<name>.txt` for the function's architecture (`infra/wheels.py`)."""
+    """Top-level packages besides `handlers` that its zip ships, from the hashed wheels of `app/requirements/`."""
     fans_out: bool = False
-    """Posts to every member of a room. Lambda gives CPU in proportion to memory and a broadcast is CPU-bound (one
-    signed request per connection), so such a function gets the stack's `broadcastMemoryMb` instead of
-    `lambdaMemoryMb`."""
+    """Posts to every member of a room, so it gets `broadcastMemoryMb`: Lambda's CPU follows memory."""
 
     @property
     def handler(self) -> str:
@@ -345,8 +342,8 @@ TOKEN_VARIABLE = "CHAT_TOKEN"
 """Where the client (and `make smoke`) finds a token when `--token` is not given: an argument shows in `ps`."""
 
 DEV_TOKEN_SECRET_VARIABLE = "CHAT_TOKEN_SECRET"
-"""Where local tools find the HS256 secret: the emulator seeds its SSM parameter from it and `python -m client token`
-signs with it. A deployed stack keeps its secret in Pulumi config (`jwtSecret`)."""
+"""Where local tools find the HS256 secret (the emulator's SSM parameter, `python -m client token`); a deployed
+stack keeps it in Pulumi config (`jwtSecret`)."""
 
 
 def settings_environment(settings: StackSettings) -> dict[str, str]:

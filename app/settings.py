@@ -17,8 +17,8 @@ PROJECT = "websocket-chat"
 """The Pulumi project name, which is also the namespace of its config keys (`websocket-chat:stageName`)."""
 
 SUPPORTED_RUNTIMES = ("python3.11", "python3.12", "python3.13", "python3.14")
-"""Python runtimes AWS Lambda supports (3.10 reached end of support on 2026-10-31). The policy pack checks the same
-runtimes against AWS's end-of-support dates, so one that ages out is stopped even before this list is edited."""
+"""Python runtimes AWS Lambda supports; the policy pack also checks AWS's end-of-support dates, so one that ages
+out is stopped before this list is edited."""
 
 ARCHITECTURES = ("arm64", "x86_64")
 # fmt: off
