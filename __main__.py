@@ -7,12 +7,16 @@ from infra import archive
 from infra.account import read_cloudwatch_role_arn
 from infra.chat import ChatBackend, ChatBackendArgs
 from infra.config import check_regions, load_region, load_settings, load_token_secret
+from infra.naming import check_stack_names
 
 config = pulumi.Config()
 settings = load_settings(config, pulumi.get_stack())
 region = load_region()
 check_regions(settings, region)
 token_secret = load_token_secret(config, settings)
+# Read before any resource, so a region that already has the account's logging role is left as it is.
+account_role_arn = read_cloudwatch_role_arn(region, pulumi.Config("aws").get("profile"))
+check_stack_names(settings, account_role_arn)
 
 backend = ChatBackend(
     "chat",
@@ -28,8 +32,7 @@ backend = ChatBackend(
         build_directory=archive.SOURCE_ROOT / "build",
         stack=pulumi.get_stack(),
         region=region,
-        # Read before any resource, so a region that already has the account's logging role is left as it is.
-        account_cloudwatch_role_arn=read_cloudwatch_role_arn(region, pulumi.Config("aws").get("profile")),
+        account_cloudwatch_role_arn=account_role_arn,
     ),
 )
 

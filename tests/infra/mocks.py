@@ -346,9 +346,11 @@ def _namespaced(key: str) -> str:
 
 
 def _as_config_string(value: Any) -> str:
-    """Config values reach a program as strings; booleans as the CLI writes them."""
+    """Config values reach a program as strings; booleans as the CLI writes them, objects as JSON."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, Mapping | list):
+        return json.dumps(value)
     return str(value)
 
 

@@ -1,0 +1,123 @@
+"""Physical names under the stack's `pulumi:autonaming` pattern, checked against AWS's length limits up front.
+
+Without a pattern the provider shortens a long logical name to fit. With one it takes the engine's name as it is and
+refuses one over the limit only in its check of that resource (pulumi-terraform-bridge, `ComputeAutoNameDefault`:
+"calculated name ... exceeds maximum length"), which `pulumi up --skip-preview` (the deploy workflow's Automation
+API run) reaches after other resources were created. So the program measures the names first (docs/first-deploy.md).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from app import definition
+from app.definition import Function, Route
+from app.settings import StackSettings
+
+ROLE = "aws:iam/role:Role"
+FUNCTION = "aws:lambda/function:Function"
+PERMISSION = "aws:lambda/permission:Permission"
+
+NAME_LIMITS: dict[str, tuple[int, str]] = {
+    ROLE: (64, "IAM role names"),
+    FUNCTION: (64, "Lambda function names"),
+    PERMISSION: (100, "Lambda permission statement ids"),
+}
+"""AWS's limits (IAM CreateRole RoleName, Lambda CreateFunction FunctionName, AddPermission StatementId) for the
+auto-named resources whose names a stack name can push over; every other name here allows 128 characters or more."""
+
+LOGGING_ROLE = "api-gateway-logging-role"
+"""`infra.account.AccountLoggingRole`'s role, created only when the region has no API Gateway logging role."""
+
+RANDOM = re.compile(r"(?:hex|alphanum|string|num)\((\d+)\)")
+EXPRESSION = re.compile(r"\$\{([^}]*)\}")
+
+
+@dataclass(frozen=True)
+class NamingContext:
+    """What a pattern's expressions stand for in this run."""
+
+    stack: str
+    project: str
+    organization: str | None
+    """None where the backend has no organization: a pattern naming it is then not measured."""
+
+
+def planned_names(
+    functions: Sequence[Function], routes: Sequence[Route], authorizer: Function | None, creates_logging_role: bool
+) -> list[tuple[str, str]]:
+    """(type, logical name) of every limited resource the program registers, named as its component names it."""
+    names: list[tuple[str, str]] = []
+    for function in [*functions, *([authorizer] if authorizer is not None else [])]:
+        names += [(FUNCTION, f"{function.name}-function"), (ROLE, f"{function.name}-role")]
+    names += [(PERMISSION, f"{route.logical_name}-permission") for route in routes]
+    if authorizer is not None:
+        names.append((PERMISSION, f"{authorizer.name}-permission"))
+    if creates_logging_role:
+        names.append((ROLE, LOGGING_ROLE))
+    return names
+
+
+def pattern_for(autonaming: Mapping[str, Any], type_token: str) -> str | None:
+    """The pattern the engine applies to a resource type (resource, then provider, then root); None for none."""
+    provider: Mapping[str, Any] = (autonaming.get("providers") or {}).get(type_token.split(":", 1)[0]) or {}
+    for level in ((provider.get("resources") or {}).get(type_token) or {}, provider, autonaming):
+        if level.get("pattern"):
+            return str(level["pattern"])
+        if level.get("mode") == "verbatim":
+            return "${name}"
+        if level.get("mode"):
+            return None
+    return None
+
+
+def name_length(pattern: str, name: str, context: NamingContext) -> int | None:
+    """The length of the names `pattern` gives resource `name`; None when an expression's length is unknown."""
+    sizes = {"name": len(name), "stack": len(context.stack), "project": len(context.project), "uuid": 36}
+    if context.organization is not None:
+        sizes["organization"] = len(context.organization)
+    length = len(EXPRESSION.sub("", pattern))
+    for expression in EXPRESSION.findall(pattern):
+        random = RANDOM.fullmatch(expression.strip())
+        size = int(random[1]) if random else sizes.get(expression.strip())
+        if size is None:
+            return None
+        length += size
+    return length
+
+
+def check_name_lengths(
+    autonaming: Mapping[str, Any] | None, context: NamingContext, names: Iterable[tuple[str, str]]
+) -> None:
+    """Raise `pulumi.RunError` naming the limit when the pattern makes any planned name too long for AWS."""
+    for type_token, name in names:
+        pattern = pattern_for(autonaming or {}, type_token)
+        length = name_length(pattern, name, context) if pattern is not None else None
+        limit, what = NAME_LIMITS[type_token]
+        if pattern is None or length is None or length <= limit:
+            continue
+        fix = "use a shorter pattern"
+        if stacks := pattern.count("${stack}"):
+            longest = len(context.stack) - math.ceil((length - limit) / stacks)
+            fix = f"use a stack name of at most {longest} characters, or a shorter pattern"
+        raise pulumi.RunError(
+            f"pulumi:autonaming pattern {pattern} names {name} {length} characters long in stack {context.stack!r}, "
+            f"over AWS's limit of {limit} for {what}: {fix}"
+        )
+
+
+def check_stack_names(settings: StackSettings, account_role_arn: str | None) -> None:
+    """Check every limited name this stack registers under its `pulumi:autonaming`, before any resource."""
+    authorizer = definition.AUTHORIZER if settings.auth == "jwt" else None
+    creates_logging_role = account_role_arn is None and settings.api_gateway_logging_role == "auto"
+    check_name_lengths(
+        pulumi.Config("pulumi").get_object("autonaming"),
+        NamingContext(pulumi.get_stack(), pulumi.get_project(), pulumi.get_organization()),
+        planned_names(definition.FUNCTIONS, definition.ROUTES, authorizer, creates_logging_role),
+    )
