@@ -170,13 +170,21 @@ def stage_access_logs(resource_type: str, props: Mapping[str, Any]) -> list[str]
         return []
     settings = _mapping(props.get("accessLogSettings"))
     missing = [name for name in ("destinationArn", "format") if not _text(settings.get(name)).strip()]
-    if not missing:
-        return []
-    return [
-        f"has no access log {' or '.join(missing)}: set access_log_settings with destination_arn (a log group "
-        f"with retention) and a JSON format that includes $context.requestId, $context.connectionId and "
-        f"$context.status."
-    ]
+    if missing:
+        return [
+            f"has no access log {' or '.join(missing)}: set access_log_settings with destination_arn (a log group "
+            f"with retention) and a JSON format that includes $context.requestId, $context.connectionId and "
+            f"$context.status."
+        ]
+    # API Gateway refuses the stage otherwise: the format is "a single line" that "must include at least
+    # $context.requestId" (AccessLogSettings.Format in the API reference).
+    log_format = _text(settings.get("format"))
+    problems = []
+    if "$context.requestId" not in log_format:
+        problems.append("has an access log format without $context.requestId, which API Gateway requires: add it.")
+    if "\n" in log_format or "\r" in log_format:
+        problems.append("has an access log format over several lines; API Gateway takes one: serialise it unindented.")
+    return problems
 
 
 def stage_auto_deploys(resource_type: str, props: Mapping[str, Any]) -> list[str]:

@@ -226,6 +226,22 @@ CASES = (
         broken(STAGE, accessLogSettings={"destinationArn": LOG_GROUP_ARN}),
         "no access log format",
     ),
+    # API Gateway's AccessLogSettings.Format: "a single line" that "must include at least $context.requestId"
+    # (botocore apigatewayv2 service-2.json); CreateStage refuses other formats.
+    Case(
+        "stage-format-without-request-id",
+        "stage-access-logs",
+        STAGE,
+        broken(STAGE, accessLogSettings={"destinationArn": LOG_GROUP_ARN, "format": '{"id":"$context.connectionId"}'}),
+        "without $context.requestId",
+    ),
+    Case(
+        "stage-format-on-two-lines",
+        "stage-access-logs",
+        STAGE,
+        broken(STAGE, accessLogSettings={"destinationArn": LOG_GROUP_ARN, "format": '{\n"id":"$context.requestId"}'}),
+        "over several lines",
+    ),
     Case(
         "stage-pinned-to-a-deployment",
         "stage-auto-deploy",
