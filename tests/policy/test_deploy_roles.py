@@ -4,6 +4,7 @@ per environment scoped to that stack's names, creating roles only under the perm
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import json
 import re
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.infra.mocks import ACCOUNT_ID, run_program
+from tests.infra.mocks import DEFAULT_REGION as REGION
 from tests.policy.workflows import ROOT
 
 DOC = ROOT / "docs" / "deploy.md"
@@ -108,3 +111,28 @@ def test_every_resource_is_tagged_with_its_project_and_environment() -> None:
         config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
         tags = config["aws:defaultTags"]["tags"]
         assert tags == {"project": "websocket-chat", "environment": stack}, f"Pulumi.{stack}.yaml default tags {tags}"
+
+
+def test_the_boundary_allows_everything_the_stack_grants_its_roles() -> None:
+    """A role may do only what both its policies and its boundary allow (IAM User Guide, "Permissions boundaries for
+    IAM entities"), so a grant outside the boundary fails with AccessDenied at run time, never under mocks. Every
+    action on every table, index, parameter and callback ARN the functions are granted must be inside it."""
+    allowed = [s for s in statements(named("Permissions boundary")[0]) if s["Effect"] == "Allow"]
+    run = run_program("dev", {"auth": "jwt", "jwtSecret": "s" * 40})
+    outside = []
+    for resource in run.of_type("aws:iam/rolePolicy:RolePolicy"):
+        for statement in statements(resource.policy()):
+            for action, granted in itertools.product(as_list(statement["Action"]), as_list(statement["Resource"])):
+                # The physical name the stack files' autonaming gives (`dev-<logical name>-<hex>`).
+                arn = re.sub(r"(:table/|:parameter/)", r"\1dev-", granted)
+                if not any(within(action, arn, boundary) for boundary in allowed):
+                    outside.append(f"{resource.name}: {action} on {arn}")
+    assert not outside, "granted but outside the boundary: " + "; ".join(outside)
+
+
+def within(action: str, arn: str, statement: dict[str, Any]) -> bool:
+    """Whether an Allow statement of a document in docs/deploy.md covers one action on one ARN of the mocks."""
+    resources = [r.replace("REGION", REGION).replace("ACCOUNT_ID", ACCOUNT_ID) for r in as_list(statement["Resource"])]
+    return any(fnmatch.fnmatchcase(action, pattern) for pattern in as_list(statement["Action"])) and any(
+        fnmatch.fnmatchcase(arn, resource) for resource in resources
+    )
