@@ -19,6 +19,7 @@ from app import definition
 from app.settings import AUTH_MODES
 from emulator.cloud import LocalCloud
 from emulator.config import (
+    PROJECT_ROOT,
     EmulatorConfigError,
     EmulatorOptions,
     function_spec,
@@ -117,6 +118,11 @@ def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
         help="also accept WebSocket handshakes from pages at this origin (http://host:port, or null); repeatable",
     )
     parser.add_argument(
+        "--no-reload",
+        action="store_true",
+        help="do not watch handlers/ and app/definition.py for saved changes (reloading is on by default)",
+    )
+    parser.add_argument(
         "--callback-delay",
         type=float,
         default=0.0,
@@ -154,6 +160,8 @@ def options_from_arguments(arguments: argparse.Namespace) -> EmulatorOptions:
         callback_throttle_fraction=arguments.callback_throttle,
         allowed_hosts=tuple(arguments.allow_host),
         allowed_origins=tuple(arguments.allow_origin),
+        reload=not arguments.no_reload,
+        definition_file=PROJECT_ROOT / "app" / "definition.py",
         authorizer=function_spec(definition.AUTHORIZER) if token_auth else None,
         # A blank variable counts as unset: the emulator then serves its own issuer and shows how to mint for it.
         token_secret=secret if settings.jwt_mode == "secret" else None,

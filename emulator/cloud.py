@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import sys
 import urllib.parse
@@ -24,10 +25,11 @@ from emulator.authorization import (
     start_local_issuer,
     store_secret,
 )
-from emulator.config import EmulatorConfigError, EmulatorOptions, FunctionSpec
+from emulator.config import EmulatorConfigError, EmulatorOptions, FunctionSpec, RouteSpec
 from emulator.dynamodb import THROWAWAY_CREDENTIALS, LocalTable, start_table
 from emulator.gateway import Authorizer, Gateway
 from emulator.lambda_api import LambdaApi
+from emulator.reload import DeployError, watch
 from emulator.security import CALLBACK_PREFIX, is_loopback, new_callback_secret, printable
 from emulator.workers import FunctionPool, Log, TaskRoot, physical_name
 from handlers import environment
@@ -76,6 +78,12 @@ class LocalCloud:
         self._lambda_listener: socket.socket | None = None
         self._lambda_runner: web.AppRunner | None = None
         self.lambda_api: LambdaApi | None = None
+        self.routes = options.routes
+        """The routes serving now (a reload of the app definition may change them)."""
+        self.version = 1
+        """The code version serving: 1 at start, one more per reload (`deploy`)."""
+        self._retired: list[tuple[TaskRoot, list[FunctionPool]]] = []
+        self._reloader: asyncio.Task[None] | None = None
 
     @property
     def ws_url(self) -> str:
@@ -111,18 +119,22 @@ class LocalCloud:
         functions = {route.function.name: route.function for route in options.routes}
         if options.authorizer is not None and self._authorizer is not None:
             raise EmulatorConfigError("give either an authorizer function in the options or an Authorizer, not both")
-        for spec in [*functions.values(), *([options.authorizer] if options.authorizer else [])]:
-            provided = PROVIDED_ENVIRONMENT + (AUTHORIZER_ENVIRONMENT if spec is options.authorizer else ())
-            missing = [name for name in spec.environment if name not in provided]
-            if missing:
-                raise EmulatorConfigError(
-                    f"function {spec.name} reads {', '.join(missing)}, which the emulator cannot provide"
-                )
+        self._check_environment(options.routes)
         try:
             await self._start(functions)
         except BaseException:
             await self.stop()
             raise
+
+    def _check_environment(self, routes: tuple[RouteSpec, ...]) -> None:
+        authorizer = self.options.authorizer
+        for spec in [*(route.function for route in routes), *([authorizer] if authorizer else [])]:
+            provided = PROVIDED_ENVIRONMENT + (AUTHORIZER_ENVIRONMENT if spec is authorizer else ())
+            missing = [name for name in spec.environment if name not in provided]
+            if missing:
+                raise EmulatorConfigError(
+                    f"function {spec.name} reads {', '.join(missing)}, which the emulator cannot provide"
+                )
 
     async def _start(self, functions: Mapping[str, FunctionSpec]) -> None:
         options = self.options
@@ -159,12 +171,57 @@ class LocalCloud:
         await self._start_lambda_api(pools_by_function)
         if options.prewarm:
             await asyncio.gather(*(pool.prewarm() for pool in pools_by_function.values()))
+        if options.reload:
+            self._reloader = asyncio.create_task(watch(self, self._log))
+
+    async def deploy(self, routes: tuple[RouteSpec, ...]) -> None:
+        """Serve `routes` from a fresh copy of their code, as a new Lambda version would: new workers with a new init.
+
+        Each function's first worker is started (its init run) before the switch; if one fails, the running version
+        keeps serving and `DeployError` says why. Open connections are not touched.
+        """
+        assert self.gateway is not None and self._task_root is not None
+        self._check_environment(routes)
+        authorizer = self._authorization.authorizer if self._authorization is not None else None
+        running = {pool.spec.name: pool for pool in [*self._pools.values(), *([authorizer.pool] if authorizer else [])]}
+        specs = {route.function.name: route.function for route in routes}
+        if authorizer is not None:
+            specs[authorizer.pool.spec.name] = authorizer.pool.spec
+        previous_root, self._task_root = self._task_root, TaskRoot(specs.values())
+        # An unchanged function keeps its environment (and so its name); a new or changed one gets a fresh one.
+        pools = {
+            name: running[name].successor(self._task_root.paths[name])
+            if name in running and running[name].spec == spec
+            else self._pool(spec)
+            for name, spec in specs.items()
+        }
+        inits = await asyncio.gather(*(pool.prewarm() for pool in pools.values()))
+        failures = [failure for failure in inits if failure is not None]
+        if failures:
+            await asyncio.gather(*(pool.close() for pool in pools.values()))
+            self._task_root.remove()
+            self._task_root = previous_root
+            raise DeployError(f"{failures[0].error_type}: {failures[0].error_message}")
+        self._pools = {route.key: pools[route.function.name] for route in routes}
+        self.gateway.replace_pools(self._pools)
+        if self.lambda_api is not None:
+            self.lambda_api.replace_pools(self._function_names(pools))
+        if authorizer is not None:
+            authorizer.pool = pools[authorizer.pool.spec.name]
+        self.routes = routes
+        self.version += 1
+        self._retired.append((previous_root, list(running.values())))
+        await asyncio.gather(*(pool.retire() for pool in running.values()))
+
+    @staticmethod
+    def _function_names(pools_by_function: Mapping[str, FunctionPool]) -> dict[str, FunctionPool]:
+        """Each pool under every name a caller may use: the logical and the physical name."""
+        return {alias: pool for name, pool in pools_by_function.items() for alias in (name, pool.function_name)}
 
     async def _start_lambda_api(self, pools_by_function: Mapping[str, FunctionPool]) -> None:
         """Serve `Invoke` for every function, by its logical and its physical name."""
         assert self._lambda_listener is not None
-        names = {alias: pool for name, pool in pools_by_function.items() for alias in (name, pool.function_name)}
-        self.lambda_api = LambdaApi(names, self._log)
+        self.lambda_api = LambdaApi(self._function_names(pools_by_function), self._log)
         self._lambda_runner = web.AppRunner(self.lambda_api.application(), access_log=None, handle_signals=False)
         await self._lambda_runner.setup()
         await web.SockSite(self._lambda_runner, self._lambda_listener).start()
@@ -291,9 +348,16 @@ class LocalCloud:
 
     async def stop(self) -> None:
         """Close every client with 1001 (running `$disconnect` for each), stop the workers, the server and DynamoDB."""
+        if self._reloader is not None:
+            self._reloader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reloader
         if self.gateway is not None:
             await self.gateway.close_all()
         await asyncio.gather(*(pool.close() for pool in set(self._pools.values())))
+        for root, pools in self._retired:
+            await asyncio.gather(*(pool.close() for pool in pools))
+            root.remove()
         if self._authorization is not None:
             await self._authorization.close()
         if self._runner is not None:

@@ -175,6 +175,10 @@ class EmulatorOptions:
     """Host names the emulator answers besides IP addresses and `localhost` (DNS rebinding defence)."""
     allowed_origins: tuple[str, ...] = ()
     """Page origins (`http://host:port`) that may open a WebSocket besides the emulator's own page."""
+    reload: bool = False
+    """Watch the functions' packages (and `definition_file`) and serve a new version when a file is saved."""
+    definition_file: Path | None = None
+    """The app definition the routes came from, re-read on every reload (None: the routes given stay)."""
 
     def __post_init__(self) -> None:
         checks = (

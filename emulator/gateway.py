@@ -138,6 +138,10 @@ class Gateway:
         self._random = random.Random()
         self._stopping = False
 
+    def replace_pools(self, pools: Mapping[str, FunctionPool]) -> None:
+        """Route to these pools from now on (a reload's new version); open connections are not touched."""
+        self._pools = dict(pools)
+
     def application(self) -> web.Application:
         """The aiohttp application; every path goes through one dispatcher that reads the raw, encoded path."""
         app = web.Application(client_max_size=2 * MESSAGE_LIMIT_BYTES)

@@ -66,6 +66,10 @@ class LambdaApi:
         """Waits before the retries of a failed `Event` invocation."""
         self._background: set[asyncio.Task[None]] = set()
 
+    def replace_pools(self, pools: Mapping[str, FunctionPool]) -> None:
+        """Invoke these pools from now on (a reload's new version)."""
+        self._pools = dict(pools)
+
     def application(self) -> web.Application:
         """The aiohttp application; client_max_size admits what Lambda's largest payload needs."""
         app = web.Application(client_max_size=SYNCHRONOUS_PAYLOAD_BYTES + 1024)

@@ -238,21 +238,43 @@ class FunctionPool:
         self._log = log
         self._idle: list[Worker] = []
         self._busy: set[Worker] = set()
+        self._max_workers = max_workers
         self._slots = asyncio.Semaphore(max_workers)
         self._closed = False
+        self._retired = False
 
     @property
     def function_name(self) -> str:
         """The physical name the function's environment gives it (`AWS_LAMBDA_FUNCTION_NAME`)."""
         return self._environment.get("AWS_LAMBDA_FUNCTION_NAME", self.spec.name)
 
-    async def prewarm(self) -> None:
-        """Start one worker ahead of the first invocation."""
+    def successor(self, task_root: Path) -> FunctionPool:
+        """A pool for the same function on new code (`task_root`), as a new version would get; nothing shared."""
+        environment = {**self._environment, "LAMBDA_TASK_ROOT": str(task_root)}
+        return FunctionPool(
+            self.spec,
+            task_root,
+            environment,
+            timeout=self._timeout,
+            memory_mb=self._memory_mb,
+            max_workers=self._max_workers,
+            log=self._log,
+        )
+
+    async def prewarm(self) -> Invocation | None:
+        """Start one worker ahead of the first invocation; returns the init failure, if any."""
         async with self._slots:
             worker = Worker(self.spec, self._task_root, self._environment, self._log)
             failure = await worker.start()
             if failure is None:
                 self._idle.append(worker)
+            return failure
+
+    async def retire(self) -> None:
+        """Serve no longer: idle workers stop now, busy ones when their invocation ends (a newer version took over)."""
+        self._retired = True
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(worker.stop() for worker in idle))
 
     async def invoke(self, event: Mapping[str, Any]) -> Invocation:
         """One invocation on a warm worker, or a new one."""
@@ -295,7 +317,7 @@ class FunctionPool:
                     duration_ms=outcome.duration_ms,
                     max_memory_mb=outcome.max_memory_mb,
                 )
-            if worker.alive and not self._closed:
+            if worker.alive and not self._closed and not self._retired:
                 self._idle.append(worker)
             elif worker.alive:
                 await worker.stop()
@@ -309,7 +331,11 @@ class FunctionPool:
 
 
 class TaskRoot:
-    """A directory standing in for Lambda's `/var/task`: links to exactly the packages the zip holds."""
+    """A directory standing in for Lambda's `/var/task`: a copy of exactly the packages the zip holds.
+
+    A copy, not links: it is taken when the version starts, so a file saved later (half-written, or broken) reaches
+    only the next version, never the workers of this one.
+    """
 
     def __init__(self, specs: Iterable[FunctionSpec]) -> None:
         self._directory = Path(tempfile.mkdtemp(prefix="emulator-task-"))
@@ -323,11 +349,14 @@ class TaskRoot:
                     source = spec.code_root / package
                     if not source.exists():
                         raise FileNotFoundError(f"function {spec.name}: package {source} does not exist")
-                    (root / package).symlink_to(source, target_is_directory=source.is_dir())
+                    if source.is_dir():
+                        shutil.copytree(source, root / package, ignore=shutil.ignore_patterns("__pycache__"))
+                    else:
+                        shutil.copy2(source, root / package)
             self.paths[spec.name] = root
 
     def remove(self) -> None:
-        """Delete the links (never what they point to)."""
+        """Delete the copy."""
         shutil.rmtree(self._directory, ignore_errors=True)
 
 
