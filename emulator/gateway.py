@@ -298,11 +298,10 @@ class Gateway:
             idle_deadline = connection.last_active + options.idle_timeout_seconds
             duration_deadline = connection.opened + options.max_duration_seconds
             now = time.monotonic()
-            if now >= duration_deadline:
-                await connection.close(CLOSE_GOING_AWAY, "Connection duration exceeded")
-                return
-            if now >= idle_deadline:
-                await connection.close(CLOSE_GOING_AWAY, "Idle timeout")
+            if now >= min(idle_deadline, duration_deadline):
+                # Both may have passed (a slow `$connect` on a busy machine): the one that came first names the close.
+                idle = idle_deadline < duration_deadline
+                await connection.close(CLOSE_GOING_AWAY, "Idle timeout" if idle else "Connection duration exceeded")
                 return
             await asyncio.sleep(min(idle_deadline, duration_deadline) - now)
 
