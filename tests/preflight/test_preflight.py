@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from moto.server import ThreadedMotoServer
 
+from app import definition
 from preflight.__main__ import BLOCKED, READY, USAGE, main
 from preflight.aws import AwsReader
 
@@ -214,9 +215,17 @@ def test_the_domain_zone_passes(aws: str, tmp_path: Path, capsys: pytest.Capture
     assert status == READY and "holds chat.example.com" in checks["hosted zone"], checks
 
 
+FUNCTIONS = len(definition.FUNCTIONS)
+"""The functions a stack without auth reserves concurrency for, so the cases follow the route table."""
+
+
 @pytest.mark.parametrize(
     ("quota", "reserved", "expected"),
-    [((10, 10), 1, BLOCKED), ((1000, 1000), 300, BLOCKED), ((1000, 1000), 100, READY)],
+    [
+        ((10, 10), 1, BLOCKED),
+        ((1000, 1000), 900 // FUNCTIONS + 1, BLOCKED),
+        ((1000, 1000), 900 // FUNCTIONS, READY),
+    ],
     ids=["new-account-quota-10", "leaves-less-than-100", "fits"],
 )
 def test_reserved_concurrency_is_checked_against_the_quota(  # noqa: PLR0917  (parameters and fixtures)
