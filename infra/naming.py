@@ -24,13 +24,14 @@ ROLE = "aws:iam/role:Role"
 FUNCTION = "aws:lambda/function:Function"
 PERMISSION = "aws:lambda/permission:Permission"
 
-NAME_LIMITS: dict[str, tuple[int, str]] = {
-    ROLE: (64, "IAM role names"),
-    FUNCTION: (64, "Lambda function names"),
-    PERMISSION: (100, "Lambda permission statement ids"),
+NAME_LIMITS: dict[str, tuple[int, str, str]] = {
+    ROLE: (64, "IAM role names", r"[\w+=,.@-]"),
+    FUNCTION: (64, "Lambda function names", r"[A-Za-z0-9_-]"),
+    PERMISSION: (100, "Lambda permission statement ids", r"[A-Za-z0-9_-]"),
 }
-"""AWS's limits (IAM CreateRole RoleName, Lambda CreateFunction FunctionName, AddPermission StatementId) for the
-auto-named resources whose names a stack name can push over; every other name here allows 128 characters or more."""
+"""AWS's length limits and characters (IAM CreateRole RoleName, Lambda CreateFunction FunctionName, AddPermission
+StatementId) for the auto-named resources a stack name can break; every other name here allows 128 characters or
+more, and the characters of a stack name (Pulumi allows letters, digits, `-`, `_` and `.`)."""
 
 LOGGING_ROLE = "api-gateway-logging-role"
 """`infra.account.AccountLoggingRole`'s role, created only when the region has no API Gateway logging role."""
@@ -95,12 +96,23 @@ def name_length(pattern: str, name: str, context: NamingContext) -> int | None:
 def check_name_lengths(
     autonaming: Mapping[str, Any] | None, context: NamingContext, names: Iterable[tuple[str, str]]
 ) -> None:
-    """Raise `pulumi.RunError` naming the limit when the pattern makes any planned name too long for AWS."""
+    """Raise `pulumi.RunError` naming the limit when the pattern makes any planned name too long for AWS, or puts a
+    character of the stack or project name in a name that refuses it (a `.` in a Lambda function name)."""
     for type_token, name in names:
         pattern = pattern_for(autonaming or {}, type_token)
-        length = name_length(pattern, name, context) if pattern is not None else None
-        limit, what = NAME_LIMITS[type_token]
-        if pattern is None or length is None or length <= limit:
+        if pattern is None:
+            continue
+        limit, what, allowed = NAME_LIMITS[type_token]
+        for expression, value in (("${stack}", context.stack), ("${project}", context.project)):
+            refused = sorted(set(re.sub(allowed, "", value)))
+            if expression in pattern and refused:
+                raise pulumi.RunError(
+                    f"pulumi:autonaming pattern {pattern} puts {value!r} in {what}, which refuse "
+                    f"{' '.join(repr(char) for char in refused)}: use a name without it, or a pattern without "
+                    f"{expression} for {type_token}"
+                )
+        length = name_length(pattern, name, context)
+        if length is None or length <= limit:
             continue
         fix = "use a shorter pattern"
         if stacks := pattern.count("${stack}"):

@@ -106,3 +106,12 @@ def test_a_pattern_without_the_stack_says_to_shorten_the_pattern() -> None:
             NamingContext("dev", "websocket-chat", "organization"),
             [(naming.FUNCTION, "send-message-function")],
         )
+
+
+def test_a_dot_in_the_stack_name_is_refused_for_lambda_names() -> None:
+    """Pulumi stack names may hold `.`; Lambda function names and statement ids may not (`[a-zA-Z0-9-_]+`, the
+    Lambda API's FunctionName and StatementId patterns in botocore's model), while IAM role names may."""
+    context = NamingContext("prod.eu", "websocket-chat", "organization")
+    with pytest.raises(pulumi.RunError, match=r"puts 'prod.eu' in Lambda function names, which refuse '\.'"):
+        check_name_lengths(STACK_FILE_AUTONAMING, context, [(naming.FUNCTION, "connect-function")])
+    check_name_lengths(STACK_FILE_AUTONAMING, context, [(naming.ROLE, "connect-role")])
