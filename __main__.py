@@ -42,6 +42,10 @@ pulumi.export("callbackUrl", backend.callback_url)
 pulumi.export("connectionsTable", backend.table_name)
 pulumi.export("dashboardUrl", backend.dashboard_url)
 pulumi.export("alarmTopicArn", backend.alarm_topic_arn)
+# A backend publishes into a room by invoking this function with its own credentials, under this policy.
+pulumi.export("publishFunctionName", backend.functions[definition.PUBLISH.name].name)
+pulumi.export("publishFunctionArn", backend.functions[definition.PUBLISH.name].arn)
+pulumi.export("publishPolicyArn", backend.invoke_policies[definition.PUBLISH.name].arn)
 if backend.custom_domain_target is not None:
     # Where to point the custom domain's DNS (a CNAME) when no Route 53 zone is configured to do it.
     pulumi.export("customDomainTarget", backend.custom_domain_target)

@@ -1,4 +1,4 @@
-"""`python -m client URL` chats, `python -m client smoke URL` checks a stack, `python -m client token` mints a token.
+"""`python -m client URL` chats, `smoke URL` checks a stack, `token` mints a token, `publish` posts from a backend.
 
 Exit status: 0 on success, 1 when the chat or a smoke step fails, 2 on bad arguments.
 """
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from app.definition import TOKEN_VARIABLE
-from client import interactive, mint, smoke
+from client import interactive, mint, publish, smoke
 from client.urls import BadUrlError, chat_url
 from handlers.display_name import display_name_problem
 
@@ -21,6 +21,7 @@ EXAMPLES = """examples:
   python -m client smoke ws://127.0.0.1:3001/dev
   python -m client smoke "$(pulumi stack output wssUrl)"
   python -m client ws://127.0.0.1:3001/dev --token "$(python -m client token --name alice)"
+  python -m client publish --function "$(pulumi stack output publishFunctionName)" --room ops --from bot "hi"
 """
 
 
@@ -100,6 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["token"]:
         return mint.run(arguments[1:])
+    if arguments[:1] == ["publish"]:
+        return publish.run(
+            arguments[1:],
+            out=lambda line: print(line, flush=True),
+            err=lambda line: print(line, file=sys.stderr, flush=True),
+        )
     if arguments[:1] == ["smoke"]:
         parser = _smoke_parser()
         options = parser.parse_args(arguments[1:])

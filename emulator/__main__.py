@@ -23,6 +23,7 @@ from emulator.config import (
     EmulatorConfigError,
     EmulatorOptions,
     function_spec,
+    invoked_from_definition,
     load_stack_config,
     routes_from_definition,
 )
@@ -149,6 +150,7 @@ def options_from_arguments(arguments: argparse.Namespace) -> EmulatorOptions:
         settings=settings,
         region=stack.region,
         routes=routes_from_definition(),
+        invoked=invoked_from_definition(),
         host=arguments.host,
         port=arguments.port,
         dynamodb_endpoint=arguments.dynamodb_endpoint,

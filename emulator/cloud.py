@@ -75,6 +75,7 @@ class LocalCloud:
         self.bound_address = f"{options.host}:{options.port}"
         """The listening socket's real address, for the terminal (`0.0.0.0:3001` means every interface)."""
         self._callback_secret = new_callback_secret()
+        self._invoked_pools: list[FunctionPool] = []
         self._lambda_listener: socket.socket | None = None
         self._lambda_runner: web.AppRunner | None = None
         self.lambda_api: LambdaApi | None = None
@@ -117,6 +118,7 @@ class LocalCloud:
         """Create the table, bind the port, start one warm worker per function; then the ready lines can print."""
         options = self.options
         functions = {route.function.name: route.function for route in options.routes}
+        functions.update({spec.name: spec for spec in options.invoked})
         if options.authorizer is not None and self._authorizer is not None:
             raise EmulatorConfigError("give either an authorizer function in the options or an Authorizer, not both")
         self._check_environment(options.routes)
@@ -157,6 +159,7 @@ class LocalCloud:
             api_id=events.new_api_id(), stage=options.stage, domain_name=f"{self._public_host}:{self.port}"
         )
         pools_by_function = {name: self._pool(spec) for name, spec in functions.items()}
+        self._invoked_pools = [pools_by_function[spec.name] for spec in options.invoked]
         self._pools = {route.key: pools_by_function[route.function.name] for route in options.routes}
         if options.authorizer is not None:
             self._authorization = await self._authorize(options.authorizer, api)
@@ -183,8 +186,12 @@ class LocalCloud:
         assert self.gateway is not None and self._task_root is not None
         self._check_environment(routes)
         authorizer = self._authorization.authorizer if self._authorization is not None else None
-        running = {pool.spec.name: pool for pool in [*self._pools.values(), *([authorizer.pool] if authorizer else [])]}
+        running = {
+            pool.spec.name: pool
+            for pool in [*self._pools.values(), *self._invoked_pools, *([authorizer.pool] if authorizer else [])]
+        }
         specs = {route.function.name: route.function for route in routes}
+        specs.update({spec.name: spec for spec in self.options.invoked})
         if authorizer is not None:
             specs[authorizer.pool.spec.name] = authorizer.pool.spec
         previous_root, self._task_root = self._task_root, TaskRoot(specs.values())
@@ -203,6 +210,7 @@ class LocalCloud:
             self._task_root = previous_root
             raise DeployError(f"{failures[0].error_type}: {failures[0].error_message}")
         self._pools = {route.key: pools[route.function.name] for route in routes}
+        self._invoked_pools = [pools[spec.name] for spec in self.options.invoked]
         self.gateway.replace_pools(self._pools)
         if self.lambda_api is not None:
             self.lambda_api.replace_pools(self._function_names(pools))
@@ -331,6 +339,11 @@ class LocalCloud:
             ]
         if self._lambda_listener is not None:
             lines.append(f"  Lambda API     {self.lambda_url}  (Invoke any function by name)")
+            lines += [
+                f"  Publish        AWS_ENDPOINT_URL={self.lambda_url} AWS_DEFAULT_REGION={options.region} "
+                f"python -m client publish --function {spec.name} --room lobby --from bot hello"
+                for spec in options.invoked
+            ]
         if self._authorization is not None:
             lines += self._authorization.ready_lines()
         elif options.settings.auth != "none" and self._authorizer is None:
@@ -354,7 +367,7 @@ class LocalCloud:
                 await self._reloader
         if self.gateway is not None:
             await self.gateway.close_all()
-        await asyncio.gather(*(pool.close() for pool in set(self._pools.values())))
+        await asyncio.gather(*(pool.close() for pool in set(self._pools.values()) | set(self._invoked_pools)))
         for root, pools in self._retired:
             await asyncio.gather(*(pool.close() for pool in pools))
             root.remove()

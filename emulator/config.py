@@ -66,6 +66,11 @@ def routes_from_definition(code_root: Path = PROJECT_ROOT) -> tuple[RouteSpec, .
     return tuple(routes)
 
 
+def invoked_from_definition(code_root: Path = PROJECT_ROOT) -> tuple[FunctionSpec, ...]:
+    """The functions no route serves (`app.definition.INVOKED_FUNCTIONS`), served by the Lambda Invoke API."""
+    return tuple(function_spec(function, code_root) for function in definition.INVOKED_FUNCTIONS)
+
+
 def function_spec(function: definition.Function, code_root: Path = PROJECT_ROOT) -> FunctionSpec:
     """How the emulator runs one function of `app.definition` (a route's, or `AUTHORIZER`): its real handler."""
     return FunctionSpec(
@@ -165,6 +170,8 @@ class EmulatorOptions:
     """The chat page's directory, served at `/` when it exists."""
     prewarm: bool = True
     """Start one worker per function before printing the ready lines, so the first requests find warm workers."""
+    invoked: tuple[FunctionSpec, ...] = ()
+    """Functions no route serves, invoked through the Lambda Invoke API (`publish`); the CLI serves the app's."""
     authorizer: FunctionSpec | None = None
     """The Lambda REQUEST authorizer guarding `$connect` (`app.definition.AUTHORIZER` when auth is `jwt`)."""
     token_secret: str | None = field(default=None, repr=False)

@@ -21,7 +21,7 @@ from infra.authorization import TokenAuthorizer, build_token_authorizer
 from infra.domain import CustomDomain, build_custom_domain
 from infra.function import ChatFunction, ChatFunctionArgs, file_archive
 from infra.monitoring import Monitoring, MonitoringArgs
-from infra.policies import function_policy
+from infra.policies import function_policy, invoke_policy
 from infra.routes import LambdaRoute, LambdaRouteArgs
 from infra.stage import ApiStage, ApiStageArgs
 from infra.table import ConnectionsTable, ConnectionsTableArgs
@@ -88,6 +88,7 @@ class ChatBackend(pulumi.ComponentResource):
             "websocket", settings=self._settings, api_id=self.api.id, stage_name=self.stage.name, opts=self._child
         )
         self.monitoring = self._build_monitoring(args)
+        self.invoke_policies = self._build_invoke_policies(name, args)
         self._export()
 
     def _build_tables(self, tables: Mapping[str, Table]) -> dict[str, ConnectionsTable]:
@@ -235,6 +236,20 @@ class ChatBackend(pulumi.ComponentResource):
             ),
             opts=self._child,
         )
+
+    def _build_invoke_policies(self, name: str, args: ChatBackendArgs) -> dict[str, aws.iam.Policy]:
+        """One managed policy per function no route serves: `lambda:InvokeFunction` on it alone, for the backends
+        that call it to attach to their own roles."""
+        invoked = [function for function in args.functions if function not in {route.function for route in args.routes}]
+        return {
+            function.name: aws.iam.Policy(
+                f"{name}-{function.name}-invoke",
+                description=f"Invoke the chat's {function.name} function, nothing else",
+                policy=pulumi.Output.json_dumps(invoke_policy(self.functions[function.name].arn)),
+                opts=self._child,
+            )
+            for function in invoked
+        }
 
     def _export(self) -> None:
         """The component's outputs, each resolved only once what serves it exists."""

@@ -18,6 +18,7 @@ POLICY_VERSION = "2012-10-17"
 CONNECTIONS_TABLE_SID = "ConnectionsTable"
 CALLBACK_API_SID = "ReplyThroughCallbackApi"
 TRACING_SID = "WriteTraces"
+INVOKE_SID = "InvokeFunction"
 
 TRACING_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
 """What Lambda's active tracing needs from the function's role (the write half of AWSXRayDaemonWriteAccess; the
@@ -83,6 +84,16 @@ def _table_sid(table: str, index: str | None) -> str:
         else "".join(part.capitalize() for part in table.removesuffix("_NAME").split("_"))
     )
     return base + (index or "")
+
+
+def invoke_policy(function_arn: pulumi.Input[str]) -> dict[str, Any]:
+    """What a backend needs to call a function the stack exports for it (`publish`): invoke it, nothing else."""
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {"Sid": INVOKE_SID, "Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": function_arn}
+        ],
+    }
 
 
 def tracing_policy() -> dict[str, Any]:

@@ -216,6 +216,7 @@ class AwsMocks(pulumi_mocks.Mocks):
             "aws:apigatewayv2/stage:Stage": self._stage,
             "aws:lambda/function:Function": self._function,
             "aws:iam/role:Role": self._named("arn:aws:iam::{account}:role/{name}"),
+            "aws:iam/policy:Policy": self._named("arn:aws:iam::{account}:policy/{name}"),
             "aws:dynamodb/table:Table": self._named("arn:aws:dynamodb:{region}:{account}:table/{name}"),
             "aws:cloudwatch/logGroup:LogGroup": self._named("arn:aws:logs:{region}:{account}:log-group:{name}"),
             "aws:sns/topic:Topic": self._named("arn:aws:sns:{region}:{account}:{name}"),

@@ -30,6 +30,7 @@ PERMISSION = "aws:lambda/permission:Permission"
 ACCOUNT = "aws:apigateway/account:Account"
 STAGE = "aws:apigatewayv2/stage:Stage"
 TOPIC = "aws:sns/topic:Topic"
+MANAGED_POLICY = "aws:iam/policy:Policy"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
 
@@ -81,6 +82,7 @@ def test_the_program_creates_exactly_these_resources(stack: str, dev_run: Progra
         PERMISSION: routes,
         # Monitoring, always on: the API's two error alarms and two per function, one topic, one dashboard.
         TOPIC: 1,
+        MANAGED_POLICY: len(definition.INVOKED_FUNCTIONS),  # for backends to invoke them with
         ALARM: 2 + 2 * functions,
         DASHBOARD: 1,
     }
@@ -465,7 +467,25 @@ def test_outputs_have_their_exact_formats(dev_run: ProgramRun) -> None:
         "connectionsTable": table(dev_run).outputs["name"],
         "dashboardUrl": f"https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards:name={dashboard}",
         "alarmTopicArn": dev_run.one(TOPIC, "monitoring-alarms").outputs["arn"],
+        "publishFunctionName": function_of(dev_run, definition.PUBLISH).outputs["name"],
+        "publishFunctionArn": function_of(dev_run, definition.PUBLISH).outputs["arn"],
+        "publishPolicyArn": dev_run.one(MANAGED_POLICY, "chat-publish-invoke").outputs["arn"],
     }, f"stack outputs: {dev_run.outputs}"
+
+
+def test_backends_get_a_policy_to_invoke_publish_and_nothing_else(dev_run: ProgramRun) -> None:
+    policy = dev_run.one(MANAGED_POLICY, "chat-publish-invoke")
+    document = json.loads(policy.inputs["policy"])
+    assert document["Statement"] == [
+        {
+            "Sid": "InvokeFunction",
+            "Effect": "Allow",
+            "Action": "lambda:InvokeFunction",
+            "Resource": function_of(dev_run, definition.PUBLISH).outputs["arn"],
+        }
+    ], f"{policy}: grants {document['Statement']}"
+    permissions = [p for p in dev_run.of_type("aws:lambda/permission:Permission") if "publish" in p.name]
+    assert permissions == [], "publish is invoked with the caller's IAM credentials, never through a resource policy"
 
 
 def test_outputs_follow_the_region_and_stage() -> None:
