@@ -2,11 +2,11 @@
 
 With a pattern, pulumi-terraform-bridge takes the engine's proposed name as it is and fails that resource's check when
 the name is over the provider's limit ("calculated name ... exceeds maximum length of 64",
-pulumi/pulumi-terraform-bridge `unstable/.../info/autonaming.go` `ComputeAutoNameDefault`; pulumi-aws
-`provider/resources.go`: `aws_iam_role` name `AutoName("name", 64, "-")`, `aws_lambda_function` `AutoName("name", 64,
-"-")`). The deploy workflow runs `pulumi up` through the Automation API, which skips the preview, so that check
-failed after other resources had been created. Pattern syntax: pulumi/docs `content/docs/iac/concepts/resources/
-names.md` ("Configuring Auto-Naming").
+pulumi/pulumi-terraform-bridge `info.ComputeAutoNameDefault`; pulumi-aws `provider/resources.go`: `aws_iam_role`
+`AutoName("name", 64, "-")`, `aws_lambda_function` `AutoName("name", 64, "-")`, `aws_lambda_permission`
+`AutoName("statementId", 100, "-")`). The deploy workflow runs `pulumi up` through the Automation API, which skips
+the preview, so that check failed after other resources had been created. Pattern syntax: pulumi/docs
+`content/docs/iac/concepts/resources/names.md` ("Configuring Auto-Naming").
 """
 
 from __future__ import annotations
