@@ -72,7 +72,9 @@ def test_one_deploy_role_per_environment() -> None:
     assert subjects == "repo:OWNER/REPO:environment:STACK", f"the deploy role trusts {subjects}"
 
 
-@pytest.mark.parametrize("sid", ["Functions", "StackRoles", "Tables", "LogGroups", "AlarmTopic", "Alarms"])
+@pytest.mark.parametrize(
+    "sid", ["Functions", "StackRoles", "InvokePolicies", "Tables", "LogGroups", "AlarmTopic", "Alarms"]
+)
 def test_named_resources_are_scoped_to_the_stack(sid: str) -> None:
     statement = next(s for s in statements(deploy_permissions()) if s.get("Sid") == sid)
     for resource in as_list(statement["Resource"]):
@@ -136,3 +138,40 @@ def within(action: str, arn: str, statement: dict[str, Any]) -> bool:
     return any(fnmatch.fnmatchcase(action, pattern) for pattern in as_list(statement["Action"])) and any(
         fnmatch.fnmatchcase(arn, resource) for resource in resources
     )
+
+
+CREATED_AS = {
+    "aws:iam/role:Role": ("iam:CreateRole", "arn:aws:iam::{account}:role/{name}"),
+    "aws:iam/policy:Policy": ("iam:CreatePolicy", "arn:aws:iam::{account}:policy/{name}"),
+    "aws:lambda/function:Function": ("lambda:CreateFunction", "arn:aws:lambda:{region}:{account}:function:{name}"),
+    "aws:dynamodb/table:Table": ("dynamodb:CreateTable", "arn:aws:dynamodb:{region}:{account}:table/{name}"),
+    "aws:cloudwatch/logGroup:LogGroup": ("logs:CreateLogGroup", "arn:aws:logs:{region}:{account}:log-group:{name}"),
+    "aws:sns/topic:Topic": ("sns:CreateTopic", "arn:aws:sns:{region}:{account}:{name}"),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": (
+        "cloudwatch:PutMetricAlarm",
+        "arn:aws:cloudwatch:{region}:{account}:alarm:{name}",
+    ),
+}
+"""The action that creates each named resource type, and the ARN IAM checks it on (Service Authorization Reference)."""
+
+
+def test_the_deploy_role_may_create_every_named_resource_the_program_registers() -> None:
+    """A resource type the deploy role cannot create fails `pulumi up` with AccessDenied in CI, never under mocks:
+    each registered resource of a type above must be creatable under `dev`'s deploy role, named as the stack files'
+    autonaming names it (`dev-<logical name>-<hex>`) unless the program names it."""
+    allowed = [
+        {**s, "Resource": [r.replace("STACK", "dev").replace("STAGE", "dev") for r in as_list(s["Resource"])]}
+        for s in statements(deploy_permissions())
+        if s["Effect"] == "Allow"
+    ]
+    run = run_program("dev", {"auth": "jwt", "jwtSecret": "s" * 40, "executionLoggingLevel": "ERROR"})
+    refused = []
+    for resource in run.resources:
+        if resource.type not in CREATED_AS:
+            continue
+        action, arn_format = CREATED_AS[resource.type]
+        name = resource.inputs.get("name") or f"dev-{resource.name}-1a2b3c4"
+        arn = arn_format.format(region=REGION, account=ACCOUNT_ID, name=name)
+        if not any(within(action, arn, statement) for statement in allowed):
+            refused.append(f"{resource.name}: {action} on {arn}")
+    assert not refused, "the deploy role cannot create: " + "; ".join(refused)
