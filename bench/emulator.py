@@ -5,7 +5,11 @@ its next message once its previous one came back to it (closed loop), so latency
 Printed for both servers: delivered / expected, latency p50 and p99, messages delivered per second; then the
 emulator's figures as ratios of the floor, and where the emulator's time goes (from its own invocation log).
 
-`python bench/emulator.py [--clients 50] [--messages 20]`
+Before that, warm two-client latency: alice sends, bob receives, one message at a time after a warm-up; median and
+p90 send-to-receipt for the emulator, the floor and, when `bench/serverless-offline/` has its node_modules
+(`npm install` there), serverless-offline running the same chat with connections kept in a file.
+
+`python bench/emulator.py [--clients 50] [--messages 20] [--rounds 60] [--latency-only]`
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +35,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from emulator.config import load_stack_config
 from emulator.testing import running_emulator
 
 STALL_SECONDS = 60.0
@@ -114,6 +120,109 @@ async def run_clients(name: str, url: str, clients: int, messages: int) -> Resul
     return Result(name, len(latencies), expected, latencies, elapsed)
 
 
+async def two_client_latency(url: str, rounds: int, warmup: int = 5) -> list[float]:
+    """Milliseconds from alice's send to bob's receipt, one message in flight, after `warmup` unmeasured rounds.
+
+    Rounds are paced just under the dev stack's per-connection message rate, which the chat enforces.
+    """
+    pace = 1.2 / load_stack_config("dev").settings.message_rate_per_second
+    latencies: list[float] = []
+    async with aiohttp.ClientSession() as session:
+        alice = await session.ws_connect(f"{url}?name=alice")
+        bob = await session.ws_connect(f"{url}?name=bob")
+        for round_number in range(warmup + rounds):
+            started = time.monotonic()
+            marker = f"{round_number}:{time.perf_counter_ns()}"
+            sent = time.perf_counter_ns()
+            await alice.send_str(json.dumps({"action": "sendmessage", "message": marker}))
+            await _receive_marker(bob, marker)
+            if round_number >= warmup:
+                latencies.append((time.perf_counter_ns() - sent) / 1e6)
+            await _receive_marker(alice, marker)  # alice's own copy, so the next round starts with empty queues
+            await asyncio.sleep(max(0.0, pace - (time.monotonic() - started)))
+        await alice.close()
+        await bob.close()
+    return latencies
+
+
+async def _receive_marker(ws: aiohttp.ClientWebSocketResponse, marker: str) -> None:
+    while True:
+        frame = await asyncio.wait_for(ws.receive(), STALL_SECONDS)
+        if frame.type is not aiohttp.WSMsgType.TEXT:
+            raise RuntimeError(f"the connection ended while waiting for {marker!r}: {frame.type}")
+        if json.loads(frame.data).get("message") == marker:
+            return
+
+
+def latency_line(name: str, latencies: list[float]) -> str:
+    """Median and p90 of one server's two-client latencies."""
+    p90 = statistics.quantiles(latencies, n=10)[8] if len(latencies) > 1 else float("nan")
+    return f"{name:<18} two clients, warm: median {statistics.median(latencies):6.2f} ms  p90 {p90:6.2f} ms"
+
+
+SERVERLESS_OFFLINE = Path(__file__).resolve().parent / "serverless-offline"
+"""The peer: the same chat on serverless-offline (`npm install` in that directory first)."""
+
+
+@contextlib.contextmanager
+def serverless_offline() -> Iterator[str | None]:
+    """serverless-offline serving the peer chat on free ports, or None when its node_modules are not installed."""
+    command = SERVERLESS_OFFLINE / "node_modules" / ".bin" / "serverless"
+    if not command.exists():
+        yield None
+        return
+    ws_port, http_port, lambda_port = free_port(), free_port(), free_port()
+    environment = {
+        **os.environ,
+        "WS_PORT": str(ws_port),
+        "CONNECTIONS_FILE": str(SERVERLESS_OFFLINE / f".connections-{os.getpid()}.json"),
+        "SLS_TELEMETRY_DISABLED": "1",
+        "SLS_NOTIFICATIONS_MODE": "off",
+    }
+    arguments = ["offline", "--host", "127.0.0.1", "--websocketPort", str(ws_port), "--httpPort", str(http_port)]
+    process = subprocess.Popen(
+        [str(command), *arguments, "--lambdaPort", str(lambda_port)],
+        cwd=SERVERLESS_OFFLINE,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", ws_port), timeout=1):
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("serverless-offline did not start")
+            time.sleep(0.2)
+        yield f"ws://127.0.0.1:{ws_port}"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(10)
+        Path(environment["CONNECTIONS_FILE"]).unlink(missing_ok=True)
+
+
+def latency_results(rounds: int) -> list[tuple[str, list[float]]]:
+    """Two-client latency of the floor, the emulator and, if installed, serverless-offline, in this one run."""
+    port = free_port()
+    floor = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port)])
+    try:
+        wait_for_port(port)
+        results = [("floor", asyncio.run(two_client_latency(f"ws://127.0.0.1:{port}/dev", rounds)))]
+    finally:
+        floor.terminate()
+        floor.wait()
+    with running_emulator(extra_args=("--no-reload",)) as emulator:
+        results.append(("emulator", asyncio.run(two_client_latency(emulator.ws_url, rounds))))
+    with serverless_offline() as url:
+        if url is None:
+            print(f"(serverless-offline not installed: run `npm install` in {SERVERLESS_OFFLINE} to compare)")
+        else:
+            results.append(("serverless-offline", asyncio.run(two_client_latency(url, rounds))))
+    return results
+
+
 def serve_floor(port: int) -> None:
     """The floor: one aiohttp process that broadcasts each message to every socket, no Lambda, no database."""
     connected: set[web.WebSocketResponse] = set()
@@ -144,15 +253,20 @@ def free_port() -> int:
         return port
 
 
+def wait_for_port(port: int) -> None:
+    """Until something listens on the loopback port (at most 10 s)."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+
+
 def floor_result(clients: int, messages: int) -> Result:
     port = free_port()
     server = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port)])
     try:
-        for _ in range(100):
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
+        wait_for_port(port)
         return asyncio.run(run_clients("floor", f"ws://127.0.0.1:{port}/dev", clients, messages))
     finally:
         server.terminate()
@@ -207,10 +321,20 @@ def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--messages", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=60, help="measured two-client messages (default 60)")
+    parser.add_argument("--latency-only", action="store_true", help="skip the 50-client load run")
     parser.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
     if arguments.serve_floor:
         serve_floor(arguments.serve_floor)
+        return 0
+    latencies = dict(latency_results(arguments.rounds))
+    for name, measured in latencies.items():
+        print(latency_line(name, measured), flush=True)
+    if "serverless-offline" in latencies:
+        ratio = statistics.median(latencies["emulator"]) / statistics.median(latencies["serverless-offline"])
+        print(f"two-client median, emulator / serverless-offline: x{ratio:.2f}")
+    if arguments.latency_only:
         return 0
     clients, messages = arguments.clients, arguments.messages
     print(f"{clients} clients x {messages} messages, each broadcast to all {clients}", flush=True)
