@@ -38,8 +38,9 @@ def _positive_seconds(value: str) -> float:
 def _chat_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m client",
-        description="Chat over the WebSocket API: each line you type is sent as a sendmessage action;\n"
-        "messages print as '[HH:MM:SS] name: text', errors go to stderr. Ctrl-D or Ctrl-C quits.\n"
+        description="Chat over the WebSocket API: each line you type is sent to the current room;\n"
+        "/join ROOM, /leave [ROOM], /who [ROOM], /history [ROOM] and /msg NAME TEXT do the rest.\n"
+        "Messages print as '[HH:MM:SS] name: text', notices and errors go to stderr. Ctrl-D or Ctrl-C quits.\n"
         "'python -m client smoke URL' runs the smoke test instead; 'python -m client token --name NAME'\n"
         "mints a token for a stack with auth (see 'python -m client token --help').",
         epilog=EXAMPLES,
@@ -47,6 +48,7 @@ def _chat_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("url", metavar="URL", help="the WebSocket URL with its stage, e.g. ws://127.0.0.1:3001/dev")
     parser.add_argument("--name", help="display name shown to others (sent as ?name=)")
+    parser.add_argument("--room", default=None, help="the room to start in (sent as ?room=; default lobby)")
     parser.add_argument(
         "--token",
         default=os.environ.get(TOKEN_VARIABLE) or None,
@@ -128,10 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name_problem:
         parser.error(f"--name: {name_problem}")
     try:
-        url = chat_url(options.url, name=options.name, token=options.token)
+        url = chat_url(options.url, name=options.name, token=options.token, room=options.room)
     except BadUrlError as error:
         parser.error(str(error))
-    return interactive.run(url, raw=options.json, linger_seconds=options.wait)
+    return interactive.run(url, raw=options.json, linger_seconds=options.wait, room=options.room or "lobby")
 
 
 if __name__ == "__main__":

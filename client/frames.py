@@ -29,6 +29,73 @@ class ChatMessage:
     connection_id: str
     sent_at: datetime | None
     """When the server accepted it; None when the envelope carried no readable `sentAt`."""
+    room: str = "lobby"
+    seq: int | None = None
+
+
+@dataclass(frozen=True)
+class Member:
+    """One entry of a member list: the name shown and the connection id."""
+
+    name: str
+    connection_id: str
+
+
+@dataclass(frozen=True)
+class Joined:
+    """This connection joined a room: its own id (the only one to trust), the members and recent history."""
+
+    room: str
+    connection_id: str
+    name: str
+    members: tuple[Member, ...]
+    history: tuple[ChatMessage, ...]
+
+
+@dataclass(frozen=True)
+class Presence:
+    """Someone else joined or left a room this connection is in."""
+
+    room: str
+    event: str
+    name: str
+    connection_id: str
+
+
+@dataclass(frozen=True)
+class Left:
+    """This connection left a room."""
+
+    room: str
+
+
+@dataclass(frozen=True)
+class Members:
+    """The answer to `who`."""
+
+    room: str
+    members: tuple[Member, ...]
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class History:
+    """The answer to `history`: stored messages, oldest first."""
+
+    room: str
+    messages: tuple[ChatMessage, ...]
+
+
+@dataclass(frozen=True)
+class Whisper:
+    """A direct message, to this connection or echoed to it as the sender."""
+
+    id: str
+    text: str
+    sender: str
+    connection_id: str
+    to: str
+    sent_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -55,7 +122,7 @@ class UnknownFrame:
     raw: str
 
 
-Frame = ChatMessage | ServerError | GatewayError | UnknownFrame
+Frame = ChatMessage | Joined | Presence | Left | Members | History | Whisper | ServerError | GatewayError | UnknownFrame
 
 
 def parse_frame(raw: str | bytes) -> Frame:
@@ -69,13 +136,10 @@ def parse_frame(raw: str | bytes) -> Frame:
         return UnknownFrame(text)
     kind = body.get("type")
     if kind == "message" and isinstance(body.get("message"), str):
-        return ChatMessage(
-            id=_text(body, "id"),
-            text=body["message"],
-            sender=_text(body, "from") or _text(body, "connectionId"),
-            connection_id=_text(body, "connectionId"),
-            sent_at=_timestamp(body.get("sentAt")),
-        )
+        return _message(body)
+    room_frame = _room_frame(kind, body)
+    if room_frame is not None:
+        return room_frame
     if kind == "error":
         accepted = body.get("acceptedActions")
         return ServerError(
@@ -86,6 +150,74 @@ def parse_frame(raw: str | bytes) -> Frame:
     if kind is None and body.get("message") == GATEWAY_FAILURE_MESSAGE:
         return GatewayError(request_id=_text(body, "requestId"), connection_id=_text(body, "connectionId"))
     return UnknownFrame(text)
+
+
+def _message(body: dict[str, Any]) -> ChatMessage:
+    seq = body.get("seq")
+    return ChatMessage(
+        id=_text(body, "id"),
+        text=body["message"],
+        sender=_text(body, "from") or _text(body, "connectionId"),
+        connection_id=_text(body, "connectionId"),
+        sent_at=_timestamp(body.get("sentAt")),
+        room=_text(body, "room") or "lobby",
+        seq=seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
+    )
+
+
+def _room_frame(kind: object, body: dict[str, Any]) -> Frame | None:
+    """The frames of rooms, presence, history and whispers; None for any other type."""
+    if kind == "joined":
+        return Joined(
+            room=_text(body, "room"),
+            connection_id=_text(body, "connectionId"),
+            name=_text(body, "name"),
+            members=_members(body.get("members")),
+            history=_messages(body.get("history")),
+        )
+    if kind == "presence":
+        return Presence(
+            room=_text(body, "room"),
+            event=_text(body, "event"),
+            name=_text(body, "name"),
+            connection_id=_text(body, "connectionId"),
+        )
+    if kind == "left":
+        return Left(room=_text(body, "room"))
+    if kind == "members":
+        return Members(
+            room=_text(body, "room"), members=_members(body.get("members")), truncated=bool(body.get("truncated"))
+        )
+    if kind == "history":
+        return History(room=_text(body, "room"), messages=_messages(body.get("messages")))
+    if kind == "whisper" and isinstance(body.get("message"), str):
+        return Whisper(
+            id=_text(body, "id"),
+            text=body["message"],
+            sender=_text(body, "from"),
+            connection_id=_text(body, "connectionId"),
+            to=_text(body, "to"),
+            sent_at=_timestamp(body.get("sentAt")),
+        )
+    return None
+
+
+def _members(value: object) -> tuple[Member, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(
+        Member(name=_text(entry, "name"), connection_id=_text(entry, "connectionId"))
+        for entry in value
+        if isinstance(entry, dict)
+    )
+
+
+def _messages(value: object) -> tuple[ChatMessage, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(
+        _message(entry) for entry in value if isinstance(entry, dict) and isinstance(entry.get("message"), str)
+    )
 
 
 def _text(body: dict[str, Any], key: str) -> str:
@@ -116,9 +248,36 @@ def printable(text: str) -> str:
 
 
 def format_message(message: ChatMessage, received_at: datetime) -> str:
-    """`[HH:MM:SS] name: text` in local time (the server's `sentAt`, else when it arrived)."""
+    """`[HH:MM:SS] name: text` in local time (the server's `sentAt`, else when it arrived); `#room` before the name
+    outside the lobby, and `(bot)` after a name that published from a backend."""
     moment = (message.sent_at or received_at).astimezone()
-    return f"[{moment:%H:%M:%S}] {printable(message.sender)}: {printable(message.text)}"
+    room = "" if message.room == "lobby" else f"#{printable(message.room)} "
+    bot = " (bot)" if not message.connection_id else ""
+    return f"[{moment:%H:%M:%S}] {room}{printable(message.sender)}{bot}: {printable(message.text)}"
+
+
+def format_whisper(whisper: Whisper, received_at: datetime) -> str:
+    """`[HH:MM:SS] alice -> bob (whisper): text`."""
+    moment = (whisper.sent_at or received_at).astimezone()
+    names = f"{printable(whisper.sender)} -> {printable(whisper.to)}"
+    return f"[{moment:%H:%M:%S}] {names} (whisper): {printable(whisper.text)}"
+
+
+def format_notice(frame: Joined | Presence | Left | Members, own_id: str) -> str:
+    """One `* ...` line about rooms and people, for stderr."""
+    if isinstance(frame, Joined):
+        return f"* joined #{printable(frame.room)} as {printable(frame.name)}: {_listing(frame.members, own_id)}"
+    if isinstance(frame, Presence):
+        return f"* {printable(frame.name)} {printable(frame.event)} #{printable(frame.room)}"
+    if isinstance(frame, Left):
+        return f"* left #{printable(frame.room)}"
+    more = " and more" if frame.truncated else ""
+    return f"* in #{printable(frame.room)}: {_listing(frame.members, own_id)}{more}"
+
+
+def _listing(members: tuple[Member, ...], own_id: str) -> str:
+    names = [printable(m.name) + (" (you)" if m.connection_id == own_id else "") for m in members]
+    return ", ".join(names) or "nobody"
 
 
 def format_problem(frame: ServerError | GatewayError | UnknownFrame) -> str:

@@ -12,59 +12,128 @@ import json
 import signal
 import sys
 import threading
-from collections import Counter
+from collections import Counter, deque
 from datetime import datetime, timezone
-from typing import TextIO
+from typing import Any, TextIO
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from client.connection import CONNECT_FAILURES, describe_failure, open_connection
-from client.frames import ChatMessage, GatewayError, ServerError, format_message, format_problem, parse_frame
+from client.frames import (
+    ChatMessage,
+    Frame,
+    GatewayError,
+    History,
+    Joined,
+    Left,
+    Members,
+    Presence,
+    ServerError,
+    Whisper,
+    format_message,
+    format_notice,
+    format_problem,
+    format_whisper,
+    parse_frame,
+)
 from client.urls import redacted
 from handlers.aws_facts import FRAME_LIMIT_BYTES
 
 CONNECT_TIMEOUT_SECONDS = 10.0
+LOBBY = "lobby"
+SEEN_IDS = 2000
+"""Message ids remembered to drop repeats (a retried post, a message also in a history answer)."""
 
 
 class _Conversation:
-    """Prints incoming frames and counts the answers still owed for what this client sent.
+    """Prints incoming frames, drops repeats by `id`, and counts the answers still owed for what this client sent.
 
-    The protocol answers every frame a client sends exactly once to that client: the broadcast of its message
-    (which includes the sender) or an error frame. Counting them lets the client leave as soon as all answers are in.
+    The protocol answers every frame a client sends exactly once to that client: the message's own delivery (the
+    room includes the sender), `joined`, `left`, `members`, `history`, the whisper's echo, or an error frame.
+    Counting them lets the client leave as soon as all answers are in. Frame types it does not know are ignored.
     """
 
-    def __init__(self, raw: bool, out: TextIO, err: TextIO) -> None:
+    def __init__(self, raw: bool, out: TextIO, err: TextIO, room: str = LOBBY) -> None:
         self.raw = raw
         self.out = out
         self.err = err
+        self.room = room
+        """Where plain lines go: the room last joined."""
+        self.own_id = ""
+        """This connection's id, as the server's `joined` says; nothing else is trusted to mean "me"."""
         self.unanswered = 0
-        self.sent_texts: Counter[str] = Counter()
+        self.expected: Counter[str] = Counter()
+        self.seen: deque[str] = deque(maxlen=SEEN_IDS)
+        self.awaiting: str | None = None
+        """The room change the sender waits for before its next line (`settled`)."""
+        self.quiet_joins: set[str] = set()
+        """Rooms whose `joined` answers the automatic join at start: their history is not replayed on stdout."""
         self.answered = asyncio.Event()
         self.answered.set()
 
-    def sent(self, line: str) -> None:
-        """Record a frame this client sent, to wait for its answer later."""
+    def sent(self, body: dict[str, Any]) -> None:
+        """Record a request this client sent, to wait for its answer later."""
         self.unanswered += 1
         self.answered.clear()
-        text = line if not self.raw else _message_of(line)
-        if text is not None:
-            self.sent_texts[text] += 1
+        key = _answer_key(body)
+        if key is not None:
+            self.expected[key] += 1
 
     def received(self, raw: str | bytes) -> None:
         """Print one incoming frame and settle the answer it may be."""
         frame = parse_frame(raw)
+        identity = frame.id if isinstance(frame, ChatMessage | Whisper) else ""
+        if identity and identity in self.seen:
+            return  # a repeat of a post that may have been delivered: once is enough
+        if identity:
+            self.seen.append(identity)
         if self.raw:
             print(raw if isinstance(raw, str) else raw.decode("utf-8", errors="replace"), file=self.out, flush=True)
-        elif isinstance(frame, ChatMessage):
-            print(format_message(frame, datetime.now(timezone.utc)), file=self.out, flush=True)
         else:
-            print(format_problem(frame), file=self.err, flush=True)
-        if isinstance(frame, ChatMessage) and self.sent_texts[frame.text] > 0:
-            self.sent_texts[frame.text] -= 1
+            self._show(frame)
+        key = _frame_key(frame)
+        if key is not None and self.expected[key] > 0:
+            self.expected[key] -= 1
             self._settle()
         elif isinstance(frame, ServerError | GatewayError):
+            # Refused while a room change is awaited: that is the answer to it.
+            if self.awaiting is not None and self.expected[self.awaiting] > 0:
+                self.expected[self.awaiting] -= 1
             self._settle()
+
+    def _show(self, frame: Frame) -> None:
+        now = datetime.now(timezone.utc)
+        if isinstance(frame, ChatMessage):
+            print(format_message(frame, now), file=self.out, flush=True)
+        elif isinstance(frame, Whisper):
+            print(format_whisper(frame, now), file=self.out, flush=True)
+        elif isinstance(frame, Joined | History):
+            if isinstance(frame, Joined):
+                self.own_id, self.room = frame.connection_id, frame.room
+                print(format_notice(frame, self.own_id), file=self.err, flush=True)
+            quiet = isinstance(frame, Joined) and frame.room in self.quiet_joins
+            self.quiet_joins.discard(frame.room)
+            for message in frame.history if isinstance(frame, Joined) else frame.messages:
+                if quiet:
+                    self.seen.append(message.id)
+                elif message.id not in self.seen:
+                    self.seen.append(message.id)
+                    print(format_message(message, now), file=self.out, flush=True)
+        elif isinstance(frame, Presence | Left | Members):
+            if isinstance(frame, Left) and frame.room == self.room:
+                self.room = LOBBY
+            print(format_notice(frame, self.own_id), file=self.err, flush=True)
+        elif isinstance(frame, ServerError | GatewayError):
+            print(format_problem(frame), file=self.err, flush=True)
+
+    async def settled(self, key: str | None, timeout: float) -> None:
+        """Wait until the answer `key` stands for (or an error) has come, at most `timeout` seconds."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        self.awaiting = key
+        while key is not None and self.expected[key] > 0 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        self.awaiting = None
 
     def _settle(self) -> None:
         self.unanswered = max(0, self.unanswered - 1)
@@ -72,15 +141,60 @@ class _Conversation:
             self.answered.set()
 
 
-def _message_of(line: str) -> str | None:
-    """The chat text a raw `sendmessage` line carries, if it is one."""
+def _answer_key(body: dict[str, Any]) -> str | None:
+    """What frame answers this request: `message:ROOM:TEXT`, `joined:ROOM`, `whisper:TEXT`..."""
+    action, room = body.get("action"), body.get("room", LOBBY)
+    if action == "sendmessage" and isinstance(body.get("message"), str):
+        return f"message:{room}:{body['message']}"
+    if action == "whisper" and isinstance(body.get("message"), str):
+        return f"whisper:{body['message']}"
+    answers = {"join": "joined", "leave": "left", "who": "members", "history": "history"}
+    return f"{answers[action]}:{room}" if isinstance(action, str) and action in answers else None
+
+
+def _frame_key(frame: Frame) -> str | None:
+    if isinstance(frame, ChatMessage):
+        return f"message:{frame.room}:{frame.text}"
+    if isinstance(frame, Whisper):
+        return f"whisper:{frame.text}"
+    if isinstance(frame, Joined | Left | Members | History):
+        kind = {Joined: "joined", Left: "left", Members: "members", History: "history"}[type(frame)]
+        return f"{kind}:{frame.room}"
+    return None
+
+
+def request_for(line: str, room: str) -> dict[str, Any] | str:
+    """The request a typed line makes (a chat line, or `/join`, `/leave`, `/who`, `/history`, `/msg NAME TEXT`),
+    or a sentence saying why it makes none."""
+    if not line.startswith("/"):
+        body: dict[str, Any] = {"action": "sendmessage", "message": line}
+        if room != LOBBY:
+            body["room"] = room
+        return body
+    command, _, rest = line[1:].partition(" ")
+    rest = rest.strip()
+    if command in ("join", "leave", "who", "history"):
+        target = rest or (room if command != "join" else "")
+        if not target:
+            return "usage: /join ROOM"
+        return {"action": command, "room": target}
+    if command == "msg":
+        name, _, text = rest.partition(" ")
+        if not name or not text.strip():
+            return "usage: /msg NAME TEXT"
+        return {"action": "whisper", "to": name, "message": text}
+    return (
+        f"unknown command /{command}; commands: /join ROOM, /leave [ROOM], /who [ROOM], /history [ROOM], /msg NAME TEXT"
+    )
+
+
+def _message_of(line: str) -> dict[str, Any] | None:
+    """The request a raw (`--json`) line carries, if it is a JSON object."""
     try:
         body = json.loads(line)
     except ValueError:
         return None
-    if isinstance(body, dict) and body.get("action") == "sendmessage" and isinstance(body.get("message"), str):
-        return str(body["message"])
-    return None
+    return body if isinstance(body, dict) else None
 
 
 def _read_lines(loop: asyncio.AbstractEventLoop, stdin: TextIO, lines: asyncio.Queue[str | None]) -> None:
@@ -94,7 +208,14 @@ async def _send_lines(connection: ClientConnection, lines: asyncio.Queue[str | N
     while (line := await lines.get()) is not None:
         if not talk.raw and not line.strip():
             continue  # an empty Enter is not a message; --json sends it anyway for experiments
-        frame = line if talk.raw else json.dumps({"action": "sendmessage", "message": line})
+        if talk.raw:
+            frame, body = line, _message_of(line) or {}
+        else:
+            request = request_for(line, talk.room)
+            if isinstance(request, str):
+                print(f"error: {request}", file=talk.err, flush=True)
+                continue
+            frame, body = json.dumps(request), request
         size = len(frame.encode("utf-8"))
         if not talk.raw and size > FRAME_LIMIT_BYTES:
             # API Gateway would close the connection (1009); --json still sends it, to see that happen.
@@ -105,8 +226,12 @@ async def _send_lines(connection: ClientConnection, lines: asyncio.Queue[str | N
                 flush=True,
             )
             continue
-        talk.sent(line)
+        talk.sent(body)
         await connection.send(frame)
+        if not talk.raw:
+            # Each line is its own invocation, so two could overtake each other (a message and a /leave after
+            # it): wait for each answer, so lines take effect in the order they were typed.
+            await talk.settled(_answer_key(body), CONNECT_TIMEOUT_SECONDS)
 
 
 async def _receive(connection: ClientConnection, talk: _Conversation) -> None:
@@ -117,7 +242,9 @@ async def _receive(connection: ClientConnection, talk: _Conversation) -> None:
         pass  # an abnormal close ends the conversation like a normal one; chat() reports the close code
 
 
-async def chat(url: str, *, raw: bool, linger_seconds: float, stdin: TextIO, out: TextIO, err: TextIO) -> int:
+async def chat(
+    url: str, *, raw: bool, linger_seconds: float, stdin: TextIO, out: TextIO, err: TextIO, room: str = LOBBY
+) -> int:
     """Chat until stdin ends or Ctrl-C (exit 0), or the server closes the connection (exit 1)."""
     try:
         connection = await open_connection(url, CONNECT_TIMEOUT_SECONDS)
@@ -136,10 +263,16 @@ async def chat(url: str, *, raw: bool, linger_seconds: float, stdin: TextIO, out
     # Ctrl-C sets an event instead of cancelling, so the connection still closes normally (1000).
     with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers on Windows or off main thread
         loop.add_signal_handler(signal.SIGINT, interrupted.set)
-    talk = _Conversation(raw, out, err)
+    talk = _Conversation(raw, out, err, room)
     lines: asyncio.Queue[str | None] = asyncio.Queue()
     threading.Thread(target=_read_lines, args=(loop, stdin, lines), daemon=True).start()
     async with connection:
+        if not raw:
+            # $connect cannot post to the connection it opens: this harmless join answers with its own id.
+            greeting = {"action": "join", "room": room}
+            talk.quiet_joins.add(room)
+            talk.sent(greeting)
+            await connection.send(json.dumps(greeting))
         receiving = asyncio.create_task(_receive(connection, talk))
         sending = asyncio.create_task(_send_lines(connection, lines, talk))
         quitting = asyncio.create_task(interrupted.wait())
@@ -167,11 +300,13 @@ async def chat(url: str, *, raw: bool, linger_seconds: float, stdin: TextIO, out
     return 1
 
 
-def run(url: str, *, raw: bool, linger_seconds: float) -> int:
+def run(url: str, *, raw: bool, linger_seconds: float, room: str = LOBBY) -> int:
     """Run the chat on the process's stdin and stdout; Ctrl-C quits cleanly with exit status 0."""
     try:
         return asyncio.run(
-            chat(url, raw=raw, linger_seconds=linger_seconds, stdin=sys.stdin, out=sys.stdout, err=sys.stderr)
+            chat(
+                url, raw=raw, linger_seconds=linger_seconds, stdin=sys.stdin, out=sys.stdout, err=sys.stderr, room=room
+            )
         )
     except KeyboardInterrupt:  # Ctrl-C while still connecting
         print("* bye", file=sys.stderr, flush=True)

@@ -18,10 +18,10 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from client.connection import CONNECT_FAILURES, describe_failure, open_connection
-from client.frames import ChatMessage, GatewayError, ServerError, parse_frame
+from client.frames import ChatMessage, GatewayError, History, Joined, ServerError, Whisper, parse_frame
 from client.urls import chat_url, redacted
 
-FrameT = TypeVar("FrameT", ChatMessage, ServerError)
+FrameT = TypeVar("FrameT", ChatMessage, ServerError, Joined, Whisper, History)
 
 
 class SmokeStepError(Exception):
@@ -107,9 +107,57 @@ async def smoke(url: str, timeout: float, token: str | None = None) -> str:
             await _check_broadcast(run, first, second, f"smoke test {uuid.uuid4().hex}")
             await _check_rejected(run, first)
             await _check_default_route(run, first, f"smoke-unknown-{tag}")
+            message_id, second_name = await _check_room(run, first, second, f"smoke-{tag}")
+            await _check_whisper(run, first, second, second_name)
+            await _check_history(run, second, f"smoke-{tag}", message_id)
     return (
         f"smoke ok: {redacted(url)}: a message reached both clients, a blank message got an error frame, "
-        f"$default answered an unknown action ({time.monotonic() - started:.2f} s)"
+        f"$default answered an unknown action, a room carried a message, a whisper arrived, history replayed it "
+        f"({time.monotonic() - started:.2f} s)"
+    )
+
+
+async def _check_room(run: _Run, first: _Client, second: _Client, room: str) -> tuple[str, str]:
+    """Both join a fresh room; a message to it reaches both, numbered 1. Returns its id and the second's name."""
+    run.begin("room")
+    names = []
+    for client in (first, second):
+        await run.send(client, {"action": "join", "room": room})
+        joined = await run.expect(client, Joined, lambda frame: frame.room == room, f"joined frame for room {room!r}")
+        names.append(joined.name)
+    text = f"smoke room {uuid.uuid4().hex}"
+    await run.send(first, {"action": "sendmessage", "room": room, "message": text})
+    echo, delivery = await asyncio.gather(
+        *(
+            run.expect(client, ChatMessage, lambda frame: frame.text == text, f"message in room {room!r}")
+            for client in (first, second)
+        )
+    )
+    if echo.id != delivery.id or echo.room != room or echo.seq != 1:
+        raise run.fail(f"the room's message came back wrong: room {echo.room!r}, seq {echo.seq}, ids differ or not")
+    return echo.id, names[1]
+
+
+async def _check_whisper(run: _Run, first: _Client, second: _Client, to: str) -> None:
+    """A whisper from the first to the second client's name (as the server knows it) reaches it and echoes."""
+    run.begin("whisper")
+    text = f"smoke whisper {uuid.uuid4().hex}"
+    await run.send(first, {"action": "whisper", "to": to, "message": text})
+    await asyncio.gather(
+        run.expect(second, Whisper, lambda frame: frame.text == text, f"whisper to {to!r}"),
+        run.expect(first, Whisper, lambda frame: frame.text == text, "the whisper's echo"),
+    )
+
+
+async def _check_history(run: _Run, client: _Client, room: str, message_id: str) -> None:
+    """The room's history holds the message sent to it, under the same id."""
+    run.begin("history")
+    await run.send(client, {"action": "history", "room": room})
+    await run.expect(
+        client,
+        History,
+        lambda frame: frame.room == room and message_id in {message.id for message in frame.messages},
+        f"history of room {room!r} holding the message",
     )
 
 

@@ -177,6 +177,27 @@ def test_piped_lines_are_sent_and_echoed(emulator: RunningEmulator) -> None:
     )
 
 
+def test_room_commands_join_chat_list_replay_whisper_and_leave(emulator: RunningEmulator) -> None:
+    script = "/join ops\nhello ops\n/who\n/history\n/msg roomer psst\n/leave\n/bogus\n"
+    result = run_client(emulator.ws_url, "--name", "roomer", stdin=script)
+    assert result.returncode == 0, result.stderr
+    lines = [re.sub(MESSAGE_LINE, "", line) for line in result.stdout.splitlines()]
+    assert lines == ["#ops roomer: hello ops", "roomer -> roomer (whisper): psst"], (
+        f"the room's message once (history repeats its id, so it is dropped) and the whisper: {result.stdout!r}"
+    )
+    notices = result.stderr
+    assert "* joined #ops as roomer: roomer (you)" in notices, notices
+    assert "* in #ops: roomer (you)" in notices and "* left #ops" in notices, notices
+    assert "unknown command /bogus" in notices, notices
+
+
+def test_room_option_starts_in_that_room(emulator: RunningEmulator) -> None:
+    result = run_client(emulator.ws_url, "--name", "starter", "--room", "dev", stdin="in dev\n")
+    assert result.returncode == 0, result.stderr
+    assert [re.sub(MESSAGE_LINE, "", line) for line in result.stdout.splitlines()] == ["#dev starter: in dev"]
+    assert "* joined #dev as starter" in result.stderr, result.stderr
+
+
 def test_refused_message_is_reported_on_stderr(emulator: RunningEmulator, max_message_bytes: int) -> None:
     result = run_client(emulator.ws_url, "--name", "piper", stdin="x" * (max_message_bytes + 1) + "\n")
     assert result.returncode == 0, f"chat exited {result.returncode}: {result.stderr}"
