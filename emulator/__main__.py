@@ -40,6 +40,7 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__.splitlines()[0])
     _add_stack_arguments(parser)
     _add_runtime_arguments(parser)
+    _add_access_and_fault_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -76,7 +77,7 @@ def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
-    """How connections and functions behave: API Gateway's and Lambda's limits, and injected faults."""
+    """How connections and functions behave: API Gateway's and Lambda's limits."""
     parser.add_argument(
         "--idle-timeout",
         type=float,
@@ -104,6 +105,10 @@ def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="most concurrent workers per function (default 8; reservedConcurrency lowers it)",
     )
+
+
+def _add_access_and_fault_arguments(parser: argparse.ArgumentParser) -> None:
+    """Who may reach the local cloud, whether it reloads on save, and faults injected into the callback API."""
     parser.add_argument(
         "--allow-host",
         action="append",

@@ -1,7 +1,6 @@
 """What the emulator serves and how: the app's routes from `app.definition`, the stack's settings, run-time flags.
 
-Nothing here copies the route table: `routes_from_definition()` converts `app.definition.ROUTES` when called, and
-tests pass their own `RouteSpec`s (handlers that crash, hang or exit) through the same `EmulatorOptions`.
+Nothing here copies the route table: `routes_from_definition()` converts it when called, and tests pass their own.
 """
 
 from __future__ import annotations
