@@ -153,7 +153,7 @@ class LocalCloud:
         self.port = listener.getsockname()[1]
         address = listener.getsockname()[0]
         self.bound_address = f"[{address}]:{self.port}" if ":" in address else f"{address}:{self.port}"
-        # Lambda's API on loopback only, bound first: every function's environment names its address.
+        # Lambda's API on loopback only, bound first: every function's environment names it.
         self._lambda_listener = socket.create_server(("127.0.0.1", 0), reuse_port=False)
         api = events.Api(
             api_id=events.new_api_id(), stage=options.stage, domain_name=f"{self._public_host}:{self.port}"
@@ -195,7 +195,7 @@ class LocalCloud:
         if authorizer is not None:
             specs[authorizer.pool.spec.name] = authorizer.pool.spec
         previous_root, self._task_root = self._task_root, TaskRoot(specs.values())
-        # An unchanged function keeps its environment (and so its name); a new or changed one gets a fresh one.
+        # An unchanged function keeps its environment and name; a new or changed one gets fresh ones.
         pools = {
             name: running[name].successor(self._task_root.paths[name])
             if name in running and running[name].spec == spec

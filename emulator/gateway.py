@@ -157,7 +157,7 @@ class Gateway:
             self._log(GATEWAY, f"refused a request for host {host!r}: not a name of this machine (see --allow-host)")
             return error_response(403, "ForbiddenException", "Forbidden")
         if segments[:1] == [CALLBACK_PREFIX]:
-            # Only the workers (and the terminal) know the run's secret, so no chat client can post, read or drop.
+            # Only the workers and the terminal know the run's secret: no chat client can post, read or drop.
             if len(segments) != 5 or not secret_matches(segments[1], self._callback_secret):
                 return error_response(403, "ForbiddenException", "Forbidden")
             if segments[2] != stage or segments[3] != "@connections":
@@ -299,7 +299,7 @@ class Gateway:
             duration_deadline = connection.opened + options.max_duration_seconds
             now = time.monotonic()
             if now >= min(idle_deadline, duration_deadline):
-                # Both may have passed (a slow `$connect` on a busy machine): the one that came first names the close.
+                # Both may have passed (a slow `$connect`): the one that came first names the close.
                 idle = idle_deadline < duration_deadline
                 await connection.close(CLOSE_GOING_AWAY, "Idle timeout" if idle else "Connection duration exceeded")
                 return
@@ -362,7 +362,7 @@ class Gateway:
             try:
                 outcome = task.result()
             except Exception as error:
-                # Whatever went wrong on the Lambda side, the gateway answers like API Gateway and carries on.
+                # Whatever failed on the Lambda side, the gateway answers like API Gateway and carries on.
                 outcome = Invocation(ok=False, error_type="Emulator.InvokeError", error_message=repr(error))
         else:
             self._background.add(task)
@@ -461,7 +461,7 @@ class Gateway:
         target = (base / relative).resolve()
         if not target.is_relative_to(base) or not target.is_file():
             raise web.HTTPNotFound(text=f"Not found: /{'/'.join(parts)}\n")
-        # No other site may frame the page (clickjacking the token field); a <meta> policy cannot say this.
+        # No other site may frame the page (clickjacking the token field); <meta> cannot say this.
         return web.FileResponse(target, headers=PAGE_HEADERS)
 
     # --- Shutdown ----------------------------------------------------------------------------------------------
@@ -491,7 +491,7 @@ def select_route(body: str, path: Sequence[str], route_keys: Collection[str]) ->
     try:
         value = json.loads(body)
     except (ValueError, RecursionError):
-        # Not JSON to API Gateway either (nesting past the parser's depth included): the message goes to `$default`.
+        # Not JSON to API Gateway either (even nested past the parser's depth): it goes to `$default`.
         value = None
     for part in path:
         value = value.get(part) if isinstance(value, dict) else None

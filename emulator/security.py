@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 CALLBACK_PREFIX = "@callback"
 """First path segment of the callback API; the run's secret is the second (`/@callback/SECRET/STAGE/@connections`)."""
-# Bidirectional-text controls reorder what a terminal shows (U+202E prints the rest of the line backwards).
+# Bidirectional-text controls reorder what a terminal shows (U+202E prints the rest backwards).
 _BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
@@ -69,7 +69,7 @@ class RequestGuard:
     _machine_names: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # Off loopback, other machines may name this one; on loopback nobody else can, so no name is needed.
+        # Off loopback other machines may name this one; on loopback nobody can, so no name is needed.
         names = set() if is_loopback(self.bind_host) else {socket.gethostname().lower(), socket.getfqdn().lower()}
         object.__setattr__(self, "_machine_names", frozenset(names))
 
