@@ -69,7 +69,9 @@ def write_definition(root: Path, extra: str = "") -> None:
 
 def ask(client: ClientConnection, action: str = "hello") -> dict[str, Any]:
     client.send(json.dumps({"action": action}))
-    return receive_json(client)
+    answer = receive_json(client)
+    assert "version" in answer, f"the handler did not answer: {answer}"
+    return answer
 
 
 def wait_for_log(cloud: CloudThread, text: str) -> None:
