@@ -125,6 +125,9 @@ class Function:
     """Top-level packages besides `handlers` that its zip ships, from the hashed wheels of `app/requirements/`."""
     fans_out: bool = False
     """Posts to every member of a room, so it gets `broadcastMemoryMb`: Lambda's CPU follows memory."""
+    invokes_itself: bool = False
+    """Splits a big broadcast across asynchronous invocations of itself (`handlers.fan_out`), so its role may
+    `lambda:InvokeFunction` on its own ARN, and nothing else."""
 
     @property
     def handler(self) -> str:
@@ -175,6 +178,7 @@ SEND_MESSAGE = Function(
         environment.MAX_MESSAGE_BYTES,
         environment.HISTORY_RETENTION_DAYS,
         environment.BROADCAST_MAX_POSTS_PER_SECOND,
+        environment.BROADCAST_SHARD_SIZE,
         environment.MESSAGE_RATE_PER_SECOND,
         environment.MESSAGE_BURST,
     ),
@@ -188,6 +192,7 @@ SEND_MESSAGE = Function(
     ),
     callback_methods=("POST",),
     fans_out=True,
+    invokes_itself=True,
 )
 JOIN = Function(
     name="join",
@@ -352,6 +357,7 @@ def settings_environment(settings: StackSettings) -> dict[str, str]:
     return {
         environment.MAX_MESSAGE_BYTES: str(settings.max_message_bytes),
         environment.BROADCAST_MAX_POSTS_PER_SECOND: str(settings.broadcast_max_posts_per_second),
+        environment.BROADCAST_SHARD_SIZE: str(settings.broadcast_shard_size),
         environment.MESSAGE_RATE_PER_SECOND: repr(settings.message_rate_per_second),
         environment.MESSAGE_BURST: str(settings.message_burst),
         environment.MAX_ROOMS: str(settings.max_rooms_per_connection),

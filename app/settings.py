@@ -64,6 +64,7 @@ class StackSettings:
     lambda_timeout_seconds: int = 29
     max_message_bytes: int = 16 * 1024
     broadcast_max_posts_per_second: int = 9000
+    broadcast_shard_size: int = 5000
     message_rate_per_second: float = 5.0
     message_burst: int = 10
     max_rooms_per_connection: int = 20
@@ -260,6 +261,13 @@ KEYS: tuple[Key, ...] = (
         _int_in(1, 100000),
         "Most callback API posts per second one broadcast may make. API Gateway's account-wide request quota also "
         "serves every inbound message, so keep this below it; a 429 slows the broadcast further on its own.",
+    ),
+    Key(
+        "broadcastShardSize",
+        "broadcast_shard_size",
+        _int_in(1, 1000000),
+        "Members above which one broadcast is split across parallel invocations of the broadcasting function, each "
+        "posting its part of the room at its share of broadcastMaxPostsPerSecond.",
     ),
     Key(
         "messageRatePerSecond",

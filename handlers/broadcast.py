@@ -118,6 +118,8 @@ class BroadcastResult:
     errors: Counter[str] = field(default_factory=Counter)
     retries: Counter[str] = field(default_factory=Counter)
     """Posts repeated, by the cause of the attempt that failed (the connection may still have been reached)."""
+    shards_handed_over: int = 0
+    """Parts of the audience handed to other invocations (`handlers.fan_out`), not counted here."""
 
     @property
     def failed(self) -> int:

@@ -14,6 +14,7 @@ from handlers.callback_client import CallbackClient
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_lambda import LambdaClient
 
 POOL_CONNECTIONS = 64
 """HTTP connections of the DynamoDB client: the threads that may call it at once (Scan pages, removals)."""
@@ -30,6 +31,16 @@ def dynamodb() -> DynamoDBClient:
             connect_timeout=2,
             read_timeout=5,
         ),
+    )
+
+
+@functools.cache
+def lambda_api() -> LambdaClient:
+    """The Lambda client a broadcast starts its other parts with (asynchronous invokes: one attempt each, since a
+    part that cannot be handed over is posted by the caller itself)."""
+    return boto3.client(
+        "lambda",
+        config=Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=2, read_timeout=5),
     )
 
 

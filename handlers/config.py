@@ -13,6 +13,10 @@ DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024
 """The default of the stack setting `maxMessageBytes` (app/settings.py; a test keeps them equal)."""
 DEFAULT_BROADCAST_MAX_POSTS_PER_SECOND = 9000
 """The default of `broadcastMaxPostsPerSecond`: below API Gateway's account quota, leaving room for inbound traffic."""
+RUNTIME_FUNCTION_NAME = "AWS_LAMBDA_FUNCTION_NAME"
+"""Set by Lambda's runtime (and the emulator), not by the stack: the function's own name."""
+DEFAULT_BROADCAST_SHARD_SIZE = 5000
+"""The default of `broadcastShardSize`."""
 DEFAULT_MESSAGE_RATE_PER_SECOND = 5.0
 """The default of `messageRatePerSecond`."""
 DEFAULT_MESSAGE_BURST = 10
@@ -72,6 +76,16 @@ def max_message_bytes() -> int:
 def broadcast_max_posts_per_second() -> int:
     """The most posts per second one broadcast may make (`BROADCAST_MAX_POSTS_PER_SECOND`)."""
     return _positive_int(environment.BROADCAST_MAX_POSTS_PER_SECOND, DEFAULT_BROADCAST_MAX_POSTS_PER_SECOND)
+
+
+def broadcast_shard_size() -> int:
+    """Members above which one broadcast is split across invocations (`BROADCAST_SHARD_SIZE`)."""
+    return _positive_int(environment.BROADCAST_SHARD_SIZE, DEFAULT_BROADCAST_SHARD_SIZE)
+
+
+def function_name() -> str | None:
+    """The function's own name (`AWS_LAMBDA_FUNCTION_NAME`, set by Lambda), or None outside Lambda."""
+    return os.environ.get(RUNTIME_FUNCTION_NAME, "").strip() or None
 
 
 def message_rate_per_second() -> float:

@@ -31,6 +31,9 @@ MAX_MESSAGE_BYTES = "MAX_MESSAGE_BYTES"
 BROADCAST_MAX_POSTS_PER_SECOND = "BROADCAST_MAX_POSTS_PER_SECOND"
 """The most `@connections` posts per second one broadcast may make (its share of the account's quota)."""
 
+BROADCAST_SHARD_SIZE = "BROADCAST_SHARD_SIZE"
+"""Members above which one broadcast is split across parallel invocations of the function."""
+
 MESSAGE_RATE_PER_SECOND = "MESSAGE_RATE_PER_SECOND"
 """Messages per second one connection may send, sustained (its token bucket's refill rate)."""
 

@@ -7,11 +7,11 @@ without `$disconnect` stops costing posts.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from handlers import broadcast, clients, config, protocol, room_frames
+from handlers import broadcast, clients, config, fan_out, protocol, room_frames
 from handlers.connections import Connection
 from handlers.history import HistoryTable
 from handlers.rooms import Rooms
@@ -33,27 +33,66 @@ class RoomService:
     """Caps the posts per second of every broadcast this service makes; None leaves them uncapped."""
     time_budget_seconds: float = 25.0
     """How long a broadcast keeps retrying before it gives up on the connections left."""
+    shard_size: int | None = None
+    """Members above which a room's broadcast is split across invocations (`handlers.fan_out`); None never splits."""
+    hand_over: Callable[[list[fan_out.Shard]], list[fan_out.Shard]] | None = None
+    """Starts the invocations that post the other parts; returns the parts it could not hand over."""
 
     def reply(self, connection_id: str, frame: bytes) -> str:
         """Post one frame to one connection: `delivered`, `gone` or an error code."""
         return broadcast.post(self.callback_api, connection_id, frame, self.retry)
 
     def to_room(self, room: str, frame: bytes, skip: frozenset[str] = frozenset()) -> broadcast.BroadcastResult:
-        """Post `frame` to every member of `room` but those in `skip`; gone members are forgotten."""
+        """Post `frame` to every member of `room` but those in `skip`; gone members are forgotten.
 
+        With `shard_size` set, a big room is split and the other parts are handed to other invocations.
+        """
+        pages, pacer, handed_over = self.rooms.member_ids(room, self.clock()), self.pacer, 0
+        if self.shard_size is not None:
+            cap = self.pacer.ceiling if self.pacer is not None else float(config.broadcast_max_posts_per_second())
+            planned = fan_out.plan(
+                self.rooms,
+                room,
+                self.clock(),
+                frame=frame,
+                skip=skip,
+                shard_size=self.shard_size,
+                max_posts_per_second=cap,
+                hand_over=self.hand_over,
+            )
+            pages, handed_over = planned.pages, len(planned.handed_over)
+            if handed_over:  # this invocation's share of the cap, like every other part's
+                pacer = broadcast.Pacer(cap / planned.parts)
+        result = self._broadcast(room, pages, frame, pacer, skip)
+        result.shards_handed_over = handed_over
+        return result
+
+    def post_shard(self, shard: fan_out.Shard) -> broadcast.BroadcastResult:
+        """Post a shard's frame to its part of the room (an invocation `to_room` started)."""
+        pages = self.rooms.member_ids_in_part(shard.room, self.clock(), shard.part, shard.parts)
+        return self._broadcast(shard.room, pages, shard.frame, broadcast.Pacer(shard.posts_per_second), shard.skip)
+
+    def _broadcast(
+        self,
+        room: str,
+        pages: Iterator[list[str]],
+        frame: bytes,
+        pacer: broadcast.Pacer | None,
+        skip: frozenset[str],
+    ) -> broadcast.BroadcastResult:
         def gone(connection_id: str) -> None:
             self.rooms.forget(connection_id)
             # The connection row may already be gone (its `$disconnect` ran) while this member row lingered.
             self.rooms.remove_member(connection_id, room)
 
         return broadcast.broadcast(
-            self.rooms.member_ids(room, self.clock()),
+            pages,
             frame,
             self.callback_api,
             gone,
             retry=self.retry,
             workers=self.workers,
-            pacer=self.pacer,
+            pacer=pacer,
             time_budget_seconds=self.time_budget_seconds,
             skip=skip,
         )
@@ -71,6 +110,8 @@ def broadcast_fields(result: broadcast.BroadcastResult) -> dict[str, object]:
         "staleRemoved": result.stale_removed,
         "failed": result.failed,
         "errors": dict(result.errors),
+        "retries": dict(result.retries),
+        "shardsHandedOver": result.shards_handed_over,
     }
 
 

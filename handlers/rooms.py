@@ -51,6 +51,11 @@ def member_slice(connection_id: str) -> int:
     return zlib.crc32(connection_id.encode("utf-8")) % MEMBER_SLICES
 
 
+def member_slice_of_entry(entry: str) -> int:
+    """The slice a member row's entry (`member#<slice>#<connection id>`) names."""
+    return int(entry[len(MEMBER_PREFIX) : len(MEMBER_PREFIX) + 2])
+
+
 def member_entry(connection_id: str) -> str:
     """The sort key of a member row; two-digit slices sort as numbers, so slice ranges are key ranges."""
     return f"{MEMBER_PREFIX}{member_slice(connection_id):02d}#{connection_id}"
@@ -173,6 +178,29 @@ class Rooms:
             raise ValueError(f"part must be in 0..parts-1 and parts in 1..{MEMBER_SLICES}, got {part} of {parts}")
         low = part * MEMBER_SLICES // parts
         high = (part + 1) * MEMBER_SLICES // parts
+        for page, _ in self._member_query(room, now_seconds, low, high):
+            yield page
+
+    def first_member_page(self, room: str, now_seconds: float, limit: int) -> tuple[list[str], str | None]:
+        """The ids on the room's first page of at most `limit` members, and the entry to continue after (None: all)."""
+        for page, last_entry in self._member_query(room, now_seconds, 0, MEMBER_SLICES, limit=limit):
+            return [member.connection_id for member in page], last_entry
+        return [], None
+
+    def member_ids_after(self, room: str, now_seconds: float, entry: str) -> Iterator[list[str]]:
+        """The ids of every member whose entry sorts after `entry` (what `first_member_page` left), page by page."""
+        for page, _ in self._member_query(room, now_seconds, 0, MEMBER_SLICES, after=entry):
+            yield [member.connection_id for member in page]
+
+    def member_ids_in_part(self, room: str, now_seconds: float, part: int, parts: int) -> Iterator[list[str]]:
+        """The ids of the members in slice range `part` of `parts`, page by page."""
+        for page in self.member_pages(room, now_seconds, part, parts):
+            yield [member.connection_id for member in page]
+
+    def _member_query(
+        self, room: str, now_seconds: float, low: int, high: int, *, after: str | None = None, limit: int | None = None
+    ) -> Iterator[tuple[list[Member], str | None]]:
+        """Pages of the members in slices `low` to `high - 1`, each with the entry its Query stopped at (or None)."""
         # "member#05" <= "member#05#id..." and "member#07#id..." > "member#07": BETWEEN is exactly slices 5 and 6.
         request: dict[str, Any] = {
             "TableName": self.rooms_table,
@@ -185,18 +213,24 @@ class Rooms:
             },
             "ProjectionExpression": "ConnectionId, DisplayName, ExpiresAt",
         }
-        if self.page_size is not None:
-            request["Limit"] = self.page_size
+        if limit is not None or self.page_size is not None:
+            request["Limit"] = limit if limit is not None else self.page_size
+        if after is not None:
+            request["ExclusiveStartKey"] = {"Room": {"S": room}, "Entry": {"S": after}}
         while True:
             page = self.dynamodb.query(**request)
-            yield [
+            last = page.get("LastEvaluatedKey")
+            members = [
                 Member(item["ConnectionId"]["S"], item.get("DisplayName", {}).get("S"))
                 for item in page.get("Items", [])
                 if "ExpiresAt" not in item or float(item["ExpiresAt"]["N"]) > now_seconds
             ]
-            if "LastEvaluatedKey" not in page:
+            yield members, last["Entry"]["S"] if last else None
+            if last is None:
                 return
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            request["ExclusiveStartKey"] = last
+            if self.page_size is None:
+                request.pop("Limit", None)  # only the first page was limited
 
     def members(self, room: str, now_seconds: float, limit: int | None = None) -> tuple[list[Member], bool]:
         """Up to `limit` members of the room, sorted by name, and whether there were more."""

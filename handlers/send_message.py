@@ -10,7 +10,7 @@ import math
 import time
 from typing import Any
 
-from handlers import broadcast, clients, config, protocol, room_service
+from handlers import broadcast, clients, config, fan_out, protocol, room_service
 from handlers.history import HistoryTable
 from handlers.invocation import handle
 from handlers.rate_limit import RateLimit, RateLimiter
@@ -28,8 +28,14 @@ def handler(event: dict[str, Any], context: object) -> dict[str, int]:
 
     def serve() -> dict[str, Any]:
         service = room_service.from_environment(RETRY)
-        service.pacer = broadcast.Pacer(config.broadcast_max_posts_per_second())
         service.time_budget_seconds = retry_budget_seconds(context)
+        if fan_out.EVENT_KEY in event:  # one part of a big room's broadcast, handed over by another invocation
+            return room_service.broadcast_fields(service.post_shard(fan_out.Shard.from_event(event)))
+        service.pacer = broadcast.Pacer(config.broadcast_max_posts_per_second())
+        service.shard_size = config.broadcast_shard_size()
+        own_name = config.function_name()
+        if own_name is not None:
+            service.hand_over = fan_out.lambda_hand_over(clients.lambda_api(), own_name)
         return send_message(
             event,
             service,

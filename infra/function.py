@@ -13,7 +13,7 @@ import pulumi_aws as aws
 
 from app.definition import Function
 from app.settings import StackSettings
-from infra.policies import assume_role_policy, tracing_policy
+from infra.policies import assume_role_policy, invoke_policy, tracing_policy
 
 BASIC_EXECUTION_POLICY_ARN = aws.iam.ManagedPolicy.AWS_LAMBDA_BASIC_EXECUTION_ROLE
 """AWS-managed: CloudWatch Logs only (its `*` resource is AWS's, and the function logs to its own group anyway)."""
@@ -118,6 +118,15 @@ class ChatFunction(pulumi.ComponentResource):
             # The rights must exist before the first invocation, not merely before the role is referenced.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, *permissions]),
         )
+
+        if args.function.invokes_itself:
+            # After the function, whose ARN it names; until it exists a broadcast posts every part itself.
+            aws.iam.RolePolicy(
+                f"{name}-invoke-self",
+                role=self.role.name,
+                policy=pulumi.Output.json_dumps(invoke_policy(self.function.arn)),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
 
         self.arn = self.function.arn
         self.name = self.function.name

@@ -87,7 +87,8 @@ def _table_sid(table: str, index: str | None) -> str:
 
 
 def invoke_policy(function_arn: pulumi.Input[str]) -> dict[str, Any]:
-    """What a backend needs to call a function the stack exports for it (`publish`): invoke it, nothing else."""
+    """Invoke one function, nothing else: what a backend needs for one the stack exports (`publish`), and what a
+    broadcast needs to hand parts of a room to invocations of its own function."""
     return {
         "Version": POLICY_VERSION,
         "Statement": [

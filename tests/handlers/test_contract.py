@@ -115,6 +115,7 @@ def test_handlers_import_only_the_standard_library_boto3_and_what_their_zip_ship
         "botocore",
         "mypy_boto3_apigatewaymanagementapi",
         "mypy_boto3_dynamodb",
+        "mypy_boto3_lambda",
         "mypy_boto3_ssm",
     }
     for function in (*definition.FUNCTIONS, definition.AUTHORIZER):

@@ -32,6 +32,7 @@ BAD_VALUES: dict[str, Any] = {
     "lambdaTimeoutSeconds": -1,
     "maxMessageBytes": 64 * 1024,
     "broadcastMaxPostsPerSecond": 0,
+    "broadcastShardSize": "many",
     "messageRatePerSecond": "fast",
     "messageBurst": 0,
     "maxRoomsPerConnection": 0,

@@ -203,3 +203,21 @@ def test_a_permissions_boundary_caps_every_role_the_stack_creates() -> None:
 def test_no_boundary_unless_configured(dev_run: ProgramRun) -> None:
     for role in dev_run.of_type(ROLE):
         assert "permissionsBoundary" not in role.inputs, f"{role}: a boundary nobody configured"
+
+
+@pytest.mark.parametrize("function", definition.FUNCTIONS, ids=lambda function: function.name)
+def test_only_a_fan_out_function_may_invoke_and_only_itself(dev_run: ProgramRun, function: Function) -> None:
+    invoke_policies = [
+        resource
+        for resource in dev_run.resources
+        if resource.type == ROLE_POLICY and resource.name.endswith("-invoke-self")
+    ]
+    mine = [policy for policy in invoke_policies if policy.name == f"{function.name}-invoke-self"]
+    if not function.invokes_itself:
+        assert mine == [], f"{function.name} must not be able to invoke any function"
+        return
+    (policy,) = mine
+    own_arn = dev_run.one("aws:lambda/function:Function", f"{function.name}-function").outputs["arn"]
+    role = dev_run.one(ROLE, f"{function.name}-role")
+    assert policy.inputs["role"] == role.outputs["name"], f"{policy}: attached to another role"
+    assert grants(policy) == {("lambda:InvokeFunction", own_arn)}, f"{policy}: grants {sorted(grants(policy))}"

@@ -73,7 +73,9 @@ def test_the_program_creates_exactly_these_resources(stack: str, dev_run: Progra
         FUNCTION: functions,
         # A fresh account: one more role, attached to AWS's push-to-CloudWatch policy, set as the account setting.
         ROLE: functions + 1,
-        ROLE_POLICY: functions * (2 if traced else 1),
+        # One more for each function that fans out to itself (`lambda:InvokeFunction` on its own ARN).
+        ROLE_POLICY: functions * (2 if traced else 1)
+        + sum(function.invokes_itself for function in definition.FUNCTIONS),
         ATTACHMENT: functions + 1,
         ACCOUNT: 1,
         LOG_GROUP: functions + 1,  # one per function and the stage's access logs
@@ -204,6 +206,7 @@ def test_function_environment_is_exactly_what_it_reads(dev_run: ProgramRun, func
         environment.ENDPOINT_URL: callback_url(dev_run, "dev"),
         environment.MAX_MESSAGE_BYTES: "16384",
         environment.BROADCAST_MAX_POSTS_PER_SECOND: "9000",
+        environment.BROADCAST_SHARD_SIZE: "5000",
         environment.MESSAGE_RATE_PER_SECOND: "5.0",
         environment.MESSAGE_BURST: "10",
         environment.MAX_ROOMS: "20",
