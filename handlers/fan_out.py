@@ -1,13 +1,7 @@
 """Fan-out of a big room's broadcast across parallel invocations of this function, one slice range each.
 
-A room's member rows are spread over `rooms.MEMBER_SLICES` slices, so `parts` Queries over disjoint slice ranges read
-every member exactly once. `plan` reads the room's first page with a `Limit` of one shard: when nothing is left, the
-room is small and that page is the whole audience (no extra read, no extra invocation). Otherwise the room is split
-into `k` parts (estimated from how many slices the first page covered, at most `MAX_SHARDS`): this invocation posts
-part 0 and hands parts 1..k-1 to asynchronous invocations of itself (`InvocationType=Event`), each with its share of
-the posts-per-second cap. A part that cannot be handed over (throttled, denied, no function name) is posted here:
-nothing is lost for want of an invocation. Lambda retries a failed asynchronous invocation twice; clients drop the
-repeated frames by their `id`.
+A small room costs no extra read or invocation; a big one is split into disjoint slice ranges handed to asynchronous
+invocations, and a part that cannot be handed over is posted here, so nothing is lost (docs/handlers.md).
 """
 
 from __future__ import annotations
