@@ -1,7 +1,8 @@
 // The chat page: one WebSocket to the chat API, reconnecting with exponential backoff and jitter.
 //
-// Server frames (see docs/client.md): {"type": "message", ...} broadcasts, {"type": "error", ...} refusals sent to
-// this connection alone, and API Gateway's {"message": "Internal server error", ...} when a handler failed.
+// Server frames (schemas/ and docs/handlers.md): room messages, joined/left/presence/members/history, whispers,
+// error frames to this connection alone, and API Gateway's {"message": "Internal server error", ...} when a handler
+// failed. Frame types the page does not know are ignored; repeats of a message (same id) are shown once.
 // Everything the server sends is rendered with textContent, never as HTML.
 "use strict";
 
@@ -16,6 +17,8 @@
   const CHAT_PROTOCOL = "websocket-chat"; // handlers/subprotocol.py CHAT
   const TOKEN_PROTOCOL_PREFIX = "bearer."; // handlers/subprotocol.py TOKEN_PREFIX
   const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
+  const LOBBY = "lobby";
+  const ROOM_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 
   const elements = {
     status: document.getElementById("status"),
@@ -32,6 +35,12 @@
     composer: document.getElementById("composer"),
     message: document.getElementById("message"),
     send: document.getElementById("send"),
+    rooms: document.getElementById("rooms"),
+    join: document.getElementById("join"),
+    roomName: document.getElementById("room-name"),
+    joinButton: document.getElementById("join-button"),
+    members: document.getElementById("members"),
+    membersRoom: document.getElementById("members-room"),
   };
 
   const session = {
@@ -39,9 +48,12 @@
     wanted: false, // the user asked to be connected: unexpected closes are retried
     failures: 0, // consecutive failed attempts, for the backoff
     retryTimer: null,
-    myConnectionId: null, // learned from the echo of our first message
-    unconfirmed: [], // texts we sent whose echo has not come back yet
+    myConnectionId: null, // only ever from the server's `joined` frame: a name or a text can be copied
+    pending: [], // requests sent and not answered yet, oldest first: {kind, key, text}
     everConnected: false,
+    rooms: new Map(), // room -> Map(connectionId -> name), the rooms this connection is in
+    current: LOBBY, // where the composer sends
+    seen: new Set(), // message and whisper ids already shown
   };
 
   // The emulator serves this page from the API's own host, so ws://<host>/<stage> is the API; ?stage= picks the
@@ -100,6 +112,8 @@
     }
     elements.message.disabled = !connected;
     elements.send.disabled = !connected;
+    elements.roomName.disabled = !connected;
+    elements.joinButton.disabled = !connected;
     elements.message.placeholder = connected ? "Write a message" : "Connect to start chatting";
   }
 
@@ -116,7 +130,9 @@
     }
     session.wanted = true;
     session.myConnectionId = null;
-    session.unconfirmed = [];
+    session.pending = [];
+    session.rooms.clear();
+    renderRooms();
     showState("connecting", session.failures ? `Connecting (attempt ${session.failures + 1})…` : "Connecting…");
     let socket;
     try {
@@ -142,6 +158,8 @@
       } else {
         addNotice("info", name ? `Connected as ${name}` : "Connected");
       }
+      // $connect cannot post to the connection it opens: this join tells the page its own id (and the lobby).
+      request({ action: "join", room: session.current || LOBBY }, { quiet: true });
       elements.message.focus();
     });
     socket.addEventListener("message", (event) => {
@@ -214,19 +232,142 @@
       addNotice("error", "Unexpected frame from the server", String(data));
       return;
     }
-    if (frame && frame.type === "message" && typeof frame.message === "string") {
-      addMessage(frame);
-    } else if (frame && frame.type === "error") {
-      const kept = keepRefused();
-      addNotice("error", "The server refused the message", frame.error || "No reason given.", frame.requestId,
-        expectedOf(frame), kept);
-    } else if (frame && frame.type === undefined && frame.message === GATEWAY_FAILURE) {
-      const kept = keepRefused();
-      addNotice("error", `API Gateway: ${GATEWAY_FAILURE}`, "The server failed to handle the message.",
-        frame.requestId, "", kept);
-    } else {
-      addNotice("error", "Unexpected frame from the server", String(data));
+    if (!frame || typeof frame !== "object") {
+      return;
     }
+    const handlers = {
+      message: onMessage,
+      whisper: onWhisper,
+      joined: onJoined,
+      left: onLeft,
+      presence: onPresence,
+      members: onMembers,
+      history: onHistory,
+      error: onError,
+    };
+    if (typeof frame.type === "string") {
+      // Forward compatible: a frame type this page does not know is ignored.
+      (Object.hasOwn(handlers, frame.type) ? handlers[frame.type] : () => {})(frame);
+    } else if (frame.message === GATEWAY_FAILURE) {
+      refused(undefined, `API Gateway: ${GATEWAY_FAILURE}`, "The server failed to handle the message.",
+        frame.requestId, "");
+    }
+  }
+
+  function firstSeen(frame) {
+    if (typeof frame.id !== "string") {
+      return true;
+    }
+    if (session.seen.has(frame.id)) {
+      return false; // a post retried after it was delivered, or a history entry already shown
+    }
+    session.seen.add(frame.id);
+    return true;
+  }
+
+  function onMessage(frame) {
+    if (typeof frame.message !== "string" || !firstSeen(frame)) {
+      return;
+    }
+    if (isMine(frame)) {
+      settle("message", `${roomOf(frame)}:${frame.message}`);
+    }
+    addMessage(frame);
+  }
+
+  function onWhisper(frame) {
+    if (typeof frame.message !== "string" || !firstSeen(frame)) {
+      return;
+    }
+    if (isMine(frame)) {
+      settle("whisper", frame.message);
+    }
+    addMessage(frame, { whisper: true });
+  }
+
+  function onJoined(frame) {
+    const quiet = settle("join", frame.room)?.quiet;
+    if (typeof frame.connectionId === "string" && frame.connectionId) {
+      session.myConnectionId = frame.connectionId;
+    }
+    session.rooms.set(frame.room, memberMap(frame.members));
+    if (!quiet) {
+      addNotice("presence", `You joined #${frame.room}`, "", "", "", false, frame.room);
+    }
+    for (const message of Array.isArray(frame.history) ? frame.history : []) {
+      onMessage(message);
+    }
+    switchTo(frame.room);
+  }
+
+  function onLeft(frame) {
+    settle("leave", frame.room);
+    session.rooms.delete(frame.room);
+    addNotice("presence", `You left #${frame.room}`);
+    switchTo(session.current === frame.room ? (session.rooms.keys().next().value || LOBBY) : session.current);
+  }
+
+  function onPresence(frame) {
+    const members = session.rooms.get(frame.room);
+    if (!members) {
+      return;
+    }
+    if (frame.event === "joined") {
+      members.set(frame.connectionId, frame.name);
+    } else {
+      members.delete(frame.connectionId);
+    }
+    addNotice("presence", `${frame.name} ${frame.event === "joined" ? "joined" : "left"} #${frame.room}`, "", "",
+      "", false, frame.room);
+    renderRooms();
+  }
+
+  function onMembers(frame) {
+    settle("who", frame.room);
+    if (session.rooms.has(frame.room)) {
+      session.rooms.set(frame.room, memberMap(frame.members));
+      renderRooms();
+    }
+  }
+
+  function onHistory(frame) {
+    settle("history", frame.room);
+    for (const message of Array.isArray(frame.messages) ? frame.messages : []) {
+      onMessage(message);
+    }
+  }
+
+  function onError(frame) {
+    const action = frame.expected && typeof frame.expected.action === "string" ? frame.expected.action : undefined;
+    refused(action, "The server refused the message", frame.error || "No reason given.", frame.requestId,
+      expectedOf(frame));
+  }
+
+  // A refusal answers the oldest unanswered request of the action it names (`expected.action`), else the oldest.
+  // The page's own join at connect is not the user's message: its refusal is only a warning.
+  function refused(action, title, detail, requestId, hint) {
+    const kind = action === "sendmessage" ? "message" : action;
+    const index = kind ? session.pending.findIndex((entry) => entry.kind === kind) : 0;
+    const answered = index === -1 ? undefined : session.pending.splice(index, 1)[0];
+    if (answered && answered.quiet) {
+      addNotice("warning", `Could not join #${answered.key}`, detail, requestId, hint);
+      return;
+    }
+    addNotice("error", title, detail, requestId, hint, keepRefused(answered));
+  }
+
+  function memberMap(members) {
+    const map = new Map();
+    for (const member of Array.isArray(members) ? members : []) {
+      if (member && typeof member.connectionId === "string") {
+        map.set(member.connectionId, typeof member.name === "string" ? member.name : member.connectionId);
+      }
+    }
+    return map;
+  }
+
+  function roomOf(frame) {
+    return typeof frame.room === "string" ? frame.room : LOBBY;
   }
 
   function expectedOf(frame) {
@@ -234,29 +375,66 @@
     return expected ? `Expected: ${expected}` : "";
   }
 
-  // Error frames answer this connection's oldest unanswered message; give its text back unless the user is
-  // already typing something else, so a refused message is never lost.
-  function keepRefused() {
-    const refused = session.unconfirmed.shift();
-    if (refused === undefined || elements.message.value) {
+  // The answer to a request: forget it. Returns the request, or undefined when none was waiting.
+  function settle(kind, key) {
+    const index = session.pending.findIndex((entry) => entry.kind === kind && entry.key === key);
+    return index === -1 ? undefined : session.pending.splice(index, 1)[0];
+  }
+
+  // Give a refused request's text back unless the user is already typing something else, so nothing is lost.
+  function keepRefused(refused) {
+    if (refused === undefined || refused.text === undefined || elements.message.value) {
       return false;
     }
-    elements.message.value = refused;
+    elements.message.value = refused.text;
     fitComposer();
     return true;
   }
 
+  // "Yours" is the connection id the server gave this connection in `joined`, and nothing else.
   function isMine(frame) {
-    if (session.myConnectionId) {
-      return frame.connectionId === session.myConnectionId;
+    return Boolean(session.myConnectionId) && frame.connectionId === session.myConnectionId;
+  }
+
+  // --- rooms ------------------------------------------------------------------------------------------------------
+
+  function switchTo(room) {
+    session.current = room;
+    for (const item of elements.messages.children) {
+      item.hidden = Boolean(item.dataset.room) && item.dataset.room !== room;
     }
-    const index = session.unconfirmed.indexOf(frame.message);
-    if (index === -1) {
-      return false;
+    elements.message.placeholder = session.socket ? `Message #${room}` : "Connect to start chatting";
+    renderRooms();
+  }
+
+  function renderRooms() {
+    elements.rooms.replaceChildren();
+    for (const room of session.rooms.keys()) {
+      const button = element("button", "", `#${room}`);
+      button.type = "button";
+      button.dataset.room = room;
+      button.setAttribute("aria-current", room === session.current ? "true" : "false");
+      button.addEventListener("click", () => switchTo(room));
+      const item = element("li");
+      item.append(button);
+      elements.rooms.append(item);
     }
-    session.unconfirmed.splice(index, 1);
-    session.myConnectionId = frame.connectionId || null;
-    return true;
+    elements.membersRoom.textContent = session.rooms.has(session.current) ? `of #${session.current}` : "";
+    elements.members.replaceChildren();
+    const members = session.rooms.get(session.current) || new Map();
+    for (const [connectionId, name] of members) {
+      const mine = connectionId === session.myConnectionId;
+      const button = element("button", "", mine ? `${name} (you)` : name);
+      button.type = "button";
+      button.title = `Whisper to ${name}`;
+      button.addEventListener("click", () => {
+        elements.message.value = `/msg ${name} `;
+        elements.message.focus();
+      });
+      const item = element("li");
+      item.append(button);
+      elements.members.append(item);
+    }
   }
 
   // --- rendering (textContent only) ----------------------------------------------------------------------------
@@ -291,19 +469,25 @@
     }
   }
 
-  function addMessage(frame) {
+  function addMessage(frame, { whisper = false } = {}) {
     const mine = isMine(frame);
-    const sender = typeof frame.from === "string" && frame.from ? frame.from : frame.connectionId || "unknown";
-    const item = element("li", `message ${mine ? "mine" : "theirs"}`);
+    const from = typeof frame.from === "string" && frame.from ? frame.from : frame.connectionId || "unknown";
+    const sender = whisper ? `${from} → ${frame.to}` : from;
+    const item = element("li", `message ${mine ? "mine" : "theirs"}${whisper ? " whisper" : ""}`);
     if (typeof frame.id === "string") {
       item.dataset.id = frame.id;
+    }
+    if (!whisper) {
+      item.dataset.room = roomOf(frame);
+      item.hidden = item.dataset.room !== session.current;
     }
     const avatar = element("span", "avatar", Array.from(sender)[0].toUpperCase());
     avatar.setAttribute("aria-hidden", "true");
     avatar.style.backgroundColor = colourOf(sender);
     const bubble = element("div", "bubble");
     const meta = element("div", "meta");
-    meta.append(element("span", "sender", mine ? `${sender} (you)` : sender));
+    const label = frame.published ? `${sender} (bot)` : sender;
+    meta.append(element("span", "sender", mine && !whisper ? `${label} (you)` : label));
     const sentAt = new Date(typeof frame.sentAt === "string" ? frame.sentAt : Date.now());
     const moment = Number.isNaN(sentAt.getTime()) ? new Date() : sentAt;
     const time = element("time", "time", moment.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
@@ -315,8 +499,12 @@
     append(item);
   }
 
-  function addNotice(kind, title, detail, requestId, hint, kept) {
+  function addNotice(kind, title, detail, requestId, hint, kept, room) {
     const item = element("li", `notice ${kind}`);
+    if (room) {
+      item.dataset.room = room;
+      item.hidden = room !== session.current;
+    }
     item.append(element("strong", "notice-title", title));
     if (detail) {
       item.append(element("span", "notice-detail", detail));
@@ -335,22 +523,56 @@
 
   // --- input ----------------------------------------------------------------------------------------------------
 
+  // The request a composed text makes: a message to the current room, or a command.
+  function requestFor(text) {
+    const command = /^\/(\S+)\s*([\s\S]*)$/.exec(text.trim());
+    if (!command) {
+      return { body: { action: "sendmessage", room: session.current, message: text } };
+    }
+    const [, verb, rest] = command;
+    if (verb === "msg") {
+      const whisper = /^(\S+)\s+([\s\S]+)$/.exec(rest);
+      return whisper ? { body: { action: "whisper", to: whisper[1], message: whisper[2] } } :
+        { problem: "Write /msg NAME text." };
+    }
+    if (["join", "leave", "who", "history"].includes(verb)) {
+      const room = rest.trim() || (verb === "join" ? "" : session.current);
+      return ROOM_NAME.test(room) ? { body: { action: verb, room } } :
+        { problem: "Room names are 1 to 64 characters of A-Z a-z 0-9 . _ -" };
+    }
+    return { problem: `Unknown command /${verb}: try /join, /leave, /who, /history or /msg NAME text.` };
+  }
+
+  function request(body, { text, quiet = false } = {}) {
+    const socket = session.socket;
+    const frame = JSON.stringify(body);
+    socket.send(frame);
+    const kinds = { sendmessage: "message" };
+    const kind = kinds[body.action] || body.action;
+    const key = body.action === "sendmessage" ? `${body.room}:${body.message}` :
+      body.action === "whisper" ? body.message : body.room;
+    session.pending.push({ kind, key, text, quiet });
+  }
+
   function send() {
     const text = elements.message.value;
     const socket = session.socket;
     if (!text.trim() || !socket || socket.readyState !== WebSocket.OPEN) {
       return;
     }
-    const frame = JSON.stringify({ action: "sendmessage", message: text });
-    const size = new TextEncoder().encode(frame).length;
+    const { body, problem } = requestFor(text);
+    if (problem) {
+      addNotice("error", "Not sent", problem);
+      return;
+    }
+    const size = new TextEncoder().encode(JSON.stringify(body)).length;
     if (size > FRAME_LIMIT_BYTES) {
       // API Gateway would close the whole connection (1009) rather than answer; keep the text for editing.
       addNotice("error", "Not sent", `This message makes a ${size}-byte frame; API Gateway closes the connection ` +
         `on frames over ${FRAME_LIMIT_BYTES} bytes. Shorten it and send again.`);
       return;
     }
-    socket.send(frame);
-    session.unconfirmed.push(text);
+    request(body, { text });
     elements.message.value = "";
     fitComposer();
   }
@@ -391,6 +613,17 @@
   });
 
   elements.message.addEventListener("input", fitComposer);
+
+  elements.join.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const room = elements.roomName.value.trim();
+    if (!ROOM_NAME.test(room) || !session.socket) {
+      addNotice("error", "Not joined", "Room names are 1 to 64 characters of A-Z a-z 0-9 . _ -");
+      return;
+    }
+    request({ action: "join", room });
+    elements.roomName.value = "";
+  });
 
   elements.retryNow.addEventListener("click", () => {
     if (session.wanted && !session.socket) {

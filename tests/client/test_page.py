@@ -139,7 +139,7 @@ def test_oversized_message_shows_the_servers_error(
     error = carol.page.locator(".notice.error")
     expect(error, "the server's error frame is not shown").to_have_count(1)
     expect(error.locator(".notice-detail"), "the error shown is not the server's").to_contain_text(refusal["error"])
-    expect(carol.page.locator(".message"), "the refused message was shown as sent").to_have_count(0)
+    expect(carol.page.locator(".message.mine"), "the refused message was shown as sent").to_have_count(0)
     expect(carol.page.locator("#message"), "the refused text was lost").to_have_value(oversized)
     carol.page.screenshot(path=str(artifacts / "chat-error.png"))
 
@@ -241,3 +241,45 @@ def test_the_name_travels_in_the_query_string_and_the_token_as_a_subprotocol(
     assert requested == [("/dev?debug=1&name=Zo%C3%AB+%26+co", f"websocket-chat, bearer.{token}")], (
         f"the page connected with {requested}, not the URL plus ?name= and the token as the bearer. subprotocol"
     )
+
+
+def test_two_pages_chat_in_two_rooms_with_presence_members_history_and_whispers(
+    browser: Browser, emulator: RunningEmulator, pages: list[ChatPage]
+) -> None:
+    ivy = ChatPage(browser, emulator.http_url, "Ivy")
+    pages.append(ivy)
+    ivy.page.fill("#room-name", "ops")
+    ivy.page.click("#join-button")
+    expect(ivy.page.locator("#rooms button[aria-current=true]"), "Ivy is not switched to #ops").to_have_text("#ops")
+    ivy.send("ops before jack")
+
+    jack = ChatPage(browser, emulator.http_url, "Jack")
+    pages.append(jack)
+    jack.send("/join ops")
+    expect(jack.message("ops before jack"), "no history on join").to_have_count(1)
+    expect(jack.page.locator("#members button"), "the member list is not #ops's").to_have_text(["Ivy", "Jack (you)"])
+    expect(ivy.page.locator(".notice.presence").last, "Ivy saw no presence line").to_have_text(
+        re.compile("Jack joined #ops")
+    )
+
+    jack.send("in ops")
+    expect(ivy.message("in ops"), "the #ops message did not reach Ivy").to_have_count(1)
+    expect(ivy.message("in ops").locator(".sender"), "Jack's message shown as Ivy's").to_have_text("Jack")
+    expect(jack.message("in ops"), "Jack's own message is not marked as his").to_have_class(re.compile(r"\bmine\b"))
+
+    jack.page.click("#rooms button[data-room=lobby]")
+    jack.send("in the lobby")
+    expect(jack.message("in ops"), "#ops stays visible in the lobby").to_be_hidden()
+    ivy.page.click("#rooms button[data-room=lobby]")
+    expect(ivy.message("in the lobby"), "the lobby message did not reach Ivy").to_have_count(1)
+    expect(ivy.message("in ops"), "the #ops message shows in the lobby").to_be_hidden()
+
+    ivy.send("/msg Jack psst")
+    for page, label in ((jack, "Jack's"), (ivy, "Ivy's echo")):
+        whisper = page.page.locator(".message.whisper").filter(has_text="psst")
+        expect(whisper, f"{label} whisper missing").to_have_count(1)
+        expect(whisper.locator(".sender"), f"{label} whisper sender").to_have_text("Ivy → Jack")
+
+    jack.send("/leave ops")
+    expect(ivy.page.locator(".notice.presence").filter(has_text="Jack left #ops"), "no left line").to_have_count(1)
+    expect(jack.page.locator("#rooms button"), "#ops still listed for Jack").to_have_text(["#lobby"])
