@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.aws_facts import FRAME_LIMIT_BYTES
+from handlers.aws_facts import FRAME_LIMIT_BYTES, INTEGRATION_TIMEOUT_SECONDS
 
 PROJECT = "websocket-chat"
 """The Pulumi project name, which is also the namespace of its config keys (`websocket-chat:stageName`)."""
@@ -61,7 +61,7 @@ class StackSettings:
     lambda_architecture: str = "arm64"
     lambda_memory_mb: int = 256
     broadcast_memory_mb: int = 1769
-    lambda_timeout_seconds: int = 29
+    lambda_timeout_seconds: int = INTEGRATION_TIMEOUT_SECONDS  # API Gateway stops waiting then
     max_message_bytes: int = 16 * 1024
     broadcast_max_posts_per_second: int = 9000
     broadcast_shard_size: int = 5000
