@@ -126,7 +126,7 @@ def test_the_boundary_allows_everything_the_stack_grants_its_roles() -> None:
         for statement in statements(resource.policy()):
             for action, granted in itertools.product(as_list(statement["Action"]), as_list(statement["Resource"])):
                 # The physical name the stack files' autonaming gives (`dev-<logical name>-<hex>`).
-                arn = re.sub(r"(:table/|:parameter/)", r"\1dev-", granted)
+                arn = re.sub(r"(:table/|:parameter/|:function:)", r"\1dev-", granted)
                 if not any(within(action, arn, boundary) for boundary in allowed):
                     outside.append(f"{resource.name}: {action} on {arn}")
     assert not outside, "granted but outside the boundary: " + "; ".join(outside)
