@@ -230,7 +230,9 @@ class Rooms:
                 return
             request["ExclusiveStartKey"] = last
             if self.page_size is None:
-                request.pop("Limit", None)  # only the first page was limited
+                request.pop("Limit", None)  # `limit` bounds the first page only
+            else:
+                request["Limit"] = self.page_size
 
     def members(self, room: str, now_seconds: float, limit: int | None = None) -> tuple[list[Member], bool]:
         """Up to `limit` members of the room, sorted by name, and whether there were more."""

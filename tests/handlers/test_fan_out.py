@@ -169,3 +169,24 @@ def test_the_handler_posts_a_shard_it_is_invoked_with(
     assert posted(callback_server) == Counter(ids), "three shard invocations cover the room once"
     lines = log_lines(capsys.readouterr().out)
     assert sum(line["delivered"] for line in lines) == 30, f"each invocation logs its own tally: {lines}"
+
+
+def test_the_first_page_and_what_follows_it_cover_the_room_once(
+    table: ConnectionsTable, dynamodb: DynamoDBClient
+) -> None:
+    paged = Rooms(dynamodb, "connections-test", "rooms-test", page_size=3)
+    ids = [f"conn-{number:03d}=" for number in range(50)]
+    populate(table, paged, "r", ids)
+    limits: list[int] = []
+    dynamodb.meta.events.register(
+        "provide-client-params.dynamodb.Query", lambda params, **_: limits.append(params.get("Limit"))
+    )
+
+    first, last_entry = paged.first_member_page("r", time.time(), 10)
+    rest = [
+        connection_id for page in paged.member_ids_after("r", time.time(), last_entry or "") for connection_id in page
+    ]
+
+    assert len(first) == 10 and last_entry is not None, "the first page holds the limit and says where it stopped"
+    assert sorted(first + rest) == sorted(ids), "the first page and the rest read every member exactly once"
+    assert limits[0] == 10 and set(limits[1:]) == {3}, f"only the first page is limited to one shard: {limits}"
