@@ -19,7 +19,7 @@ from tests.emulator.conftest import CloudThread, cloud_options, receive_json, wa
 RELOAD_TIMEOUT_SECONDS = 30.0
 
 HANDLER = """
-import json, os, urllib.request
+import json, os, urllib.parse, urllib.request
 VERSION = {version!r}
 {init}
 
@@ -31,7 +31,8 @@ def shout(event, context):
 
 def reply(event, text):
     # The callback API as a handler reaches it: ENDPOINT_URL, @connections/{{id}}.
-    url = os.environ["ENDPOINT_URL"] + "/@connections/" + event["requestContext"]["connectionId"]
+    connection_id = urllib.parse.quote(event["requestContext"]["connectionId"], safe="")  # ids hold "/" and "+"
+    url = os.environ["ENDPOINT_URL"] + "/@connections/" + connection_id
     body = json.dumps({{"version": text, "pid": os.getpid()}}).encode()
     urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"), timeout=25).close()
     return {{"statusCode": 200}}
