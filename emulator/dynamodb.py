@@ -8,13 +8,15 @@ auto-name.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -136,10 +138,55 @@ def start_table(
     return local
 
 
+MOTO_DYNAMODB_CALLS = (
+    "put_item",
+    "update_item",
+    "delete_item",
+    "get_item",
+    "query",
+    "scan",
+    "batch_write_item",
+    "batch_get_item",
+    "transact_write_items",
+    "transact_get_items",
+)
+"""The item calls of moto's DynamoDB backend that must not interleave (DynamoDB applies each one atomically)."""
+
+
+def make_moto_atomic() -> Callable[[], None]:
+    """Serialise moto's DynamoDB item calls, as DynamoDB's atomic conditional writes are; returns the undo.
+
+    moto's threaded server runs concurrent requests interleaved, so two atomic counters or conditional writes could
+    both succeed; concurrent Lambda workers must see what they would see on AWS.
+    """
+    from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415 - only moto's users pay for importing it
+
+    lock = threading.RLock()
+    originals = {name: getattr(DynamoDBBackend, name) for name in MOTO_DYNAMODB_CALLS}
+
+    def atomic(call: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(call)
+        def serialised(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return call(*args, **kwargs)
+
+        return serialised
+
+    for name, call in originals.items():
+        setattr(DynamoDBBackend, name, atomic(call))
+
+    def undo() -> None:
+        for name, call in originals.items():
+            setattr(DynamoDBBackend, name, call)
+
+    return undo
+
+
 def serve_moto() -> None:
     """The child process: moto's threaded server on a free loopback port, until stdin closes."""
     from moto.server import ThreadedMotoServer  # noqa: PLC0415 - only the child pays for importing moto
 
+    make_moto_atomic()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

@@ -6,6 +6,8 @@ import dataclasses
 import os
 import re
 import struct
+import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from emulator.config import (
     route_selection_path,
     routes_from_definition,
 )
-from emulator.dynamodb import LocalTable
+from emulator.dynamodb import LocalTable, make_moto_atomic
 from emulator.frames import FrameInspector
 from emulator.gateway import select_route
 from handlers import aws_facts
@@ -216,3 +218,34 @@ def test_the_emulator_closes_connections_when_api_gateway_does() -> None:
     assert defaults["max_duration_seconds"] == arguments.max_duration == aws_facts.MAX_CONNECTION_SECONDS, (
         "the emulator's connection duration, by default and on the command line, is API Gateway's"
     )
+
+
+def test_moto_item_calls_do_not_interleave(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415 - moto only where a test needs it
+
+    entered: list[str] = []
+    release = threading.Event()
+
+    def slow_update(self: object, caller: str) -> None:
+        entered.append(caller)
+        release.wait(timeout=10)
+
+    monkeypatch.setattr(DynamoDBBackend, "update_item", slow_update)
+    undo = make_moto_atomic()
+    try:
+        first = threading.Thread(target=DynamoDBBackend.update_item, args=(None, "first"))
+        first.start()
+        while not entered:
+            time.sleep(0.01)
+        second = threading.Thread(target=DynamoDBBackend.update_item, args=(None, "second"))
+        second.start()
+        second.join(timeout=0.5)
+        assert entered == ["first"], "a second item call must wait while the first runs, as on DynamoDB"
+        release.set()
+        first.join(timeout=10)
+        second.join(timeout=10)
+        assert entered == ["first", "second"], f"the second call runs once the first is done: {entered}"
+    finally:
+        release.set()
+        undo()
+    assert vars(DynamoDBBackend)["update_item"] is slow_update, "undo puts moto's own call back"

@@ -17,6 +17,7 @@ import pytest
 from moto import mock_aws
 
 from app.definition import TABLES
+from emulator.dynamodb import make_moto_atomic
 from handlers import clients, environment
 from handlers.connections import ConnectionsTable
 from handlers.history import HistoryTable
@@ -96,9 +97,13 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def dynamodb(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoDBClient]:
+def dynamodb(
+    aws_credentials: None, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[DynamoDBClient]:
     """The handlers' own DynamoDB client, inside moto, with every table created and its variable set."""
     with mock_aws():
+        undo_atomic = make_moto_atomic()
+        request.addfinalizer(undo_atomic)
         clients.dynamodb.cache_clear()
         clients.callback_api.cache_clear()
         client = clients.dynamodb()
