@@ -328,7 +328,7 @@ KEYS: tuple[Key, ...] = (
         "tableBillingMode",
         "table_billing_mode",
         _choice(BILLING_MODES),
-        "Connections table billing: PAY_PER_REQUEST (on-demand) or PROVISIONED.",
+        "Billing of every table (and its indexes): PAY_PER_REQUEST (on-demand) or PROVISIONED.",
     ),
     Key(
         "tableReadCapacity",
@@ -342,12 +342,12 @@ KEYS: tuple[Key, ...] = (
         _int_in(1, 40000),
         "Write capacity units; only with tableBillingMode PROVISIONED.",
     ),
-    Key("pointInTimeRecovery", "point_in_time_recovery", _boolean, "Point-in-time recovery of the connections table."),
+    Key("pointInTimeRecovery", "point_in_time_recovery", _boolean, "Point-in-time recovery of every table."),
     Key(
         "tableKmsKeyArn",
         "table_kms_key_arn",
         _kms_key_arn,
-        "Customer-managed KMS key for the table's encryption; unset uses the AWS-managed key.",
+        "Customer-managed KMS key for every table's encryption; unset uses the AWS-managed key.",
     ),
     Key(
         "auth",
