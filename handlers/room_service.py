@@ -12,12 +12,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from handlers import broadcast, clients, config, fan_out, protocol, room_frames
-from handlers.connections import Connection
+from handlers.connections import CONNECTION_TTL_SECONDS, Connection
 from handlers.history import HistoryTable
 from handlers.rooms import Rooms
 
 if TYPE_CHECKING:
     from handlers.callback_client import CallbackClient
+
+
+CONNECT_GRACE = 30.0
+"""Seconds after connecting during which a 410 does not remove a member: its `$connect` (at most 29 s) may still run,
+and API Gateway answers 410 for a connection whose handshake has not completed."""
 
 
 @dataclass
@@ -81,6 +86,9 @@ class RoomService:
         skip: frozenset[str],
     ) -> broadcast.BroadcastResult:
         def gone(connection_id: str) -> None:
+            connection = self.rooms.connection(connection_id)
+            if connection is not None and connection.expires_at - CONNECTION_TTL_SECONDS > self.clock() - CONNECT_GRACE:
+                return  # still in its `$connect`: API Gateway answers 410 until the handshake completes
             self.rooms.forget(connection_id)
             # The connection row may already be gone (its `$disconnect` ran) while this member row lingered.
             self.rooms.remove_member(connection_id, room)

@@ -18,7 +18,7 @@ from handlers import broadcast, clients, fan_out, send_message
 from handlers.connections import ConnectionsTable
 from handlers.room_service import RoomService
 from handlers.rooms import Rooms
-from tests.handlers.callback_server import CallbackServer
+from tests.handlers.callback_server import GONE, CallbackServer
 from tests.handlers.conftest import FakeLambdaContext, log_lines
 
 if TYPE_CHECKING:
@@ -190,3 +190,23 @@ def test_the_first_page_and_what_follows_it_cover_the_room_once(
     assert len(first) == 10 and last_entry is not None, "the first page holds the limit and says where it stopped"
     assert sorted(first + rest) == sorted(ids), "the first page and the rest read every member exactly once"
     assert limits[0] == 10 and set(limits[1:]) == {3}, f"only the first page is limited to one shard: {limits}"
+
+
+def test_a_410_for_a_connection_still_in_its_connect_keeps_its_membership(
+    table: ConnectionsTable, rooms: Rooms, callback_server: CallbackServer
+) -> None:
+    populate(table, rooms, "r", ["joining=", "steady="])
+    table.add("vanished=", int((time.time() - 120) * 1000), None)  # connected two minutes ago, then gone
+    vanished = rooms.connection("vanished=")
+    assert vanished is not None
+    rooms.join(vanished, "r", time.time())
+    callback_server.script("joining=", GONE)  # API Gateway's answer while a `$connect` still runs
+    callback_server.script("vanished=", GONE)
+
+    service_for(rooms, callback_server, 50, None).to_room("r", FRAME)
+
+    members = {cid for page in rooms.member_ids("r", time.time()) for cid in page}
+    assert "joining=" in members and rooms.connection("joining=") is not None, (
+        "a connection that is still connecting must not be forgotten: its handshake is about to complete"
+    )
+    assert "vanished=" not in members and rooms.connection("vanished=") is None, "a stale connection is forgotten"

@@ -157,7 +157,8 @@ def test_gone_connections_lose_exactly_their_rows(
     sleeps: RecordedSleeps,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    connected(table, SENDER, "live-1=", "live-2=", "stale-1=", "stale-2=")
+    connected(table, SENDER, "live-1=", "live-2=")
+    connected(table, "stale-1=", "stale-2=", ago_seconds=120)  # long past any `$connect`: gone for good
     callback_server.script("stale-1=", GONE)
     callback_server.script("stale-2=", GONE)
 
