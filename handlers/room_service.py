@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from handlers import broadcast, clients, config, fan_out, protocol, room_frames
+from handlers import aws_facts, broadcast, clients, config, fan_out, protocol, room_frames
 from handlers.connections import CONNECTION_TTL_SECONDS, Connection
 from handlers.history import HistoryTable
 from handlers.rooms import Rooms
@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     from handlers.callback_client import CallbackClient
 
 
-CONNECT_GRACE = 30.0
-"""Seconds after connecting during which a 410 does not remove a member: its `$connect` (at most 29 s) may still run,
-and API Gateway answers 410 for a connection whose handshake has not completed."""
+CONNECT_GRACE = aws_facts.INTEGRATION_TIMEOUT_SECONDS + 1.0
+"""Seconds after connecting during which a 410 does not remove a member: its `$connect` may still run, and API
+Gateway answers 410 for a connection whose handshake has not completed."""
 
 
 @dataclass
