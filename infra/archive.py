@@ -25,6 +25,7 @@ import functools
 import hashlib
 import io
 import os
+import threading
 import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -187,11 +188,17 @@ def _package_inits(member: PurePosixPath) -> set[PurePosixPath]:
     return {PurePosixPath(*member.parts[:depth], "__init__.py") for depth in range(1, len(member.parts))}
 
 
+_PARSING = threading.Lock()
+"""CPython 3.11's AST recursion-depth check is not thread-safe: concurrent parses (Pulumi runs the program's callbacks
+on threads) can raise SystemError "AST constructor recursion depth mismatch" (python/cpython gh-106905)."""
+
+
 def _imported_modules(root: Path, member: PurePosixPath) -> set[PurePosixPath]:
     """The handlers-package modules that one module imports (absolute or relative)."""
     source = (root / member).read_bytes()
     try:
-        tree = ast.parse(source, filename=str(member))
+        with _PARSING:
+            tree = ast.parse(source, filename=str(member))
     except SyntaxError as error:
         raise ArchiveError(f"{member} cannot be parsed: {error}") from None
     package = list(member.parent.parts)
