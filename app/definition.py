@@ -134,11 +134,6 @@ class Function:
         """The Lambda `handler` setting: dotted module path and function."""
         return f"{HANDLERS_PACKAGE}.{self.module}.handler"
 
-    @property
-    def table_actions(self) -> tuple[str, ...]:
-        """Every DynamoDB action it may call, on any table."""
-        return tuple(sorted({action for access in self.table_access for action in access.actions}))
-
 
 _CONNECTIONS, _ROOMS, _HISTORY = environment.TABLE_NAME, environment.ROOMS_TABLE_NAME, environment.HISTORY_TABLE_NAME
 # Posting to a room forgets members that answer 410: their connection row and member rows (handlers.room_service).

@@ -6,7 +6,7 @@ safe to repeat (attributes: docs/handlers.md, "Tables and access patterns").
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -59,11 +59,9 @@ class Connection:
 class ConnectionsTable:
     """The table's operations, over a DynamoDB client the caller provides (moto in tests, the real one on Lambda)."""
 
-    def __init__(self, dynamodb: DynamoDBClient, name: str, page_size: int | None = None) -> None:
+    def __init__(self, dynamodb: DynamoDBClient, name: str) -> None:
         self.dynamodb = dynamodb
         self.name = name
-        self.page_size = page_size
-        """Rows per Scan page; None lets DynamoDB fill 1 MB pages. Tests set it small to force many pages."""
 
     def add(
         self, connection_id: str, connected_at_ms: int, display_name: str | None, verified: bool = False
@@ -100,28 +98,6 @@ class ConnectionsTable:
         )
         name = response.get("Item", {}).get("DisplayName", {}).get("S")
         return name if isinstance(name, str) else None
-
-    def live_connection_ids(self, now_seconds: float) -> Iterator[list[str]]:
-        """Every connection id, one Scan page at a time, leaving out rows whose `ExpiresAt` has passed.
-
-        Follows `LastEvaluatedKey` to the end: a single Scan stops at 1 MB and silently drops everyone after it.
-        """
-        request: dict[str, Any] = {
-            "TableName": self.name,
-            "ProjectionExpression": "ConnectionId, ExpiresAt",
-        }
-        if self.page_size is not None:
-            request["Limit"] = self.page_size
-        while True:
-            page = self.dynamodb.scan(**request)
-            yield [
-                item["ConnectionId"]["S"]
-                for item in page.get("Items", [])
-                if "ExpiresAt" not in item or float(item["ExpiresAt"]["N"]) > now_seconds
-            ]
-            if "LastEvaluatedKey" not in page:
-                return
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def named(self, display_name: str, now_seconds: float) -> list[str]:
         """The ids of every live connection holding exactly this display name, through the `ByName` index."""

@@ -12,7 +12,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 DEFAULT_RETENTION_DAYS = 7
-DEFAULT_LIMIT = 50
 SECONDS_PER_DAY = 24 * 60 * 60
 
 

@@ -179,11 +179,6 @@ def unroutable(event: dict[str, Any]) -> InvalidMessageError:
     return InvalidMessageError(f"unknown action {_short(body['action'])}", "unknown-action")
 
 
-def unroutable_reason(event: dict[str, Any]) -> str:
-    """The sentence of `unroutable`."""
-    return str(unroutable(event))
-
-
 def message_frame(
     text: str,
     sender_name: str,
