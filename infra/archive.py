@@ -25,7 +25,6 @@ import functools
 import hashlib
 import io
 import os
-import threading
 import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -188,17 +187,23 @@ def _package_inits(member: PurePosixPath) -> set[PurePosixPath]:
     return {PurePosixPath(*member.parts[:depth], "__init__.py") for depth in range(1, len(member.parts))}
 
 
-_PARSING = threading.Lock()
-"""CPython 3.11's AST recursion-depth check is not thread-safe: concurrent parses (Pulumi runs the program's callbacks
-on threads) can raise SystemError "AST constructor recursion depth mismatch" (python/cpython gh-106905)."""
+@functools.lru_cache(maxsize=256)
+def _parse(source: bytes, filename: str) -> ast.Module:
+    """The module's syntax tree, parsed once per source; a spurious SystemError from CPython 3.11's AST depth check
+    ("AST constructor recursion depth mismatch", python/cpython gh-106905) is retried, since parsing is pure."""
+    for _ in range(2):
+        try:
+            return ast.parse(source, filename=filename)
+        except SystemError:
+            continue
+    return ast.parse(source, filename=filename)
 
 
 def _imported_modules(root: Path, member: PurePosixPath) -> set[PurePosixPath]:
     """The handlers-package modules that one module imports (absolute or relative)."""
     source = (root / member).read_bytes()
     try:
-        with _PARSING:
-            tree = ast.parse(source, filename=str(member))
+        tree = _parse(source, str(member))
     except SyntaxError as error:
         raise ArchiveError(f"{member} cannot be parsed: {error}") from None
     package = list(member.parent.parts)

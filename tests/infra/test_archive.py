@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import hashlib
 import json
@@ -305,3 +306,21 @@ def test_archive_module_imports_no_pulumi() -> None:
         [sys.executable, "-c", script], cwd=archive.SOURCE_ROOT, capture_output=True, text=True, check=True, timeout=60
     )
     assert completed.stdout.strip() == "[]", f"infra.archive pulls in Pulumi: {completed.stdout.strip()}"
+
+
+def test_a_spurious_ast_system_error_is_retried(
+    package: Callable[[dict[str, str]], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = package({"handlers/__init__.py": "", "handlers/only.py": "import handlers.other\n", "handlers/other.py": ""})
+    real_parse = ast.parse
+    failures = iter([True])
+
+    def flaky_parse(source: bytes, filename: str) -> object:
+        if next(failures, False):
+            raise SystemError("AST constructor recursion depth mismatch (before=201, after=254)")
+        return real_parse(source, filename=filename)
+
+    monkeypatch.setattr(ast, "parse", flaky_parse)
+    archive._parse.cache_clear()
+    members = {str(member) for member in archive_members(fixture_function("only"), root)}
+    assert "handlers/other.py" in members, f"a retried parse still follows imports: {members}"
