@@ -149,20 +149,23 @@ MOTO_DYNAMODB_CALLS = (
     "batch_get_item",
     "transact_write_items",
     "transact_get_items",
+    "execute_statement",
+    "batch_execute_statement",
+    "execute_transaction",
 )
-"""The item calls of moto's DynamoDB backend that must not interleave (DynamoDB applies each one atomically)."""
+"""The item requests of moto's DynamoDB handler that must not interleave (DynamoDB applies each one atomically)."""
 
 
 def make_moto_atomic() -> Callable[[], None]:
-    """Serialise moto's DynamoDB item calls, as DynamoDB's atomic conditional writes are; returns the undo.
+    """Serialise moto's DynamoDB item requests, as DynamoDB's atomic writes are; returns the undo.
 
-    moto's threaded server runs concurrent requests interleaved, so two atomic counters or conditional writes could
-    both succeed; concurrent Lambda workers must see what they would see on AWS.
+    The lock wraps moto's request handler, not its backend: the handler builds `ReturnValues` from the live item after
+    the backend call returns, so a backend-level lock let a concurrent ADD leak into another caller's answer.
     """
-    from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415 - only moto's users pay for importing it
+    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415 - only moto's users pay for importing it
 
     lock = threading.RLock()
-    originals = {name: getattr(DynamoDBBackend, name) for name in MOTO_DYNAMODB_CALLS}
+    originals = {name: vars(DynamoHandler)[name] for name in MOTO_DYNAMODB_CALLS}
 
     def atomic(call: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(call)
@@ -173,11 +176,11 @@ def make_moto_atomic() -> Callable[[], None]:
         return serialised
 
     for name, call in originals.items():
-        setattr(DynamoDBBackend, name, atomic(call))
+        setattr(DynamoHandler, name, atomic(call))
 
     def undo() -> None:
         for name, call in originals.items():
-            setattr(DynamoDBBackend, name, call)
+            setattr(DynamoHandler, name, call)
 
     return undo
 

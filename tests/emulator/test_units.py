@@ -10,6 +10,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -220,8 +221,8 @@ def test_the_emulator_closes_connections_when_api_gateway_does() -> None:
     )
 
 
-def test_moto_item_calls_do_not_interleave(monkeypatch: pytest.MonkeyPatch) -> None:
-    from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415 - moto only where a test needs it
+def test_moto_item_requests_do_not_interleave(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415 - moto only where a test needs it
 
     entered: list[str] = []
     release = threading.Event()
@@ -230,22 +231,72 @@ def test_moto_item_calls_do_not_interleave(monkeypatch: pytest.MonkeyPatch) -> N
         entered.append(caller)
         release.wait(timeout=10)
 
-    monkeypatch.setattr(DynamoDBBackend, "update_item", slow_update)
+    monkeypatch.setattr(DynamoHandler, "update_item", slow_update)
     undo = make_moto_atomic()
     try:
-        first = threading.Thread(target=DynamoDBBackend.update_item, args=(None, "first"))
+        first = threading.Thread(target=DynamoHandler.update_item, args=(None, "first"))
         first.start()
         while not entered:
             time.sleep(0.01)
-        second = threading.Thread(target=DynamoDBBackend.update_item, args=(None, "second"))
+        second = threading.Thread(target=DynamoHandler.update_item, args=(None, "second"))
         second.start()
         second.join(timeout=0.5)
-        assert entered == ["first"], "a second item call must wait while the first runs, as on DynamoDB"
+        assert entered == ["first"], "a second item request must wait while the first runs, as on DynamoDB"
         release.set()
         first.join(timeout=10)
         second.join(timeout=10)
-        assert entered == ["first", "second"], f"the second call runs once the first is done: {entered}"
+        assert entered == ["first", "second"], f"the second request runs once the first is done: {entered}"
     finally:
         release.set()
         undo()
-    assert vars(DynamoDBBackend)["update_item"] is slow_update, "undo puts moto's own call back"
+    assert vars(DynamoHandler)["update_item"] is slow_update, "undo puts moto's own handler back"
+
+
+def test_an_atomic_counter_answers_each_caller_with_its_own_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto builds UPDATED_NEW from the live item after its backend returns; a write landing in between must not
+    leak into the answer (CI once saw 80 concurrent ADDs answer 39 twice and 36 never)."""
+    import boto3  # noqa: PLC0415 - moto only where a test needs it
+    from moto import mock_aws  # noqa: PLC0415
+    from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    with mock_aws():
+        undo = make_moto_atomic()
+        backend_update = DynamoDBBackend.update_item
+
+        def update_then_yield(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
+            item = backend_update(self, *args, **kwargs)
+            time.sleep(0.05)  # after the backend call, before the answer is built: where another write used to land
+            return item
+
+        monkeypatch.setattr(DynamoDBBackend, "update_item", update_then_yield)
+        try:
+            client = boto3.client("dynamodb")
+            client.create_table(
+                TableName="counter",
+                KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            answers: list[int] = []
+
+            def add_one() -> None:
+                response = client.update_item(
+                    TableName="counter",
+                    Key={"Id": {"S": "c"}},
+                    UpdateExpression="ADD N :one",
+                    ExpressionAttributeValues={":one": {"N": "1"}},
+                    ReturnValues="UPDATED_NEW",
+                )
+                answers.append(int(response["Attributes"]["N"]["N"]))
+
+            threads = [threading.Thread(target=add_one) for _ in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=10)
+        finally:
+            undo()
+    assert sorted(answers) == [1, 2, 3, 4], f"each ADD answers the value it made: {answers}"
