@@ -114,10 +114,10 @@ class _Conversation:
                 print(format_notice(frame, self.own_id), file=self.err, flush=True)
             quiet = isinstance(frame, Joined) and frame.room in self.quiet_joins
             self.quiet_joins.discard(frame.room)
+            if quiet:
+                return  # not marked seen either: a message in this history may still arrive live, and must show
             for message in frame.history if isinstance(frame, Joined) else frame.messages:
-                if quiet:
-                    self.seen.append(message.id)
-                elif message.id not in self.seen:
+                if message.id not in self.seen:
                     self.seen.append(message.id)
                     print(format_message(message, now), file=self.out, flush=True)
         elif isinstance(frame, Presence | Left | Members):
@@ -204,11 +204,7 @@ def _read_lines(loop: asyncio.AbstractEventLoop, stdin: TextIO, lines: asyncio.Q
     loop.call_soon_threadsafe(lines.put_nowait, None)
 
 
-async def _send_lines(
-    connection: ClientConnection, lines: asyncio.Queue[str | None], talk: _Conversation, greeting: str | None
-) -> None:
-    # A line typed at once must not overtake the greeting's join: the room would refuse a sender not yet in it.
-    await talk.settled(greeting, CONNECT_TIMEOUT_SECONDS)
+async def _send_lines(connection: ClientConnection, lines: asyncio.Queue[str | None], talk: _Conversation) -> None:
     while (line := await lines.get()) is not None:
         if not talk.raw and not line.strip():
             continue  # an empty Enter is not a message; --json sends it anyway for experiments
@@ -271,16 +267,14 @@ async def chat(
     lines: asyncio.Queue[str | None] = asyncio.Queue()
     threading.Thread(target=_read_lines, args=(loop, stdin, lines), daemon=True).start()
     async with connection:
-        greeting_key = None
         if not raw:
             # $connect cannot post to the connection it opens: this harmless join answers with its own id.
             greeting = {"action": "join", "room": room}
             talk.quiet_joins.add(room)
             talk.sent(greeting)
-            greeting_key = _answer_key(greeting)
             await connection.send(json.dumps(greeting))
         receiving = asyncio.create_task(_receive(connection, talk))
-        sending = asyncio.create_task(_send_lines(connection, lines, talk, greeting_key))
+        sending = asyncio.create_task(_send_lines(connection, lines, talk))
         quitting = asyncio.create_task(interrupted.wait())
         await asyncio.wait({receiving, sending, quitting}, return_when=asyncio.FIRST_COMPLETED)
         if not receiving.done() and not quitting.done() and sending.exception() is None:

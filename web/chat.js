@@ -11,6 +11,7 @@
   const LOCAL_URL = `ws://127.0.0.1:3001/${DEFAULT_STAGE}`;
   const FIRST_RETRY_MS = 500;
   const LONGEST_RETRY_MS = 30000;
+  const JOIN_WAIT_MS = 10000;
   const GATEWAY_FAILURE = "Internal server error";
   const FRAME_LIMIT_BYTES = 32 * 1024; // API Gateway's WebSocket frame quota (app/settings.py FRAME_LIMIT_BYTES)
   const NAME_KEY = "chat.displayName";
@@ -48,6 +49,8 @@
     wanted: false, // the user asked to be connected: unexpected closes are retried
     failures: 0, // consecutive failed attempts, for the backoff
     retryTimer: null,
+    joinTimer: null, // gives up waiting for the answer to the join at connect
+    joining: false, // open, and the join at connect not answered yet: the composer waits for it
     myConnectionId: null, // only ever from the server's `joined` frame: a name or a text can be copied
     pending: [], // requests sent and not answered yet, oldest first: {kind, key, text}
     everConnected: false,
@@ -130,6 +133,7 @@
     }
     session.wanted = true;
     session.myConnectionId = null;
+    session.joining = false;
     session.pending = [];
     session.rooms.clear();
     renderRooms();
@@ -151,7 +155,6 @@
       session.failures = 0;
       session.everConnected = true;
       const name = elements.name.value.trim();
-      showState("connected", "Connected");
       // With a token, the server takes the display name from the token, not from the name field.
       if (elements.token.value.trim()) {
         addNotice("info", "Connected with a token: your name is the one it carries");
@@ -159,8 +162,15 @@
         addNotice("info", name ? `Connected as ${name}` : "Connected");
       }
       // $connect cannot post to the connection it opens: this join tells the page its own id (and the lobby).
-      request({ action: "join", room: session.current || LOBBY }, { quiet: true });
-      elements.message.focus();
+      // The composer waits for its answer: after a reconnect this join re-enters the room it sends to.
+      const room = session.current || LOBBY;
+      session.joining = true;
+      showState("connecting", `Joining #${room}…`);
+      request({ action: "join", room }, { quiet: true });
+      session.joinTimer = window.setTimeout(() => {
+        addNotice("warning", `No answer to joining #${room}`, "Messages may be refused until you /join a room.");
+        joinAnswered();
+      }, JOIN_WAIT_MS);
     });
     socket.addEventListener("message", (event) => {
       if (session.socket === socket) {
@@ -171,8 +181,9 @@
       if (session.socket !== socket) {
         return;
       }
-      const wasOpen = elements.status.dataset.state === "connected";
+      const wasOpen = elements.status.dataset.state === "connected" || session.joining;
       session.socket = null;
+      session.joining = false;
       if (wasOpen) {
         addNotice("warning", `Connection lost${event.code ? ` (code ${event.code})` : ""}`);
       } else if (!session.everConnected && session.failures === 0) {
@@ -220,6 +231,20 @@
   function clearTimers() {
     window.clearTimeout(session.retryTimer);
     session.retryTimer = null;
+    window.clearTimeout(session.joinTimer);
+    session.joinTimer = null;
+  }
+
+  // The join at connect was answered (or refused, or went unanswered too long): the composer is ready.
+  function joinAnswered() {
+    window.clearTimeout(session.joinTimer);
+    session.joinTimer = null;
+    if (!session.joining) {
+      return;
+    }
+    session.joining = false;
+    showState("connected", "Connected");
+    elements.message.focus();
   }
 
   // --- frames -----------------------------------------------------------------------------------------------------
@@ -291,7 +316,9 @@
       session.myConnectionId = frame.connectionId;
     }
     session.rooms.set(frame.room, memberMap(frame.members));
-    if (!quiet) {
+    if (quiet) {
+      joinAnswered();
+    } else {
       addNotice("presence", `You joined #${frame.room}`, "", "", "", false, frame.room);
     }
     for (const message of Array.isArray(frame.history) ? frame.history : []) {
@@ -351,6 +378,7 @@
     const answered = index === -1 ? undefined : session.pending.splice(index, 1)[0];
     if (answered && answered.quiet) {
       addNotice("warning", `Could not join #${answered.key}`, detail, requestId, hint);
+      joinAnswered();
       return;
     }
     addNotice("error", title, detail, requestId, hint, keepRefused(answered));

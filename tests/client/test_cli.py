@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import queue
@@ -17,10 +16,9 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from websockets.asyncio.server import ServerConnection, serve
 from websockets.sync.client import connect
 
-from client.interactive import chat
+from client.interactive import _Conversation
 from emulator.testing import RunningEmulator, running_emulator
 from handlers.aws_facts import FRAME_LIMIT_BYTES
 
@@ -128,7 +126,7 @@ def start(started: list[InteractiveClient], *arguments: str) -> InteractiveClien
     client = InteractiveClient(*arguments)
     started.append(client)
     client.wait_for("stderr", r"^\* connected to ")
-    # Joined the lobby, so a message another client sends from now on reaches this one.
+    # Its greeting answered, so the test's next step cannot overtake the join's replay of history.
     client.wait_for("stderr", r"^\* joined #lobby as ")
     return client
 
@@ -281,40 +279,31 @@ def test_refused_url_fails_with_a_reason() -> None:
     assert f"error: could not connect to {url}?name=nobody: Connection refused" in result.stderr, result.stderr
 
 
-def test_a_line_typed_at_once_waits_for_the_greeting_join() -> None:
-    """Route invocations of one connection may overtake each other: a message sent before the lobby join is
-    answered could reach the room before its sender is a member."""
-    received: list[tuple[bool, dict[str, object]]] = []
-    join_answered = asyncio.Event()
-
-    async def answer_join_late(connection: ServerConnection) -> None:
-        await asyncio.sleep(0.3)  # a slow join: the server keeps reading meanwhile, so an early line would show
-        joined = {"type": "joined", "room": "lobby", "connectionId": "c1", "name": "eve", "members": []}
-        await connection.send(json.dumps({**joined, "history": []}))
-        join_answered.set()
-
-    async def server(connection: ServerConnection) -> None:
-        answers = set()
-        async for text in connection:
-            body = json.loads(text)
-            received.append((join_answered.is_set(), body))
-            if body.get("action") == "join":
-                answers.add(asyncio.create_task(answer_join_late(connection)))
-            elif body.get("action") == "sendmessage":
-                echo = {"type": "message", "room": "lobby", "message": body["message"], "from": "eve", "id": "m1"}
-                await connection.send(json.dumps({**echo, "connectionId": "c1"}))
-
-    async def run() -> tuple[int, str]:
-        async with serve(server, "127.0.0.1", 0) as listening:
-            port = listening.sockets[0].getsockname()[1]
-            out, err = io.StringIO(), io.StringIO()
-            code = await chat(
-                f"ws://127.0.0.1:{port}/dev", raw=False, linger_seconds=5, stdin=io.StringIO("hi\n"), out=out, err=err
-            )
-            return code, err.getvalue()
-
-    code, err = asyncio.run(run())
-    assert code == 0, err
-    actions = [body.get("action") for _, body in received]
-    assert actions == ["join", "sendmessage"], f"frames in the order the server got them: {actions}"
-    assert received[1][0], "the message went out before the join was answered"
+def test_a_message_in_the_greetings_history_still_shows_when_it_arrives_live() -> None:
+    """The greeting join's history is not replayed, but a message sent just after this client connected can be in
+    that history and arrive live after it: it must show then (it once vanished as a "repeat")."""
+    out, err = io.StringIO(), io.StringIO()
+    talk = _Conversation(raw=False, out=out, err=err)
+    talk.quiet_joins.add("lobby")
+    message = {
+        "type": "message",
+        "room": "lobby",
+        "id": "m1",
+        "message": "hi bob",
+        "from": "alice",
+        "connectionId": "a",
+    }
+    joined = {
+        "type": "joined",
+        "room": "lobby",
+        "connectionId": "b",
+        "name": "bob",
+        "members": [],
+        "history": [message],
+    }
+    talk.received(json.dumps(joined))
+    assert out.getvalue() == "", "the greeting's history was replayed"
+    talk.received(json.dumps(message))
+    assert out.getvalue().endswith("alice: hi bob\n"), f"the live message did not show: {out.getvalue()!r}"
+    talk.received(json.dumps(message))
+    assert out.getvalue().count("hi bob") == 1, "a repeat of a shown message showed twice"

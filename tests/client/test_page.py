@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, WebSocketRoute, expect
 from websockets.sync.client import connect
 from websockets.sync.server import ServerConnection, serve
 from websockets.typing import Subprotocol
@@ -221,15 +221,18 @@ def test_the_name_travels_in_the_query_string_and_the_token_as_a_subprotocol(
     browser: Browser, emulator: RunningEmulator, pages: list[ChatPage]
 ) -> None:
     # API Gateway hands `$connect` the query string and headers; a stand-in server records what the page asked for
-    # and, like `$connect`, selects the chat's protocol (a browser drops a handshake that selects none).
+    # and, like `$connect`, selects the chat's protocol (a browser drops a handshake that selects none); it answers
+    # the page's join at connect as the chat would.
     requested: list[tuple[str, str | None]] = []
     token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ6In0.c2lnbmF0dXJl"
 
     def record(connection: ServerConnection) -> None:
         assert connection.request is not None
         requested.append((connection.request.path, connection.request.headers.get("Sec-WebSocket-Protocol")))
-        for _ in connection:
-            pass
+        for message in connection:
+            if json.loads(message).get("action") == "join":
+                joined = {"type": "joined", "room": "lobby", "connectionId": "z1", "name": "Zoë & co", "members": []}
+                connection.send(json.dumps({**joined, "history": []}))
 
     with serve(record, "127.0.0.1", 0, subprotocols=[Subprotocol("websocket-chat")]) as stand_in:
         threading.Thread(target=stand_in.serve_forever, daemon=True).start()
@@ -283,3 +286,32 @@ def test_two_pages_chat_in_two_rooms_with_presence_members_history_and_whispers(
     jack.send("/leave ops")
     expect(ivy.page.locator(".notice.presence").filter(has_text="Jack left #ops"), "no left line").to_have_count(1)
     expect(jack.page.locator("#rooms button"), "#ops still listed for Jack").to_have_text(["#lobby"])
+
+
+def test_the_composer_waits_for_the_join_at_connect(browser: Browser, emulator: RunningEmulator) -> None:
+    """After a reconnect that join re-enters the room the composer sends to: a message sent sooner is refused."""
+    context = browser.new_context()
+    sockets: list[WebSocketRoute] = []
+    received: list[str] = []
+
+    def server(socket: WebSocketRoute) -> None:
+        sockets.append(socket)
+        socket.on_message(lambda message: received.append(str(message)))
+
+    try:
+        page = context.new_page()
+        page.route_web_socket(re.compile(r"^wss?://"), server)  # a server that answers only when told to
+        page.goto(emulator.http_url)
+        page.fill("#name", "Early")
+        page.click("#connect")
+        expect(page.locator("#status-text"), "the page does not say it is joining").to_have_text("Joining #lobby…")
+        expect(page.locator("#message"), "the composer is open before the join is answered").to_be_disabled()
+        assert [json.loads(frame) for frame in received] == [{"action": "join", "room": "lobby"}], received
+        joined = {"type": "joined", "room": "lobby", "connectionId": "c1", "name": "Early", "members": []}
+        sockets[0].send(json.dumps({**joined, "history": []}))
+        expect(page.locator("#status"), "the answered join does not open the page").to_have_attribute(
+            "data-state", "connected"
+        )
+        expect(page.locator("#message"), "the composer stays closed after the join").to_be_enabled()
+    finally:
+        context.close()
