@@ -4,7 +4,7 @@ import pulumi
 
 from app import definition
 from infra import archive
-from infra.account import read_cloudwatch_role_arn
+from infra.account import read_account_logging
 from infra.chat import ChatBackend, ChatBackendArgs
 from infra.config import check_regions, load_region, load_settings, load_token_secret
 from infra.naming import check_stack_names
@@ -14,9 +14,9 @@ settings = load_settings(config, pulumi.get_stack())
 region = load_region()
 check_regions(settings, region)
 token_secret = load_token_secret(config, settings)
-# Read before any resource, so a region that already has the account's logging role is left as it is.
-account_role_arn = read_cloudwatch_role_arn(region, pulumi.Config("aws").get("profile"))
-check_stack_names(settings, account_role_arn)
+# Read before any resource, so a region whose logging role another stack or tool set is left as it is.
+account_logging = read_account_logging(settings, region, pulumi.get_stack(), pulumi.Config("aws").get("profile"))
+check_stack_names(settings, account_logging.managed_here)
 
 backend = ChatBackend(
     "chat",
@@ -32,7 +32,7 @@ backend = ChatBackend(
         build_directory=archive.SOURCE_ROOT / "build",
         stack=pulumi.get_stack(),
         region=region,
-        account_cloudwatch_role_arn=account_role_arn,
+        account_logging=account_logging,
     ),
 )
 

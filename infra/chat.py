@@ -14,7 +14,7 @@ import pulumi_aws as aws
 from app.definition import Function, Route, Table, settings_environment
 from app.settings import StackSettings
 from handlers import environment
-from infra.account import AccountLoggingRole, build_account_logging_role
+from infra.account import AccountLogging, AccountLoggingRole, build_account_logging_role
 from infra.api import WebSocketApi, WebSocketApiArgs
 from infra.archive import content_hash, write_archive
 from infra.authorization import TokenAuthorizer, build_token_authorizer
@@ -48,8 +48,9 @@ class ChatBackendArgs:
     """Where each function's zip is written (`build/` at the repository root; ignored by git)."""
     stack: str
     region: str
-    account_cloudwatch_role_arn: str | None
-    """API Gateway's account-level CloudWatch role in `region` as read before the run (None: the region has none)."""
+    account_logging: AccountLogging
+    """API Gateway's account-level CloudWatch role in `region` as read before the run, and whether this stack manages
+    it (`infra.account.read_account_logging`)."""
 
 
 class ChatBackend(pulumi.ComponentResource):
@@ -77,7 +78,7 @@ class ChatBackend(pulumi.ComponentResource):
         self.logging_role: AccountLoggingRole | None = build_account_logging_role(
             "api-gateway-logging",
             settings=self._settings,
-            current_role_arn=args.account_cloudwatch_role_arn,
+            logging=args.account_logging,
             region=args.region,
             stack=args.stack,
             opts=self._child,

@@ -34,7 +34,7 @@ StatementId) for the auto-named resources a stack name can break; every other na
 more, and the characters of a stack name (Pulumi allows letters, digits, `-`, `_` and `.`)."""
 
 LOGGING_ROLE = "api-gateway-logging-role"
-"""`infra.account.AccountLoggingRole`'s role, created only when the region has no API Gateway logging role."""
+"""`infra.account.AccountLoggingRole`'s role, declared by the stack that manages the region's logging role."""
 
 RANDOM = re.compile(r"(?:hex|alphanum|string|num)\((\d+)\)")
 EXPRESSION = re.compile(r"\$\{([^}]*)\}")
@@ -51,7 +51,7 @@ class NamingContext:
 
 
 def planned_names(
-    functions: Sequence[Function], routes: Sequence[Route], authorizer: Function | None, creates_logging_role: bool
+    functions: Sequence[Function], routes: Sequence[Route], authorizer: Function | None, declares_logging_role: bool
 ) -> list[tuple[str, str]]:
     """(type, logical name) of every limited resource the program registers, named as its component names it."""
     names: list[tuple[str, str]] = []
@@ -60,7 +60,7 @@ def planned_names(
     names += [(PERMISSION, f"{route.logical_name}-permission") for route in routes]
     if authorizer is not None:
         names.append((PERMISSION, f"{authorizer.name}-permission"))
-    if creates_logging_role:
+    if declares_logging_role:
         names.append((ROLE, LOGGING_ROLE))
     return names
 
@@ -124,12 +124,11 @@ def check_name_lengths(
         )
 
 
-def check_stack_names(settings: StackSettings, account_role_arn: str | None) -> None:
+def check_stack_names(settings: StackSettings, declares_logging_role: bool) -> None:
     """Check every limited name this stack registers under its `pulumi:autonaming`, before any resource."""
     authorizer = definition.AUTHORIZER if settings.auth == "jwt" else None
-    creates_logging_role = account_role_arn is None and settings.api_gateway_logging_role == "auto"
     check_name_lengths(
         pulumi.Config("pulumi").get_object("autonaming"),
         NamingContext(pulumi.get_stack(), pulumi.get_project(), pulumi.get_organization()),
-        planned_names(definition.FUNCTIONS, definition.ROUTES, authorizer, creates_logging_role),
+        planned_names(definition.FUNCTIONS, definition.ROUTES, authorizer, declares_logging_role),
     )

@@ -5,7 +5,7 @@ record of a registered resource, the lookups over a run's resources, the AWS moc
 
 The one shared entry point for tests of the deployed resources (these tests and the policy pack's):
 
-    run_program(stack="dev", overrides=None, *, preview=False, account_role=None) -> ProgramRun
+    run_program(stack="dev", overrides=None, *, preview=False, account_role=None, role_marker=None) -> ProgramRun
 
 - `stack` picks `Pulumi.<stack>.yaml` (a stack without a file runs on the project defaults alone);
 - `overrides` replaces config values: bare keys are this project's (`{"lambdaMemoryMb": 512}`), namespaced keys
@@ -17,7 +17,9 @@ The one shared entry point for tests of the deployed resources (these tests and 
   definitions (`app.definition.ROUTES`, `infra.archive.SOURCE_ROOT`) take effect;
 - a program that raises is reported as `ProgramError`, carrying the exception and what was registered before it;
 - `account_role` is what API Gateway's account settings report as the region's CloudWatch role (None: a fresh
-  account), answered in place of the program's one read of live AWS (`infra.account.read_cloudwatch_role_arn`).
+  account), answered in place of the program's read of live AWS (`infra.account.read_cloudwatch_role_arn`);
+  `role_marker` is the role ARN the stack's marker parameter holds (None: no marker), in place of
+  `infra.account.read_logging_role_marker`.
 
 The mocks answer like AWS would, deterministically: auto-generated physical names (`<logical name>-<7 hex>`), ids,
 ARNs, `invoke_arn`, `api_endpoint` and `execution_arn` in the stack's region and account `ACCOUNT_ID`, an SSM
@@ -172,6 +174,7 @@ def run_program(
     *,
     preview: bool = False,
     account_role: str | None = None,
+    role_marker: str | None = None,
 ) -> ProgramRun:
     """Run `__main__.py` under mocks with a stack's config; see the module docstring."""
     config = stack_config(stack, overrides)
@@ -190,6 +193,9 @@ def run_program(
         environment = {"AWS_REGION": mocks.region}
         with (
             mock.patch.object(infra.account, "read_cloudwatch_role_arn", lambda region, profile=None: account_role),
+            mock.patch.object(
+                infra.account, "read_logging_role_marker", lambda region, name, profile=None: role_marker
+            ),
             mock.patch.dict(os.environ, environment),
         ):
             runpy.run_path(str(PROGRAM), run_name="__main__")

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.account import marker_name
 from tests.infra.mocks import ACCOUNT_ID, run_program
 from tests.infra.mocks import DEFAULT_REGION as REGION
 from tests.policy.workflows import ROOT
@@ -61,6 +62,22 @@ def test_the_preview_role_can_only_read() -> None:
             assert action == "sts:GetCallerIdentity" or READ_ONLY.match(action), f"preview may {action}"
 
 
+def test_the_preview_role_may_read_what_the_program_reads_before_any_resource() -> None:
+    """`infra.account.read_account_logging`: the account setting and, for `dev` (the stack pull requests preview),
+    its logging-role marker; an AccessDenied there fails every preview."""
+    allowed = [
+        {**s, "Resource": [r.replace("STACK", "dev") for r in as_list(s["Resource"])]}
+        for s in statements(named("Preview role")[1])
+        if s["Effect"] == "Allow"
+    ]
+    reads = {
+        "apigateway:GET": f"arn:aws:apigateway:{REGION}::/account",
+        "ssm:GetParameter": f"arn:aws:ssm:{REGION}:{ACCOUNT_ID}:parameter/{marker_name('dev')}",
+    }
+    for action, arn in reads.items():
+        assert any(within(action, arn, statement) for statement in allowed), f"preview may not {action} on {arn}"
+
+
 def deploy_permissions() -> dict[str, Any]:
     documents = named("Deploy role of one environment")
     return next(document for document in documents if any("Sid" in s for s in statements(document)))
@@ -73,7 +90,8 @@ def test_one_deploy_role_per_environment() -> None:
 
 
 @pytest.mark.parametrize(
-    "sid", ["Functions", "StackRoles", "InvokePolicies", "Tables", "LogGroups", "AlarmTopic", "Alarms"]
+    "sid",
+    ["Functions", "StackRoles", "InvokePolicies", "StackParameters", "Tables", "LogGroups", "AlarmTopic", "Alarms"],
 )
 def test_named_resources_are_scoped_to_the_stack(sid: str) -> None:
     statement = next(s for s in statements(deploy_permissions()) if s.get("Sid") == sid)
@@ -147,6 +165,7 @@ CREATED_AS = {
     "aws:dynamodb/table:Table": ("dynamodb:CreateTable", "arn:aws:dynamodb:{region}:{account}:table/{name}"),
     "aws:cloudwatch/logGroup:LogGroup": ("logs:CreateLogGroup", "arn:aws:logs:{region}:{account}:log-group:{name}"),
     "aws:sns/topic:Topic": ("sns:CreateTopic", "arn:aws:sns:{region}:{account}:{name}"),
+    "aws:ssm/parameter:Parameter": ("ssm:PutParameter", "arn:aws:ssm:{region}:{account}:parameter/{name}"),
     "aws:cloudwatch/metricAlarm:MetricAlarm": (
         "cloudwatch:PutMetricAlarm",
         "arn:aws:cloudwatch:{region}:{account}:alarm:{name}",
