@@ -28,6 +28,7 @@ import os
 import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 from app.definition import HANDLERS_PACKAGE, Function
 
@@ -187,10 +188,9 @@ def _package_inits(member: PurePosixPath) -> set[PurePosixPath]:
     return {PurePosixPath(*member.parts[:depth], "__init__.py") for depth in range(1, len(member.parts))}
 
 
-@functools.lru_cache(maxsize=256)
 def _parse(source: bytes, filename: str) -> ast.Module:
-    """The module's syntax tree, parsed once per source; a spurious SystemError from CPython 3.11's AST depth check
-    ("AST constructor recursion depth mismatch", python/cpython gh-106905) is retried, since parsing is pure."""
+    """The module's syntax tree; a spurious SystemError from CPython 3.11's AST depth check ("AST constructor
+    recursion depth mismatch", python/cpython gh-106905) is retried, since parsing is pure."""
     for _ in range(2):
         try:
             return ast.parse(source, filename=filename)
@@ -199,34 +199,54 @@ def _parse(source: bytes, filename: str) -> ast.Module:
     return ast.parse(source, filename=filename)
 
 
+class _Import(NamedTuple):
+    """One imported module as written: `import a.b` is ("a.b", 0, None), `from ..a import b` is ("a", 2, ("b",))."""
+
+    module: str
+    level: int
+    names: tuple[str, ...] | None
+    """The names a `from` import takes; None for a plain `import`."""
+
+
+@functools.lru_cache(maxsize=256)
+def _imports(source: bytes, filename: str) -> tuple[_Import, ...]:
+    """Every import statement of a module, found once per source (every program run asks for each archive's members)."""
+    found: list[_Import] = []
+    for node in ast.walk(_parse(source, filename)):
+        if isinstance(node, ast.Import):
+            found += [_Import(alias.name, 0, None) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found.append(_Import(node.module or "", node.level, tuple(alias.name for alias in node.names)))
+    return tuple(found)
+
+
 def _imported_modules(root: Path, member: PurePosixPath) -> set[PurePosixPath]:
     """The handlers-package modules that one module imports (absolute or relative)."""
     source = (root / member).read_bytes()
     try:
-        tree = _parse(source, str(member))
+        imports = _imports(source, str(member))
     except SyntaxError as error:
         raise ArchiveError(f"{member} cannot be parsed: {error}") from None
     package = list(member.parent.parts)
     found: set[PurePosixPath] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.split(".")[0] == HANDLERS_PACKAGE:
-                    found.add(_require(root, member, alias.name))
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package[: len(package) - (node.level - 1)]  # level 1 is the module's own package
-                dotted = ".".join([*base, *([node.module] if node.module else [])])
-            else:
-                dotted = node.module or ""
-            if dotted.split(".")[0] != HANDLERS_PACKAGE:
-                continue
-            found.add(_require(root, member, dotted))
-            for alias in node.names:
-                # `from handlers import environment` names a module; `from handlers.x import name` usually does not.
-                submodule = _module_path(root, f"{dotted}.{alias.name}")
-                if submodule is not None:
-                    found.add(submodule)
+    for statement in imports:
+        if statement.names is None:
+            if statement.module.split(".")[0] == HANDLERS_PACKAGE:
+                found.add(_require(root, member, statement.module))
+            continue
+        if statement.level:
+            base = package[: len(package) - (statement.level - 1)]  # level 1 is the module's own package
+            dotted = ".".join([*base, *([statement.module] if statement.module else [])])
+        else:
+            dotted = statement.module
+        if dotted.split(".")[0] != HANDLERS_PACKAGE:
+            continue
+        found.add(_require(root, member, dotted))
+        for name in statement.names:
+            # `from handlers import environment` names a module; `from handlers.x import name` usually does not.
+            submodule = _module_path(root, f"{dotted}.{name}")
+            if submodule is not None:
+                found.add(submodule)
     return found
 
 
