@@ -183,8 +183,9 @@ def test_every_fault_at_once_loses_nothing(quick_client: CallbackClient, callbac
 def test_a_429_storm_slows_the_whole_fan_out_and_loses_nothing(
     client: CallbackClient, callback_server: CallbackServer
 ) -> None:
-    ids = audience(300)
-    callback_server.quota(per_second=500, burst=25)
+    ids = audience(200)
+    # Well under what even a loaded machine posts: 32 workers' first posts alone overrun the burst.
+    callback_server.quota(per_second=150, burst=5)
     pacer = broadcast.Pacer(4000)
 
     result = broadcast.broadcast(
