@@ -38,8 +38,9 @@ ACCESS_LOG_FORMAT = json.dumps(
 
 
 EXECUTION_LOG_GROUP = "API-Gateway-Execution-Logs_{api_id}/{stage}"
-"""Where API Gateway writes a stage's execution logs, for WebSocket APIs as for REST APIs (AWS's "Set up CloudWatch
-logging" guide). API Gateway creates it without retention unless it exists; the stack creates it first."""
+"""Where API Gateway writes a stage's execution logs: AWS's REST guide names it, its WebSocket guide names no other
+(docs/first-deploy.md weighs the evidence). API Gateway creates it without retention unless it exists; the stack
+creates it first."""
 
 
 @dataclass

@@ -450,9 +450,9 @@ def test_execution_logging_is_off_by_default_and_a_switch(dev_run: ProgramRun) -
 
 def test_execution_logs_go_to_a_group_the_stack_owns_with_its_retention() -> None:
     """API Gateway writes execution logs to `API-Gateway-Execution-Logs_{apiId}/{stage}` and creates that group
-    without retention if it is missing (AWS's "Set up CloudWatch logging for WebSocket APIs"; the same name as for
-    REST APIs, /work/shared/reference/apigw-websocket.md). Created by the stack first, it expires and is destroyed
-    with the stack."""
+    without retention if it is missing (/work/shared/reference/apigw-websocket.md; AWS's "Set up CloudWatch logging
+    for REST APIs" states the name, its WebSocket logging page names no other: docs/first-deploy.md). Created by the
+    stack before the stage, it expires and is destroyed with the stack."""
     run = run_program("dev", {"executionLoggingLevel": "INFO", "logRetentionDays": 30})
     group = run.one(LOG_GROUP, "websocket-execution-logs")
     assert group.inputs["name"] == f"API-Gateway-Execution-Logs_{api(run).id}/dev", f"{group}: not API Gateway's name"
