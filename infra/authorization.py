@@ -34,7 +34,8 @@ IDENTITY_SOURCES: list[str] = []
 """None, on purpose. API Gateway answers 401 without invoking the authorizer when ANY listed source is missing, so
 listing `route.request.querystring.token` would shut out header and subprotocol users and listing several would demand
 all. With no identity source every `$connect` reaches the function, which answers 401 itself when none carries a token
-(docs/hardening.md). Caching is not available for WebSocket authorizers, so nothing is lost there."""
+(docs/hardening.md). AWS accepts none on a WebSocket REQUEST authorizer (the provider sends an empty list; its
+acceptance test creates one), and caching is not available for WebSocket authorizers, so nothing is lost there."""
 
 READ_SECRET_SID = "ReadTokenSigningSecret"
 

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, cast
 
+import botocore.session
 import pulumi
 import pytest
 
@@ -98,6 +99,19 @@ def test_auth_off_builds_no_authorizer_and_leaves_connect_open(dev_run: ProgramR
     connect = route(dev_run, "$connect")
     assert connect.inputs["authorizationType"] == "NONE", f"{connect}: {connect.inputs['authorizationType']}"
     assert "authorizerId" not in connect.inputs, f"{connect}: names an authorizer although auth is off"
+
+
+def test_the_api_model_allows_a_request_authorizer_without_identity_sources_or_cache() -> None:
+    """What the authorizer relies on, as botocore's `apigatewayv2` model states it (docs/hardening.md): identity
+    sources are optional for REQUEST authorizers ("none" reaches AWS as the empty list the provider sends for the
+    model's required member), and the result cache is an HTTP API feature."""
+    model = botocore.session.get_session().get_service_model("apigatewayv2")
+    request = model.operation_model("CreateAuthorizer").input_shape
+    assert request is not None, "CreateAuthorizer takes no input"
+    members = request.members
+    assert "For a REQUEST authorizer, this is optional" in members["IdentitySource"].documentation, "sources required"
+    ttl = members["AuthorizerResultTtlInSeconds"].documentation
+    assert "Supported only for HTTP API Lambda authorizers" in ttl, f"WebSocket authorizers may cache now: {ttl}"
 
 
 def test_auth_on_guards_connect_with_a_request_authorizer(auth_run: ProgramRun) -> None:
