@@ -52,8 +52,8 @@ def _chat_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--token",
         default=os.environ.get(TOKEN_VARIABLE) or None,
-        help=f"token for an authorizer, if the stack has one (sent as ?token=); default ${TOKEN_VARIABLE}, which "
-        "keeps it out of the process list",
+        help=f"token for an authorizer, if the stack has one (sent as the subprotocol bearer.TOKEN, never in the "
+        f"URL); default ${TOKEN_VARIABLE}, which keeps it out of the process list",
     )
     parser.add_argument(
         "--json",
@@ -92,8 +92,8 @@ def _smoke_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--token",
         default=os.environ.get(TOKEN_VARIABLE) or None,
-        help=f"token for an authorizer, if the stack has one (sent as ?token=); default ${TOKEN_VARIABLE}, which "
-        "keeps it out of the process list",
+        help=f"token for an authorizer, if the stack has one (sent as the subprotocol bearer.TOKEN, never in the "
+        f"URL); default ${TOKEN_VARIABLE}, which keeps it out of the process list",
     )
     return parser
 
@@ -130,10 +130,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name_problem:
         parser.error(f"--name: {name_problem}")
     try:
-        url = chat_url(options.url, name=options.name, token=options.token, room=options.room)
+        url = chat_url(options.url, name=options.name, room=options.room)
     except BadUrlError as error:
         parser.error(str(error))
-    return interactive.run(url, raw=options.json, linger_seconds=options.wait, room=options.room or "lobby")
+    return interactive.run(
+        url, raw=options.json, linger_seconds=options.wait, room=options.room or "lobby", token=options.token
+    )
 
 
 if __name__ == "__main__":

@@ -6,19 +6,25 @@ import os
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.typing import Subprotocol
 
+from handlers import subprotocol
 from handlers.aws_facts import MESSAGE_LIMIT_BYTES
 
 CONNECT_FAILURES = (OSError, TimeoutError, InvalidHandshake)
 """What `open_connection` raises when the server refuses, is unreachable or rejects the handshake."""
 
 
-async def open_connection(url: str, timeout: float) -> ClientConnection:
+async def open_connection(url: str, timeout: float, token: str | None = None) -> ClientConnection:
     """Connect to a chat URL, failing with one of `CONNECT_FAILURES` after `timeout` seconds at most.
 
+    A token travels as the subprotocol `bearer.<token>`, as the page sends it: a query string lands in access logs.
     No keepalive pings: API Gateway does not count them as traffic for its idle timeout; wscat sends none either.
     """
-    return await connect(url, open_timeout=timeout, ping_interval=None, max_size=MESSAGE_LIMIT_BYTES)
+    offers = [Subprotocol(subprotocol.CHAT), Subprotocol(subprotocol.TOKEN_PREFIX + token)] if token else None
+    return await connect(
+        url, open_timeout=timeout, ping_interval=None, max_size=MESSAGE_LIMIT_BYTES, subprotocols=offers
+    )
 
 
 def describe_failure(error: BaseException, timeout: float) -> str:

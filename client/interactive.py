@@ -243,11 +243,19 @@ async def _receive(connection: ClientConnection, talk: _Conversation) -> None:
 
 
 async def chat(
-    url: str, *, raw: bool, linger_seconds: float, stdin: TextIO, out: TextIO, err: TextIO, room: str = LOBBY
+    url: str,
+    *,
+    raw: bool,
+    linger_seconds: float,
+    stdin: TextIO,
+    out: TextIO,
+    err: TextIO,
+    room: str = LOBBY,
+    token: str | None = None,
 ) -> int:
     """Chat until stdin ends or Ctrl-C (exit 0), or the server closes the connection (exit 1)."""
     try:
-        connection = await open_connection(url, CONNECT_TIMEOUT_SECONDS)
+        connection = await open_connection(url, CONNECT_TIMEOUT_SECONDS, token)
     except CONNECT_FAILURES as error:
         print(
             f"error: could not connect to {redacted(url)}: {describe_failure(error, CONNECT_TIMEOUT_SECONDS)}",
@@ -300,12 +308,19 @@ async def chat(
     return 1
 
 
-def run(url: str, *, raw: bool, linger_seconds: float, room: str = LOBBY) -> int:
+def run(url: str, *, raw: bool, linger_seconds: float, room: str = LOBBY, token: str | None = None) -> int:
     """Run the chat on the process's stdin and stdout; Ctrl-C quits cleanly with exit status 0."""
     try:
         return asyncio.run(
             chat(
-                url, raw=raw, linger_seconds=linger_seconds, stdin=sys.stdin, out=sys.stdout, err=sys.stderr, room=room
+                url,
+                raw=raw,
+                linger_seconds=linger_seconds,
+                stdin=sys.stdin,
+                out=sys.stdout,
+                err=sys.stderr,
+                room=room,
+                token=token,
             )
         )
     except KeyboardInterrupt:  # Ctrl-C while still connecting

@@ -54,9 +54,9 @@ class _Run:
         return SmokeStepError(self.step, problem, time.monotonic() - self.step_started, self.timeout)
 
     async def connect(self, label: str, name: str) -> _Client:
-        url = chat_url(self.url, name=name, token=self.token)
+        url = chat_url(self.url, name=name)
         try:
-            connection = await open_connection(url, self.timeout)
+            connection = await open_connection(url, self.timeout, self.token)
         except CONNECT_FAILURES as error:
             raise self.fail(f"client {label} could not connect: {describe_failure(error, self.timeout)}") from None
         return _Client(label, name, connection)

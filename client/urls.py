@@ -1,4 +1,4 @@
-"""WebSocket URLs for the chat: checked before connecting, with the display name and token as query parameters."""
+"""WebSocket URLs for the chat: checked before connecting, with the display name and first room as query parameters."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ class BadUrlError(ValueError):
     """The URL cannot be a chat endpoint; the message says what is wrong and what was given."""
 
 
-def chat_url(url: str, name: str | None = None, token: str | None = None, room: str | None = None) -> str:
-    """`url` with `?name=`, `?token=` and `?room=` added (replacing any already there), after checking it is ws://
-    or wss://.
+def chat_url(url: str, name: str | None = None, room: str | None = None) -> str:
+    """`url` with `?name=` and `?room=` added (replacing any already there), after checking it is ws:// or wss://.
 
-    `$connect` reads the display name from `name` and the first room from `room`; a later authorizer reads `token`.
+    `$connect` reads the display name from `name` and the first room from `room`; a token travels apart
+    (`open_connection`).
     """
     stripped = url.strip()
     if not stripped:
@@ -21,7 +21,7 @@ def chat_url(url: str, name: str | None = None, token: str | None = None, room: 
     parts = urlsplit(stripped)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         raise BadUrlError(f"the URL must look like ws://HOST/STAGE or wss://HOST/STAGE, got {url!r}")
-    extra = {key: value for key, value in (("name", name), ("token", token), ("room", room)) if value}
+    extra = {key: value for key, value in (("name", name), ("room", room)) if value}
     query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key not in extra]
     query.extend(extra.items())
     return urlunsplit(parts._replace(query=urlencode(query)))

@@ -17,6 +17,8 @@ from typing import IO
 
 import pytest
 from websockets.sync.client import connect
+from websockets.sync.server import ServerConnection, serve
+from websockets.typing import Subprotocol
 
 from client.interactive import _Conversation
 from emulator.testing import RunningEmulator, running_emulator
@@ -307,3 +309,27 @@ def test_a_message_in_the_greetings_history_still_shows_when_it_arrives_live() -
     assert out.getvalue().endswith("alice: hi bob\n"), f"the live message did not show: {out.getvalue()!r}"
     talk.received(json.dumps(message))
     assert out.getvalue().count("hi bob") == 1, "a repeat of a shown message showed twice"
+
+
+def test_the_token_travels_as_a_subprotocol_never_in_the_url() -> None:
+    """A query string lands in API Gateway's access logs and in proxies' logs; the subprotocol does not."""
+    requested: list[tuple[str, str | None]] = []
+
+    def record(connection: ServerConnection) -> None:
+        assert connection.request is not None
+        requested.append((connection.request.path, connection.request.headers.get("Sec-WebSocket-Protocol")))
+        for _ in connection:
+            pass
+
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0In0.c2ln"
+    with serve(record, "127.0.0.1", 0, subprotocols=[Subprotocol("websocket-chat")]) as stand_in:
+        threading.Thread(target=stand_in.serve_forever, daemon=True).start()
+        url = f"ws://127.0.0.1:{stand_in.socket.getsockname()[1]}/dev"
+        for command in (("--name", "tess", "--wait", "0.2"), ("smoke", "--timeout", "1")):
+            arguments = (*command[:1], url, *command[1:]) if command[0] == "smoke" else (url, *command)
+            result = run_client(*arguments, "--token", token)
+            assert token not in result.stdout + result.stderr, f"{command[0]} printed the token"
+    assert len(requested) >= 2 and requested[0][0] == "/dev?name=tess", f"the chat, then the smoke test: {requested}"
+    for path, offered in requested:
+        assert "token" not in path, f"the token went in the URL: {path}"
+        assert offered == f"websocket-chat, bearer.{token}", f"offered {offered!r}, not the chat's protocol and token"

@@ -1,4 +1,4 @@
-"""Checking chat URLs and adding the display name and token to them."""
+"""Checking chat URLs and adding the display name and first room to them."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 from client.urls import BadUrlError, chat_url, redacted
 
 
-def test_name_and_token_become_query_parameters() -> None:
-    url = chat_url("wss://abc.execute-api.eu-west-1.amazonaws.com/dev", name="Zoë & co", token="t0k=n")
-    assert url == "wss://abc.execute-api.eu-west-1.amazonaws.com/dev?name=Zo%C3%AB+%26+co&token=t0k%3Dn", url
+def test_name_and_room_become_query_parameters() -> None:
+    url = chat_url("wss://abc.execute-api.eu-west-1.amazonaws.com/dev", name="Zoë & co", room="ops")
+    assert url == "wss://abc.execute-api.eu-west-1.amazonaws.com/dev?name=Zo%C3%AB+%26+co&room=ops", url
 
 
 def test_existing_query_is_kept_and_name_replaced() -> None:
@@ -17,7 +17,7 @@ def test_existing_query_is_kept_and_name_replaced() -> None:
     assert url == "ws://127.0.0.1:3001/dev?debug=1&name=new", url
 
 
-def test_url_without_name_or_token_is_unchanged() -> None:
+def test_url_without_name_or_room_is_unchanged() -> None:
     assert chat_url("ws://127.0.0.1:3001/dev") == "ws://127.0.0.1:3001/dev", "plain URL was altered"
 
 
