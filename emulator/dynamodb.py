@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import logging
 import signal
 import subprocess
@@ -27,6 +28,7 @@ from emulator.config import PROJECT_ROOT, EmulatorConfigError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from werkzeug.serving import WSGIRequestHandler
 
 THROWAWAY_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "emulator",
@@ -35,6 +37,10 @@ THROWAWAY_CREDENTIALS = {
 }
 """Credentials for the local endpoints: never real, so nothing local can reach an AWS account."""
 STOP_GRACE_SECONDS = 5.0
+REQUEST_LINE_LIMIT = 65536
+"""Longest request line the moto server reads, as `http.server` allows."""
+HOP_BY_HOP_HEADERS = frozenset({"connection", "content-length", "keep-alive", "transfer-encoding"})
+"""Response headers the keep-alive server sets itself rather than passing on from the app."""
 
 
 @dataclass
@@ -185,18 +191,80 @@ def make_moto_atomic() -> Callable[[], None]:
     return undo
 
 
+def keep_alive_handler() -> type[WSGIRequestHandler]:
+    """moto's request handler answering on the same connection: Werkzeug's closes each one after its answer.
+
+    A function's DynamoDB calls then reuse botocore's pooled connections instead of paying a TCP handshake and a new
+    server thread each. Requests without a plain `Content-Length` body (chunked, `Expect`, HEAD) take Werkzeug's own
+    path, which closes the connection.
+    """
+    from moto.moto_server.werkzeug_app import MotoRequestHandler  # noqa: PLC0415 - only the child imports moto
+
+    class KeepAliveHandler(MotoRequestHandler):
+        disable_nagle_algorithm = True  # headers and body go in two writes: Nagle would hold the body for an ACK
+
+        def handle_one_request(self) -> None:
+            self.raw_requestline = self.rfile.readline(REQUEST_LINE_LIMIT + 1)
+            if not self.raw_requestline or len(self.raw_requestline) > REQUEST_LINE_LIMIT:
+                self.close_connection = True
+                return
+            if not self.parse_request():
+                return
+            length = self.headers.get("Content-Length", "")
+            unframed = "Transfer-Encoding" in self.headers or "Expect" in self.headers or self.command == "HEAD"
+            if not length.isdigit() or unframed:
+                self.close_connection = True
+                self.run_wsgi()
+                return
+            environ = self.make_environ()
+            # The body is read whole before the app runs, so the next request starts where this one ended.
+            environ["wsgi.input"] = io.BytesIO(self.rfile.read(int(length)))
+            status, headers, body = _call_wsgi(self.server.app, environ)
+            code, _, reason = status.partition(" ")
+            self.send_response(int(code), reason)
+            for name, value in headers:
+                if name.lower() not in HOP_BY_HOP_HEADERS:
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+
+    return KeepAliveHandler
+
+
+def _call_wsgi(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Run a WSGI app on one request: its status line, headers and whole body."""
+    answer: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        answer.update(status=status, headers=headers)
+        return chunks.append
+
+    chunks: list[bytes] = []
+    result = app(environ, start_response)
+    try:
+        chunks.extend(result)
+    finally:
+        if hasattr(result, "close"):
+            result.close()
+    return answer["status"], answer["headers"], b"".join(chunks)
+
+
 def serve_moto() -> None:
     """The child process: moto's threaded server on a free loopback port, until stdin closes."""
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - only the child pays for importing moto
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app  # noqa: PLC0415
+    from werkzeug.serving import make_server  # noqa: PLC0415
 
     make_moto_atomic()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    print(server.get_host_and_port()[1], flush=True)
+    application = DomainDispatcherApplication(create_backend_app)
+    server = make_server("127.0.0.1", 0, application, threaded=True, request_handler=keep_alive_handler())
+    threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
+    print(server.server_address[1], flush=True)
     sys.stdin.read()
-    server.stop()
+    server.shutdown()
 
 
 if __name__ == "__main__":
