@@ -139,11 +139,13 @@ _CONNECTIONS, _ROOMS, _HISTORY = environment.TABLE_NAME, environment.ROOMS_TABLE
 # Posting to a room forgets members that answer 410: their connection row and member rows (handlers.room_service).
 _FORGET_GONE = (TableAccess(_CONNECTIONS, ("dynamodb:DeleteItem",)), TableAccess(_ROOMS, ("dynamodb:DeleteItem",)))
 _ROOM_ENVIRONMENT = (_CONNECTIONS, _ROOMS, environment.MAX_ROOMS, environment.ENDPOINT_URL)
+_PRESENCE_ENVIRONMENT = (*_ROOM_ENVIRONMENT, environment.PRESENCE_MAX_MEMBERS)
+"""The functions that announce joins and leaves: connect, disconnect, join, leave."""
 
 CONNECT = Function(
     name="connect",
     module="connect",
-    environment=_ROOM_ENVIRONMENT,
+    environment=_PRESENCE_ENVIRONMENT,
     # PutItem stores the row; the join transaction updates it and puts the member row and name claim; GetItem
     # rereads a row whose join failed; Query lists the members told of the newcomer.
     table_access=(
@@ -158,7 +160,7 @@ CONNECT = Function(
 DISCONNECT = Function(
     name="disconnect",
     module="disconnect",
-    environment=_ROOM_ENVIRONMENT,
+    environment=_PRESENCE_ENVIRONMENT,
     # DeleteItem returns the row's rooms and removes its memberships; Query lists the members told it left.
     table_access=(*_FORGET_GONE, TableAccess(_ROOMS, ("dynamodb:Query",))),
     callback_methods=("POST",),
@@ -192,7 +194,7 @@ SEND_MESSAGE = Function(
 JOIN = Function(
     name="join",
     module="join_room",
-    environment=(*_ROOM_ENVIRONMENT, _HISTORY, environment.HISTORY_LIMIT),
+    environment=(*_PRESENCE_ENVIRONMENT, _HISTORY, environment.HISTORY_LIMIT),
     table_access=(
         *_FORGET_GONE,
         TableAccess(_CONNECTIONS, ("dynamodb:GetItem", "dynamodb:UpdateItem")),
@@ -205,7 +207,7 @@ JOIN = Function(
 LEAVE = Function(
     name="leave",
     module="leave_room",
-    environment=_ROOM_ENVIRONMENT,
+    environment=_PRESENCE_ENVIRONMENT,
     table_access=(
         *_FORGET_GONE,
         TableAccess(_CONNECTIONS, ("dynamodb:GetItem", "dynamodb:UpdateItem")),
@@ -358,4 +360,5 @@ def settings_environment(settings: StackSettings) -> dict[str, str]:
         environment.MAX_ROOMS: str(settings.max_rooms_per_connection),
         environment.HISTORY_LIMIT: str(settings.history_limit),
         environment.HISTORY_RETENTION_DAYS: str(settings.history_retention_days),
+        environment.PRESENCE_MAX_MEMBERS: str(settings.presence_max_members),
     }

@@ -70,6 +70,7 @@ class StackSettings:
     max_rooms_per_connection: int = 20
     history_limit: int = 50
     history_retention_days: int = 7
+    presence_max_members: int = 100
     log_retention_days: int = 14
     throttling_burst_limit: int = 500
     throttling_rate_limit: float = 1000.0
@@ -299,6 +300,13 @@ KEYS: tuple[Key, ...] = (
         "history_retention_days",
         _int_in(1, 365),
         "Days each room's messages are kept; DynamoDB's TTL deletes them afterwards.",
+    ),
+    Key(
+        "presenceMaxMembers",
+        "presence_max_members",
+        _int_in(0, 10000),
+        "Largest room whose joins and leaves are announced to its members (0: none). Above it nobody is told, so "
+        "a join costs no broadcast; the joined frame says so, and who lists the members.",
     ),
     Key(
         "logRetentionDays",

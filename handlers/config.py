@@ -27,6 +27,8 @@ DEFAULT_HISTORY_LIMIT = 50
 """The default of `historyLimit`."""
 DEFAULT_HISTORY_RETENTION_DAYS = 7
 """The default of `historyRetentionDays`."""
+DEFAULT_PRESENCE_MAX_MEMBERS = 100
+"""The default of `presenceMaxMembers`."""
 
 
 class ConfigurationError(RuntimeError):
@@ -61,6 +63,16 @@ def history_limit() -> int:
 def history_retention_days() -> int:
     """Days history is kept (`HISTORY_RETENTION_DAYS`, default 7)."""
     return _positive_int(environment.HISTORY_RETENTION_DAYS, DEFAULT_HISTORY_RETENTION_DAYS)
+
+
+def presence_max_members() -> int:
+    """The largest room whose joins and leaves are announced (`PRESENCE_MAX_MEMBERS`, default 100; 0: none is)."""
+    text = os.environ.get(environment.PRESENCE_MAX_MEMBERS, "").strip()
+    if not text:
+        return DEFAULT_PRESENCE_MAX_MEMBERS
+    if not (text.isascii() and text.isdigit()):
+        raise ConfigurationError(f"{environment.PRESENCE_MAX_MEMBERS} must be a whole number, 0 or more, got {text!r}")
+    return int(text)
 
 
 def endpoint_url() -> str:

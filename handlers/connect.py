@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from handlers import broadcast, display_name, protocol, room_service, subprotocol
+from handlers import broadcast, config, display_name, protocol, room_service, subprotocol
 from handlers.connections import ConnectionsTable
 from handlers.invocation import RefusedError, handle
 from handlers.room_service import RoomService
@@ -20,7 +20,9 @@ RETRY = broadcast.Retry()
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     """Lambda entry point for the `$connect` route."""
-    response = handle(event, context, lambda: connect(event, room_service.from_environment(RETRY)))
+    response = handle(
+        event, context, lambda: connect(event, room_service.from_environment(RETRY, config.presence_max_members()))
+    )
     # A browser that offered subprotocols (the token travels as one) drops a handshake that selects none of them.
     headers = subprotocol.answer_headers(event.get("headers")) if response["statusCode"] == 200 else {}
     return {**response, **({"headers": headers} if headers else {})}

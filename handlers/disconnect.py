@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers import broadcast, room_service
+from handlers import broadcast, config, room_service
 from handlers.invocation import handle
 from handlers.room_service import RoomService
 
@@ -14,7 +14,9 @@ RETRY = broadcast.Retry()
 
 def handler(event: dict[str, Any], context: object) -> dict[str, int]:
     """Lambda entry point for the `$disconnect` route: 200 whether or not the row still existed."""
-    return handle(event, context, lambda: disconnect(event, room_service.from_environment(RETRY)))
+    return handle(
+        event, context, lambda: disconnect(event, room_service.from_environment(RETRY, config.presence_max_members()))
+    )
 
 
 def disconnect(event: dict[str, Any], service: RoomService) -> dict[str, Any]:

@@ -34,6 +34,9 @@ BROADCAST_MAX_POSTS_PER_SECOND = "BROADCAST_MAX_POSTS_PER_SECOND"
 BROADCAST_SHARD_SIZE = "BROADCAST_SHARD_SIZE"
 """Members above which one broadcast is split across parallel invocations of the function."""
 
+PRESENCE_MAX_MEMBERS = "PRESENCE_MAX_MEMBERS"
+"""The largest room whose joins and leaves are announced to its members."""
+
 MESSAGE_RATE_PER_SECOND = "MESSAGE_RATE_PER_SECOND"
 """Messages per second one connection may send, sustained (its token bucket's refill rate)."""
 

@@ -27,7 +27,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, int]:
         context,
         lambda: join(
             event,
-            room_service.from_environment(RETRY),
+            room_service.from_environment(RETRY, config.presence_max_members()),
             HistoryTable(clients.dynamodb(), config.history_table_name()),
             config.history_limit(),
         ),
@@ -48,10 +48,18 @@ def join(event: dict[str, Any], service: RoomService, history: HistoryTable, his
     now = service.clock()
     members, truncated = service.rooms.members(room, now, room_frames.MEMBER_LIST_LIMIT)
     recent = history.before(room, None, history_limit, now)
+    audience = service.presence_audience(room, connection)
     frame = room_frames.joined_frame(
-        room, connection.connection_id, connection.sender_name, members=members, truncated=truncated, history=recent
+        room,
+        connection.connection_id,
+        connection.sender_name,
+        members=members,
+        truncated=truncated,
+        presence=audience.live,
+        history=recent,
     )
     fields: dict[str, Any] = {"outcome": outcome.value, "reply": service.reply(connection.connection_id, frame)}
+    fields["presence"] = audience.live
     if outcome is JoinOutcome.JOINED:
-        fields.update(room_service.broadcast_fields(service.announce(room, "joined", connection)))
+        fields.update(room_service.broadcast_fields(service.announce(room, "joined", connection, audience)))
     return fields

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers import broadcast, protocol, room_frames, room_service
+from handlers import broadcast, config, protocol, room_frames, room_service
 from handlers.invocation import handle
 from handlers.room_service import RoomService
 
@@ -13,7 +13,9 @@ RETRY = broadcast.Retry()
 
 def handler(event: dict[str, Any], context: object) -> dict[str, int]:
     """Lambda entry point for the `leave` route."""
-    return handle(event, context, lambda: leave(event, room_service.from_environment(RETRY)))
+    return handle(
+        event, context, lambda: leave(event, room_service.from_environment(RETRY, config.presence_max_members()))
+    )
 
 
 def leave(event: dict[str, Any], service: RoomService) -> dict[str, Any]:

@@ -38,6 +38,11 @@ def presence_frame(room: str, event: str, name: str, connection_id: str) -> byte
     return encode({"type": "presence", "room": room, "event": event, "name": name, "connectionId": connection_id})
 
 
+def presence_off_frame(room: str, max_members: int) -> bytes:
+    """To the members of a room that has just grown past `max_members`: its joins and leaves are no longer announced."""
+    return encode({"type": "presence-off", "room": room, "maxMembers": max_members})
+
+
 def left_frame(room: str) -> bytes:
     """To the leaver: it is no longer a member."""
     return encode({"type": "left", "room": room})
@@ -49,9 +54,19 @@ def members_frame(room: str, members: Sequence[Member], truncated: bool) -> byte
 
 
 def joined_frame(
-    room: str, connection_id: str, name: str, *, members: Sequence[Member], truncated: bool, history: Sequence[bytes]
+    room: str,
+    connection_id: str,
+    name: str,
+    *,
+    members: Sequence[Member],
+    truncated: bool,
+    presence: bool,
+    history: Sequence[bytes],
 ) -> bytes:
-    """To the joiner: its own id and name (the only "this is me" a client may trust), the members, recent history."""
+    """To the joiner: its own id and name (the only "this is me" a client may trust), the members, recent history.
+
+    `presence` false says the room is too big for its joins and leaves to be announced: the list will not follow them.
+    """
     head = {
         "type": "joined",
         "room": room,
@@ -59,6 +74,7 @@ def joined_frame(
         "name": name,
         "members": member_list(members),
         "truncated": truncated,
+        "presence": presence,
     }
     return _with_messages(head, "history", history)
 

@@ -42,6 +42,8 @@ class RoomService:
     """Members above which a room's broadcast is split across invocations (`handlers.fan_out`); None never splits."""
     hand_over: Callable[[list[fan_out.Shard]], list[fan_out.Shard]] | None = None
     """Starts the invocations that post the other parts; returns the parts it could not hand over."""
+    presence_max_members: int = config.DEFAULT_PRESENCE_MAX_MEMBERS
+    """The largest room whose joins and leaves are announced; a bigger room hears of none (`presence_audience`)."""
 
     def reply(self, connection_id: str, frame: bytes) -> str:
         """Post one frame to one connection: `delivered`, `gone` or an error code."""
@@ -105,10 +107,40 @@ class RoomService:
             skip=skip,
         )
 
-    def announce(self, room: str, event: str, connection: Connection) -> broadcast.BroadcastResult:
-        """Tell the room's other members that `connection` joined or left."""
-        frame = room_frames.presence_frame(room, event, connection.sender_name, connection.connection_id)
-        return self.to_room(room, frame, skip=frozenset({connection.connection_id}))
+    def presence_audience(self, room: str, connection: Connection) -> PresenceAudience:
+        """Who hears that `connection` joined or left `room`: one bounded read, never the whole room."""
+        if self.presence_max_members == 0:
+            return PresenceAudience(others=[], live=False)
+        skip = frozenset({connection.connection_id})
+        # One more than fits tells "exactly one too many" (the join that ends presence) from "far too many".
+        others = self.rooms.some_member_ids(room, self.clock(), self.presence_max_members + 1, skip)
+        return PresenceAudience(others=others, live=len(others) < self.presence_max_members)
+
+    def announce(
+        self, room: str, event: str, connection: Connection, audience: PresenceAudience | None = None
+    ) -> broadcast.BroadcastResult:
+        """Tell the room's other members that `connection` joined or left, if the room is small enough for presence.
+
+        The join that takes the room past `presence_max_members` tells the others presence is off instead.
+        """
+        audience = audience if audience is not None else self.presence_audience(room, connection)
+        if audience.live:
+            frame = room_frames.presence_frame(room, event, connection.sender_name, connection.connection_id)
+        elif event == "joined" and len(audience.others) == self.presence_max_members:
+            frame = room_frames.presence_off_frame(room, self.presence_max_members)
+        else:
+            return broadcast.BroadcastResult()
+        return self._broadcast(room, iter([audience.others]), frame, self.pacer, frozenset())
+
+
+@dataclass(frozen=True)
+class PresenceAudience:
+    """The outcome of `RoomService.presence_audience`."""
+
+    others: list[str]
+    """Up to `presence_max_members + 1` of the room's other members."""
+    live: bool
+    """The room, the subject included, has at most `presence_max_members`: its joins and leaves are announced."""
 
 
 def broadcast_fields(result: broadcast.BroadcastResult) -> dict[str, object]:
@@ -123,12 +155,18 @@ def broadcast_fields(result: broadcast.BroadcastResult) -> dict[str, object]:
     }
 
 
-def from_environment(retry: broadcast.Retry) -> RoomService:
-    """The service over the function's own clients and tables (read from its environment)."""
+def from_environment(
+    retry: broadcast.Retry, presence_max_members: int = config.DEFAULT_PRESENCE_MAX_MEMBERS
+) -> RoomService:
+    """The service over the function's own clients and tables (read from its environment).
+
+    The functions that announce joins and leaves pass `config.presence_max_members()`.
+    """
     return RoomService(
         rooms=Rooms(clients.dynamodb(), config.table_name(), config.rooms_table_name(), config.max_rooms()),
         callback_api=clients.callback_api(config.endpoint_url()),
         retry=retry,
+        presence_max_members=presence_max_members,
     )
 
 

@@ -187,6 +187,26 @@ class Rooms:
             return [member.connection_id for member in page], last_entry
         return [], None
 
+    def some_member_ids(self, room: str, now_seconds: float, count: int, skip: frozenset[str]) -> list[str]:
+        """Up to `count` live members' ids, those in `skip` left out: a bounded read whatever the room's size.
+
+        Every Query page is limited to what is still missing, so a big room costs about `count` rows, not all of them.
+        """
+        found: list[str] = []
+        after: str | None = None
+        unseen = set(skip)
+        while len(found) < count:
+            limit = count - len(found) + len(unseen)
+            page, after = next(self._member_query(room, now_seconds, 0, MEMBER_SLICES, after=after, limit=limit))
+            for member in page:
+                if member.connection_id in unseen:
+                    unseen.discard(member.connection_id)
+                else:
+                    found.append(member.connection_id)
+            if after is None:
+                break
+        return found[:count]
+
     def member_ids_after(self, room: str, now_seconds: float, entry: str) -> Iterator[list[str]]:
         """The ids of every member whose entry sorts after `entry` (what `first_member_page` left), page by page."""
         for page, _ in self._member_query(room, now_seconds, 0, MEMBER_SLICES, after=entry):

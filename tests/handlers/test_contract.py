@@ -49,6 +49,22 @@ def test_room_defaults_are_the_stack_defaults() -> None:
         config.DEFAULT_HISTORY_RETENTION_DAYS,
     ), "the handlers' defaults must equal the stack's"
     assert rooms.MAX_ROOMS_PER_CONNECTION == config.DEFAULT_MAX_ROOMS
+    assert defaults.presence_max_members == config.DEFAULT_PRESENCE_MAX_MEMBERS, "presence: handlers and stack agree"
+
+
+@pytest.mark.parametrize(("value", "expected"), [("", 100), ("0", 0), ("1", 1), (" 250 ", 250)])
+def test_the_presence_cap_is_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: int
+) -> None:
+    monkeypatch.setenv(environment.PRESENCE_MAX_MEMBERS, value)
+    assert config.presence_max_members() == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "many", "1.5", "00x"])
+def test_a_malformed_presence_cap_names_the_variable(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(environment.PRESENCE_MAX_MEMBERS, value)
+    with pytest.raises(config.ConfigurationError, match="PRESENCE_MAX_MEMBERS"):
+        config.presence_max_members()
 
 
 def test_the_by_name_index_is_the_definitions() -> None:

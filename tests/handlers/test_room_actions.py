@@ -375,3 +375,72 @@ def test_publish_refuses_bad_events(callback_server: CallbackServer, event: Any,
     answer = publish.handler(event, None)
     assert answer["ok"] is False and answer["code"] == code and answer["error"], answer
     assert callback_server.posts == []
+
+
+def presence_seen(server: CallbackServer, connection_id: str) -> list[tuple[str, str]]:
+    """The presence events `connection_id` received, as (event, name)."""
+    return [(frame["event"], frame["name"]) for frame in of_type(server, connection_id, "presence")]
+
+
+def test_presence_stops_above_the_cap_and_the_room_is_told_once(
+    callback_server: CallbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRESENCE_MAX_MEMBERS", "3")
+    arrive("alice", "Alice=", "ops")
+    arrive("bob", "Bob=", "ops")
+    arrive("carol", "Carol=", "ops")  # the room's 3rd member: a room of the cap is announced
+    assert presence_seen(callback_server, "Alice=") == [("joined", "bob"), ("joined", "carol")]
+    act("Carol=", action="join", room="ops")
+    assert last(callback_server, "Carol=")["presence"] is True, "a room of 3 announces its joins"
+    arrive("dave", "Dave=")
+    act("Dave=", action="join", room="ops")  # the 4th: no presence, and the others learn it stops
+    assert last(callback_server, "Dave=")["presence"] is False, "the joiner is told the room is too big"
+    for member in ("Alice=", "Bob=", "Carol="):
+        assert ("joined", "dave") not in presence_seen(callback_server, member), f"{member} must not hear of dave"
+        assert of_type(callback_server, member, "presence-off") == [
+            {"type": "presence-off", "room": "ops", "maxMembers": 3}
+        ], f"{member} must be told once that presence is off"
+    arrive("erin", "Erin=", "ops")
+    act("Dave=", action="leave", room="ops")  # from a room of 5, then 4: neither is announced
+    act("Erin=", action="leave", room="ops")
+    for member in ("Alice=", "Bob=", "Carol="):
+        heard = presence_seen(callback_server, member)
+        assert ("left", "dave") not in heard and ("left", "erin") not in heard, f"{member} heard a big room's leave"
+        assert len(of_type(callback_server, member, "presence-off")) == 1, "told once, not at every join"
+    act("Carol=", action="leave", room="ops")  # from a room of 3: announced again
+    assert presence_seen(callback_server, "Alice=")[-1] == ("left", "carol")
+
+
+def test_a_disconnect_from_a_big_room_is_not_announced(
+    callback_server: CallbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRESENCE_MAX_MEMBERS", "2")
+    for name in ("alice", "bob", "carol"):
+        arrive(name, f"{name.title()}=", "ops")
+    act("Bob=", action="join", room="small")
+    arrive("dave", "Dave=", "small")
+    event = load_event("disconnect")
+    event["requestContext"]["connectionId"] = "Bob="
+    disconnect.handler(event, FakeLambdaContext())
+    assert ("left", "bob") not in presence_seen(callback_server, "Alice="), "a room of 3 hears of no leave"
+    assert presence_seen(callback_server, "Dave=")[-1] == ("left", "bob"), "a room of 2 does"
+
+
+def test_presence_can_be_switched_off(callback_server: CallbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRESENCE_MAX_MEMBERS", "0")
+    arrive("alice", "Alice=", "ops")
+    arrive("bob", "Bob=", "ops")
+    act("Bob=", action="join", room="ops")
+    assert last(callback_server, "Bob=")["presence"] is False
+    assert callback_server.frames("Alice=") == [], "with 0, no room announces anything"
+
+
+def test_a_bad_presence_setting_is_a_configuration_error(
+    callback_server: CallbackServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arrive("alice", "Alice=", "ops")
+    capsys.readouterr()
+    monkeypatch.setenv("PRESENCE_MAX_MEMBERS", "-1")
+    assert act("Alice=", action="join", room="dev") == 500
+    (line,) = log_lines(capsys.readouterr().out)
+    assert "PRESENCE_MAX_MEMBERS" in json.dumps(line), f"the log names the variable: {line}"

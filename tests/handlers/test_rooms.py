@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -229,3 +229,29 @@ def test_history_expires_after_the_retention(dynamodb: DynamoDBClient) -> None:
     item = dynamodb.get_item(TableName="history-test", Key={"Room": {"S": "ops"}, "Seq": {"N": "2"}})["Item"]
     assert int(item["ExpiresAt"]["N"]) == int(now) + 2 * SECONDS_PER_DAY, "the TTL is the retention after sending"
     assert history.before("ops", None, 5, now) == [b'{"seq":2}'], "an expired message waiting for TTL is not shown"
+
+
+def test_some_member_ids_reads_a_bounded_part_of_a_big_room(table: ConnectionsTable, dynamodb: DynamoDBClient) -> None:
+    rooms = Rooms(dynamodb, "connections-test", "rooms-test")
+    ids = [f"conn-{number:03d}=" for number in range(40)]
+    for connection_id in ids:
+        connect(table, connection_id)
+        join(rooms, connection_id, "big")
+    table.add("old=", int((time.time() - 3 * 60 * 60) * 1000), None)
+    join(rooms, "old=", "big")  # an expired row is not a member, and reading past it still finds enough
+    read: list[int] = []
+    query = dynamodb.query
+
+    def counting_query(**request: Any) -> Any:
+        page = query(**request)
+        read.append(page["ScannedCount"])
+        return page
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dynamodb, "query", counting_query)
+        found = rooms.some_member_ids("big", time.time(), 5, frozenset({ids[0], ids[1]}))
+    assert len(found) == 5 and set(found) <= set(ids[2:]), f"5 live members, the skipped ones left out: {found}"
+    assert sum(read) <= 5 + 2 + 1, f"rows read {read}: a bounded read, never the whole room of 41"
+    everyone = rooms.some_member_ids("big", time.time(), 100, frozenset())
+    assert sorted(everyone) == ids, "a count above the room's size reads every live member"
+    assert rooms.some_member_ids("big", time.time(), 0, frozenset()) == []

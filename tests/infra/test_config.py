@@ -38,6 +38,7 @@ BAD_VALUES: dict[str, Any] = {
     "maxRoomsPerConnection": 0,
     "historyLimit": 501,
     "historyRetentionDays": "a week",
+    "presenceMaxMembers": 10001,
     "logRetentionDays": 10,
     "throttlingBurstLimit": -5,
     "throttlingRateLimit": -100,

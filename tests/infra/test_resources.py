@@ -215,6 +215,7 @@ def test_function_environment_is_exactly_what_it_reads(dev_run: ProgramRun, func
         environment.MAX_ROOMS: "20",
         environment.HISTORY_LIMIT: "50",
         environment.HISTORY_RETENTION_DAYS: "7",
+        environment.PRESENCE_MAX_MEMBERS: "100",
     }
     for name, value in variables.items():
         assert value == expected[name], f"{resource}: {name}={value!r}, expected {expected[name]!r}"
