@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from handlers import display_name as display_names
 from handlers.aws_facts import MAX_CONNECTION_SECONDS
+from handlers.rate_limit import ATTRIBUTE as RATE_ATTRIBUTE
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -33,6 +34,8 @@ class Connection:
     verified: bool
     expires_at: int
     rooms: frozenset[str] = field(default_factory=frozenset)
+    rate_tat: float | None = None
+    """Its message rate limit's bucket (`handlers.rate_limit`), None before its first message."""
 
     @property
     def name_key(self) -> str:
@@ -53,6 +56,7 @@ class Connection:
             verified=bool(item.get("Verified", {}).get("BOOL", False)),
             expires_at=int(item.get("ExpiresAt", {}).get("N", "0")),
             rooms=frozenset(item.get("Rooms", {}).get("SS", [])),
+            rate_tat=float(item[RATE_ATTRIBUTE]["N"]) if RATE_ATTRIBUTE in item else None,
         )
 
 

@@ -52,8 +52,13 @@ class RateLimiter:
         A connection without a row has no bucket: its message goes and no row is made for it.
         """
         exists, stored = self._read(connection_id)
-        if not exists:
-            return 0.0
+        return self.take_after_read(connection_id, stored, now_ms) if exists else 0.0
+
+    def take_after_read(self, connection_id: str, stored: float | None, now_ms: float) -> float:
+        """`take` for a caller that has just read the connection's row: `stored` is its `RateTat` (None if unset).
+
+        The writes are conditional on the bucket they find, so a value that moved since the read cannot overspend it.
+        """
         if stored is None or stored < now_ms:
             try:
                 self._write(connection_id, now_ms, restart_from=stored)

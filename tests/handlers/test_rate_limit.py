@@ -25,11 +25,16 @@ SENDER = "L0SM9cOFvHcCIhw="
 NOW_MS = 1_795_653_341_205.0
 
 
+def counted_calls(dynamodb: DynamoDBClient, operation: str) -> list[str]:
+    """Every `operation` call the client sends from now on."""
+    calls: list[str] = []
+    dynamodb.meta.events.register(f"before-call.dynamodb.{operation}", lambda **_: calls.append(operation))
+    return calls
+
+
 def counted_writes(dynamodb: DynamoDBClient) -> list[str]:
     """Every UpdateItem the client sends from now on."""
-    writes: list[str] = []
-    dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", lambda **_: writes.append("UpdateItem"))
-    return writes
+    return counted_calls(dynamodb, "UpdateItem")
 
 
 @pytest.fixture
@@ -92,6 +97,45 @@ def test_the_limit_holds_under_concurrent_invocations(limiter: RateLimiter, dyna
     for thread in threads:
         thread.join()
     assert waits.count(0.0) == 10, f"24 invocations at once for one connection: exactly the burst of 10 go: {waits}"
+
+
+def test_a_bucket_read_with_the_connection_row_limits_as_the_limiters_own_read(
+    limiter: RateLimiter, rooms: Rooms, dynamodb: DynamoDBClient
+) -> None:
+    reads = counted_calls(dynamodb, "GetItem")
+
+    def message(now_ms: float) -> float:
+        sender = rooms.connection(SENDER)  # what `sendmessage` reads anyway
+        assert sender is not None
+        return limiter.take_after_read(SENDER, sender.rate_tat, now_ms)
+
+    waits = [message(NOW_MS) for _ in range(11)]
+    assert waits[:10] == [0.0] * 10 and waits[10] == pytest.approx(0.2), f"a burst of 10, then the rate: {waits}"
+    assert len(reads) == 11, f"one read per message, the row's own: {len(reads)}"
+    later = NOW_MS + 3_600_000
+    assert [message(later) for _ in range(11)].count(0.0) == 10, "a pause refills exactly a burst"
+
+
+@pytest.mark.parametrize("read_after", [0, 1], ids=["before any message", "after one message"])
+def test_a_stale_read_cannot_overspend_the_bucket(limiter: RateLimiter, rooms: Rooms, read_after: int) -> None:
+    for _ in range(read_after):
+        limiter.take(SENDER, NOW_MS)
+    stale = rooms.connection(SENDER)
+    assert stale is not None
+    later = NOW_MS + 1_000  # the stale value is already in the past, so the limiter tries a restart from it
+    for _ in range(10):
+        limiter.take(SENDER, later)
+    assert limiter.take_after_read(SENDER, stale.rate_tat, later) > 0, "other messages emptied the bucket meanwhile"
+
+
+def test_a_row_gone_after_the_read_is_not_limited_and_not_made_again(
+    limiter: RateLimiter, rooms: Rooms, table: ConnectionsTable, dynamodb: DynamoDBClient
+) -> None:
+    read = rooms.connection(SENDER)
+    assert read is not None
+    table.remove(SENDER)
+    assert limiter.take_after_read(SENDER, read.rate_tat, NOW_MS) == 0.0
+    assert SENDER not in rows(dynamodb), "the conditional writes must not make a row for a gone connection"
 
 
 def test_bad_limits_are_refused() -> None:

@@ -448,3 +448,19 @@ def test_clients_are_made_once_per_container(
     options = vars(first[0].meta.config)  # the stubs do not declare Config's options as attributes
     assert options["retries"]["mode"] == "standard", "botocore retry mode must be standard"
     assert options["max_pool_connections"] == clients.POOL_CONNECTIONS, "pool connections must match the threads"
+
+
+def test_an_accepted_message_reads_the_senders_row_once_and_stores_before_it_reads_the_room(
+    table: ConnectionsTable, callback_server: CallbackServer, lambda_context: FakeLambdaContext
+) -> None:
+    connected(table, SENDER, "listener=")
+    calls: list[str] = []
+    table.dynamodb.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+
+    assert send_message.handler(message_event(), lambda_context) == {"statusCode": 200}
+
+    assert calls == ["GetItem", "UpdateItem", "UpdateItem", "PutItem", "Query"], (
+        "the sender's row (rate limit bucket included), its token, the room's number, the history row, then the "
+        f"members: a member who joins after that Query finds the message in history. Calls: {calls}"
+    )
+    assert len(callback_server.received("listener=")) == 1, "and the message reached the room"
