@@ -50,6 +50,9 @@ class Joined:
     name: str
     members: tuple[Member, ...]
     history: tuple[ChatMessage, ...]
+    truncated: bool = False
+    presence: bool = True
+    """False: the room is too big for its joins and leaves to be announced (a server without the field announces)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,14 @@ class Presence:
     event: str
     name: str
     connection_id: str
+
+
+@dataclass(frozen=True)
+class PresenceOff:
+    """A room this connection is in has grown past `max_members`: its joins and leaves are no longer announced."""
+
+    room: str
+    max_members: int | None
 
 
 @dataclass(frozen=True)
@@ -122,7 +133,19 @@ class UnknownFrame:
     raw: str
 
 
-Frame = ChatMessage | Joined | Presence | Left | Members | History | Whisper | ServerError | GatewayError | UnknownFrame
+Frame = (
+    ChatMessage
+    | Joined
+    | Presence
+    | PresenceOff
+    | Left
+    | Members
+    | History
+    | Whisper
+    | ServerError
+    | GatewayError
+    | UnknownFrame
+)
 
 
 def parse_frame(raw: str | bytes) -> Frame:
@@ -174,6 +197,8 @@ def _room_frame(kind: object, body: dict[str, Any]) -> Frame | None:
             name=_text(body, "name"),
             members=_members(body.get("members")),
             history=_messages(body.get("history")),
+            truncated=body.get("truncated") is True,
+            presence=body.get("presence") is not False,
         )
     if kind == "presence":
         return Presence(
@@ -181,6 +206,11 @@ def _room_frame(kind: object, body: dict[str, Any]) -> Frame | None:
             event=_text(body, "event"),
             name=_text(body, "name"),
             connection_id=_text(body, "connectionId"),
+        )
+    if kind == "presence-off":
+        cap = body.get("maxMembers")
+        return PresenceOff(
+            room=_text(body, "room"), max_members=cap if isinstance(cap, int) and not isinstance(cap, bool) else None
         )
     if kind == "left":
         return Left(room=_text(body, "room"))
@@ -263,10 +293,18 @@ def format_whisper(whisper: Whisper, received_at: datetime) -> str:
     return f"[{moment:%H:%M:%S}] {names} (whisper): {printable(whisper.text)}"
 
 
-def format_notice(frame: Joined | Presence | Left | Members, own_id: str) -> str:
+NOT_LIVE = "joins and leaves are not shown in a room this big; /who lists the members"
+
+
+def format_notice(frame: Joined | Presence | PresenceOff | Left | Members, own_id: str) -> str:
     """One `* ...` line about rooms and people, for stderr."""
     if isinstance(frame, Joined):
-        return f"* joined #{printable(frame.room)} as {printable(frame.name)}: {_listing(frame.members, own_id)}"
+        more = " and more" if frame.truncated else ""
+        line = f"* joined #{printable(frame.room)} as {printable(frame.name)}: {_listing(frame.members, own_id)}{more}"
+        return line if frame.presence else f"{line} ({NOT_LIVE})"
+    if isinstance(frame, PresenceOff):
+        size = "" if frame.max_members is None else f" has over {frame.max_members} members:"
+        return f"* #{printable(frame.room)}{size} {NOT_LIVE}"
     if isinstance(frame, Presence):
         return f"* {printable(frame.name)} {printable(frame.event)} #{printable(frame.room)}"
     if isinstance(frame, Left):

@@ -29,6 +29,7 @@ from client.frames import (
     Left,
     Members,
     Presence,
+    PresenceOff,
     ServerError,
     Whisper,
     format_message,
@@ -120,7 +121,7 @@ class _Conversation:
                 if message.id not in self.seen:
                     self.seen.append(message.id)
                     print(format_message(message, now), file=self.out, flush=True)
-        elif isinstance(frame, Presence | Left | Members):
+        elif isinstance(frame, Presence | PresenceOff | Left | Members):
             if isinstance(frame, Left) and frame.room == self.room:
                 self.room = LOBBY
             print(format_notice(frame, self.own_id), file=self.err, flush=True)

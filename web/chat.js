@@ -1,8 +1,8 @@
 // The chat page: one WebSocket to the chat API, reconnecting with exponential backoff and jitter.
 //
-// Server frames (schemas/ and docs/handlers.md): room messages, joined/left/presence/members/history, whispers,
-// error frames to this connection alone, and API Gateway's {"message": "Internal server error", ...} when a handler
-// failed. Frame types the page does not know are ignored; repeats of a message (same id) are shown once.
+// Server frames (schemas/ and docs/handlers.md): room messages, joined/left/presence/presence-off/members/history,
+// whispers, error frames to this connection alone, and API Gateway's {"message": "Internal server error", ...} when
+// a handler failed. Frame types the page does not know are ignored; repeats of a message (same id) are shown once.
 // Everything the server sends is rendered with textContent, never as HTML.
 "use strict";
 
@@ -42,6 +42,9 @@
     joinButton: document.getElementById("join-button"),
     members: document.getElementById("members"),
     membersRoom: document.getElementById("members-room"),
+    membersNote: document.getElementById("members-note"),
+    membersNoteText: document.getElementById("members-note-text"),
+    membersRefresh: document.getElementById("members-refresh"),
   };
 
   const session = {
@@ -55,6 +58,8 @@
     pending: [], // requests sent and not answered yet, oldest first: {kind, key, text}
     everConnected: false,
     rooms: new Map(), // room -> Map(connectionId -> name), the rooms this connection is in
+    notLive: new Map(), // room -> its presence cap, for rooms too big for presence: their lists are snapshots
+    partial: new Set(), // rooms whose last member list was cut short (`truncated`)
     current: LOBBY, // where the composer sends
     seen: new Set(), // message and whisper ids already shown
   };
@@ -136,6 +141,8 @@
     session.joining = false;
     session.pending = [];
     session.rooms.clear();
+    session.notLive.clear();
+    session.partial.clear();
     renderRooms();
     showState("connecting", session.failures ? `Connecting (attempt ${session.failures + 1})…` : "Connecting…");
     let socket;
@@ -266,6 +273,7 @@
       joined: onJoined,
       left: onLeft,
       presence: onPresence,
+      "presence-off": onPresenceOff,
       members: onMembers,
       history: onHistory,
       error: onError,
@@ -316,6 +324,12 @@
       session.myConnectionId = frame.connectionId;
     }
     session.rooms.set(frame.room, memberMap(frame.members));
+    markList(frame);
+    if (frame.presence === false) {
+      session.notLive.set(frame.room, undefined); // a server without the field still announces every join
+    } else {
+      session.notLive.delete(frame.room);
+    }
     if (quiet) {
       joinAnswered();
     } else {
@@ -330,6 +344,8 @@
   function onLeft(frame) {
     settle("leave", frame.room);
     session.rooms.delete(frame.room);
+    session.notLive.delete(frame.room);
+    session.partial.delete(frame.room);
     addNotice("presence", `You left #${frame.room}`);
     switchTo(session.current === frame.room ? (session.rooms.keys().next().value || LOBBY) : session.current);
   }
@@ -349,11 +365,32 @@
     renderRooms();
   }
 
+  // The room has grown too big for presence: joins and leaves stop coming, so the list becomes a snapshot.
+  function onPresenceOff(frame) {
+    if (!session.rooms.has(frame.room)) {
+      return;
+    }
+    const cap = Number.isInteger(frame.maxMembers) ? frame.maxMembers : undefined;
+    session.notLive.set(frame.room, cap);
+    addNotice("presence", `#${frame.room} ${cap === undefined ? "is big" : `has over ${cap} members`} now: ` +
+      "joins and leaves are no longer shown", "", "", "", false, frame.room);
+    renderRooms();
+  }
+
   function onMembers(frame) {
     settle("who", frame.room);
     if (session.rooms.has(frame.room)) {
       session.rooms.set(frame.room, memberMap(frame.members));
+      markList(frame);
       renderRooms();
+    }
+  }
+
+  function markList(frame) {
+    if (frame.truncated === true) {
+      session.partial.add(frame.room);
+    } else {
+      session.partial.delete(frame.room);
     }
   }
 
@@ -463,6 +500,29 @@
       item.append(button);
       elements.members.append(item);
     }
+    renderMembersNote();
+  }
+
+  // A member list that presence does not keep current says so, and offers `who` to refresh it.
+  function renderMembersNote() {
+    const room = session.current;
+    const live = session.rooms.has(room) && !session.notLive.has(room);
+    const partial = session.partial.has(room);
+    elements.membersNote.hidden = live && !partial;
+    if (elements.membersNote.hidden) {
+      return;
+    }
+    const sentences = [];
+    if (!live && session.rooms.has(room)) {
+      const cap = session.notLive.get(room);
+      sentences.push(`Not live: #${room} is too big for join and leave notices` +
+        `${cap === undefined ? "" : ` (over ${cap} members)`}.`);
+    }
+    if (partial) {
+      sentences.push("Only the first members are listed.");
+    }
+    elements.membersNoteText.textContent = sentences.join(" ");
+    elements.membersRefresh.hidden = !session.rooms.has(room);
   }
 
   // --- rendering (textContent only) ----------------------------------------------------------------------------
@@ -651,6 +711,12 @@
     }
     request({ action: "join", room });
     elements.roomName.value = "";
+  });
+
+  elements.membersRefresh.addEventListener("click", () => {
+    if (session.socket && session.socket.readyState === WebSocket.OPEN && session.rooms.has(session.current)) {
+      request({ action: "who", room: session.current });
+    }
   });
 
   elements.retryNow.addEventListener("click", () => {

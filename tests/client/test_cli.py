@@ -333,3 +333,23 @@ def test_the_token_travels_as_a_subprotocol_never_in_the_url() -> None:
     for path, offered in requested:
         assert "token" not in path, f"the token went in the URL: {path}"
         assert offered == f"websocket-chat, bearer.{token}", f"offered {offered!r}, not the chat's protocol and token"
+
+
+def test_a_room_without_presence_is_said_to_be_so_and_who_is_offered() -> None:
+    """A joiner told `presence: false`, or a member told `presence-off`, learns that the member list will not follow
+    joins and leaves; an older server's `joined` without the field reads as live."""
+    out, err = io.StringIO(), io.StringIO()
+    talk = _Conversation(raw=False, out=out, err=err)
+    member = {"name": "ada", "connectionId": "a"}
+    joined = {"type": "joined", "room": "lobby", "connectionId": "b", "name": "bob", "members": [member], "history": []}
+    talk.received(json.dumps(joined))
+    assert err.getvalue() == "* joined #lobby as bob: ada\n", f"an older server's joined: {err.getvalue()!r}"
+    talk.received(json.dumps({**joined, "room": "big", "presence": False, "truncated": True}))
+    assert err.getvalue().splitlines()[-1] == (
+        "* joined #big as bob: ada and more (joins and leaves are not shown in a room this big; /who lists the members)"
+    )
+    talk.received(json.dumps({"type": "presence-off", "room": "lobby", "maxMembers": 100}))
+    assert err.getvalue().splitlines()[-1] == (
+        "* #lobby has over 100 members: joins and leaves are not shown in a room this big; /who lists the members"
+    )
+    assert out.getvalue() == "", "notices go to stderr only"

@@ -261,6 +261,7 @@ def test_two_pages_chat_in_two_rooms_with_presence_members_history_and_whispers(
     jack.send("/join ops")
     expect(jack.message("ops before jack"), "no history on join").to_have_count(1)
     expect(jack.page.locator("#members button"), "the member list is not #ops's").to_have_text(["Ivy", "Jack (you)"])
+    expect(jack.page.locator("#members-note"), "a small room's member list is live: no note").to_be_hidden()
     expect(ivy.page.locator(".notice.presence").last, "Ivy saw no presence line").to_have_text(
         re.compile("Jack joined #ops")
     )
@@ -313,5 +314,65 @@ def test_the_composer_waits_for_the_join_at_connect(browser: Browser, emulator: 
             "data-state", "connected"
         )
         expect(page.locator("#message"), "the composer stays closed after the join").to_be_enabled()
+    finally:
+        context.close()
+
+
+def test_a_member_list_without_presence_says_it_is_not_live_and_offers_who(
+    browser: Browser, emulator: RunningEmulator, artifacts: Path
+) -> None:
+    context = browser.new_context()
+    sockets: list[WebSocketRoute] = []
+    received: list[dict[str, object]] = []
+
+    def server(socket: WebSocketRoute) -> None:
+        sockets.append(socket)
+        socket.on_message(lambda message: received.append(json.loads(str(message))))
+
+    def answer(frame: dict[str, object]) -> None:
+        sockets[0].send(json.dumps(frame))
+
+    ada = {"name": "Ada", "connectionId": "a1"}
+    me = {"name": "Me", "connectionId": "m1"}
+    try:
+        page = context.new_page()
+        page.route_web_socket(re.compile(r"^wss?://"), server)
+        page.goto(emulator.http_url)
+        page.fill("#name", "Me")
+        page.click("#connect")
+        expect(page.locator("#status-text")).to_have_text("Joining #lobby…")
+        # As an older server answers: no `presence` field, so presence frames keep the list live.
+        answer({"type": "joined", "room": "lobby", "connectionId": "m1", "name": "Me", "members": [ada, me]})
+        expect(page.locator("#members button"), "the lobby's members").to_have_text(["Ada", "Me (you)"])
+        note = page.locator("#members-note")
+        expect(note, "a live list needs no note").to_be_hidden()
+
+        answer({"type": "presence-off", "room": "lobby", "maxMembers": 3})
+        expect(note, "a list presence no longer follows must say so").to_be_visible()
+        expect(note).to_contain_text("Not live: #lobby is too big for join and leave notices (over 3 members).")
+        expect(page.locator(".notice.presence").last).to_have_text(re.compile("#lobby has over 3 members now"))
+        page.click("#members-refresh")
+        bo = {"name": "Bo", "connectionId": "b1"}
+        answer({"type": "members", "room": "lobby", "members": [ada, bo, me], "truncated": True})
+        expect(page.locator("#members button"), "who refreshes the list").to_have_text(["Ada", "Bo", "Me (you)"])
+        assert {"action": "who", "room": "lobby"} in received, f"the refresh must ask who: {received}"
+        expect(note).to_contain_text("Only the first members are listed.")
+        expect(note, "who does not make presence live again").to_contain_text("Not live")
+        page.screenshot(path=str(artifacts / "chat-not-live.png"))
+
+        page.fill("#room-name", "big")
+        page.click("#join-button")
+        big = {"type": "joined", "room": "big", "connectionId": "m1", "name": "Me", "members": [me], "truncated": False}
+        answer({**big, "presence": False, "history": []})
+        expect(page.locator("#rooms button[aria-current=true]")).to_have_text("#big")
+        expect(note, "joined with presence false").to_contain_text(
+            "Not live: #big is too big for join and leave notices."
+        )
+
+        page.fill("#room-name", "small")
+        page.click("#join-button")
+        answer({**big, "room": "small", "presence": True, "history": []})
+        expect(page.locator("#rooms button[aria-current=true]")).to_have_text("#small")
+        expect(note, "a small room's list is live").to_be_hidden()
     finally:
         context.close()
