@@ -1,19 +1,19 @@
-"""Shared program runs: a `ProgramRun` is immutable, so tests that only read one may share it."""
+"""Shared program runs (`shared_run`): tests that only read a `ProgramRun` may share it."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.infra.mocks import ProgramRun, run_program
+from tests.infra.mocks import ProgramRun, shared_run
 
 
 @pytest.fixture(scope="session")
 def dev_run() -> ProgramRun:
     """The program under the dev stack's config."""
-    return run_program("dev")
+    return shared_run("dev")
 
 
 @pytest.fixture(scope="session")
 def prod_run() -> ProgramRun:
     """The program under the prod stack's config."""
-    return run_program("prod")
+    return shared_run("prod")

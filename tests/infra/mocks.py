@@ -21,6 +21,12 @@ The one shared entry point for tests of the deployed resources (these tests and 
   `role_marker` is the role ARN the stack's marker parameter holds (None: no marker), in place of
   `infra.account.read_logging_role_marker`.
 
+    shared_run(stack="dev", overrides=None, *, account_role=None, role_marker=None) -> ProgramRun
+
+is that run made once per test process for each config and handed to every test asking for the same one: for tests
+that only read the run (never mutate it) and need no global state of the run they asked for (a fresh `run_program`
+does). While a test patches a module of `app` (or `infra.archive`, `infra.account`), it runs afresh instead.
+
 The mocks answer like AWS would, deterministically: auto-generated physical names (`<logical name>-<7 hex>`), ids,
 ARNs, `invoke_arn`, `api_endpoint` and `execution_arn` in the stack's region and account `ACCOUNT_ID`, an SSM
 parameter's `version` (`PARAMETER_VERSION`), a domain name's regional target, and `aws.get_region` (the one provider
@@ -33,9 +39,11 @@ import hashlib
 import json
 import os
 import runpy
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from unittest import mock
 
@@ -47,6 +55,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 import infra.account
+import infra.archive
 from app.settings import PROJECT, SECRET_KEYS
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -209,6 +218,35 @@ def run_program(
     exported: dict[str, Any] = dict(getattr(root, "outputs", {}))
     outputs = _sync_await(pulumi.Output.from_input(exported).future()) if exported else {}
     return ProgramRun(stack=stack, config=config, resources=monitor.registered(), outputs=outputs or {})
+
+
+def _program_globals(modules: tuple[ModuleType, ...]) -> dict[tuple[str, str], int]:
+    """The identity of every global of these modules: a monkeypatch changes one."""
+    return {(module.__name__, name): id(value) for module in modules for name, value in vars(module).items()}
+
+
+_GUARDED = tuple(module for name, module in sorted(sys.modules.items()) if name.split(".")[0] in ("app", "infra"))
+"""The program's modules loaded by now (`app`, `infra.archive`, `infra.account`...), which tests patch."""
+_PRISTINE = _program_globals(_GUARDED)
+"""Their globals as imported, before any test could patch them."""
+_shared_runs: dict[tuple[str, tuple[tuple[str, ConfigValue], ...], str | None, str | None], ProgramRun] = {}
+
+
+def shared_run(
+    stack: str = "dev",
+    overrides: Mapping[str, ConfigValue] | None = None,
+    *,
+    account_role: str | None = None,
+    role_marker: str | None = None,
+) -> ProgramRun:
+    """`run_program`'s run for this config, shared by every test of this process that asks for it; see the docstring."""
+    now = _program_globals(_GUARDED)
+    if any(now.get(name) != identity for name, identity in _PRISTINE.items()):  # a submodule imported since is no patch
+        return run_program(stack, overrides, account_role=account_role, role_marker=role_marker)
+    key = (stack, tuple(sorted((overrides or {}).items())), account_role, role_marker)
+    if key not in _shared_runs:
+        _shared_runs[key] = run_program(stack, overrides, account_role=account_role, role_marker=role_marker)
+    return _shared_runs[key]
 
 
 class AwsMocks(pulumi_mocks.Mocks):

@@ -29,6 +29,7 @@ from tests.infra.mocks import (
     ProgramRun,
     RegisteredResource,
     run_program,
+    shared_run,
 )
 
 SECRET = "k3Q1xv0cB7oW2yq5G9r8Zt4nL6mH1sDfJ2pAe0uYiKc="
@@ -65,13 +66,13 @@ ALL_FUNCTIONS = (*definition.FUNCTIONS, definition.AUTHORIZER)
 @pytest.fixture(scope="module")
 def auth_run() -> ProgramRun:
     """Dev with tokens on $connect."""
-    return run_program("dev", AUTH_ON)
+    return shared_run("dev", AUTH_ON)
 
 
 @pytest.fixture(scope="module")
 def everything_run() -> ProgramRun:
     """Prod with every optional feature on as well."""
-    return run_program("prod", EVERYTHING_ON)
+    return shared_run("prod", EVERYTHING_ON)
 
 
 def api(run: ProgramRun) -> RegisteredResource:
@@ -203,7 +204,7 @@ def test_without_a_domain_nothing_is_built(dev_run: ProgramRun) -> None:
 
 
 def test_a_custom_domain_serves_the_stage_at_its_root(dev_run: ProgramRun) -> None:
-    run = run_program("dev", DOMAIN_ON)
+    run = shared_run("dev", DOMAIN_ON)
     domain = run.one(DOMAIN_NAME, "websocket-domain")
     mapping = run.one(MAPPING, "websocket-mapping")
     stage = run.one(STAGE, "websocket-stage")
@@ -272,7 +273,7 @@ def alarms(run: ProgramRun, namespace: str, metric: str) -> list[RegisteredResou
 def test_alarms_watch_the_stage_and_every_function_with_thresholds_from_config(
     stack: str, overrides: dict[str, Any], thresholds: dict[str, int]
 ) -> None:
-    run = run_program(stack, overrides)
+    run = shared_run(stack, overrides)
     topic = run.one(TOPIC, "monitoring-alarms").outputs["arn"]
     for metric in ("IntegrationError", "ExecutionError"):
         found = alarms(run, "AWS/ApiGateway", metric)

@@ -28,7 +28,7 @@ import pytest
 from app import definition
 from app.definition import Route
 from infra import archive
-from tests.infra.mocks import ProgramRun, RegisteredResource, run_program
+from tests.infra.mocks import ProgramRun, RegisteredResource, run_program, shared_run
 
 STAGE = "aws:apigatewayv2/stage:Stage"
 DEPLOYMENT = "aws:apigatewayv2/deployment:Deployment"
@@ -89,7 +89,7 @@ def test_every_version_serves_exactly_the_routes_it_declares(monkeypatch: pytest
     served: set[str] = set()
     for version in VERSIONS:
         with routes_of(version, monkeypatch):
-            run = run_program("dev", version.overrides)
+            run = shared_run("dev", version.overrides)  # afresh while the routes are patched
         served = served_after(served, run)
         declared = {route.key for route in version.routes}
         assert served == declared, f"after '{version.label}': the stage serves {sorted(served)}, declared {declared}"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pulumi
+import pytest
 
-from tests.infra.mocks import ACCOUNT_ID, ProgramRun, run_program, stack_config
+from app import definition
+from tests.infra.mocks import ACCOUNT_ID, ProgramRun, run_program, shared_run, stack_config
 
 
 def test_config_is_project_defaults_then_stack_file_then_overrides() -> None:
@@ -40,3 +42,14 @@ def test_the_token_secret_is_marked_secret_as_the_cli_marks_it() -> None:
 def test_the_region_the_program_looks_up_is_the_stack_s() -> None:
     run = run_program("dev", {"aws:region": "eu-west-1"})
     assert "region=eu-west-1#" in run.outputs["dashboardUrl"], f"aws.get_region answered {run.outputs['dashboardUrl']}"
+
+
+def test_a_shared_run_is_one_per_config_and_never_the_unpatched_one_for_a_patched_program(
+    dev_run: ProgramRun, prod_run: ProgramRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert shared_run("dev", {}) is dev_run, "the same config ran twice"
+    assert shared_run("prod") is prod_run is not dev_run, "another stack got the dev run"
+    monkeypatch.setattr(definition, "ROUTES", definition.ROUTES[:-1])
+    patched = shared_run("dev")
+    routes = "aws:apigatewayv2/route:Route"
+    assert len(patched.of_type(routes)) == len(dev_run.of_type(routes)) - 1, "a patched definition got the shared run"

@@ -21,7 +21,7 @@ import yaml
 from app import definition
 from infra import naming
 from infra.naming import NamingContext, check_name_lengths, name_length, pattern_for, planned_names
-from tests.infra.mocks import REPOSITORY, ProgramError, run_program
+from tests.infra.mocks import REPOSITORY, ProgramError, run_program, shared_run
 
 STACK_FILE_AUTONAMING: dict[str, Any] = yaml.safe_load((REPOSITORY / "Pulumi.dev.yaml").read_text())["config"][
     "pulumi:autonaming"
@@ -74,7 +74,7 @@ def test_plausible_stack_names_fit_every_limit_with_everything_on(stack: str) ->
 
 def test_planned_names_cover_every_limited_resource_the_program_registers() -> None:
     """The check measures the names the components really use: auth on, a fresh account (every limited name)."""
-    run = run_program("dev", {"auth": "jwt", "jwtSecret": SECRET})
+    run = shared_run("dev", {"auth": "jwt", "jwtSecret": SECRET})
     planned = set(planned_names(definition.FUNCTIONS, definition.ROUTES, definition.AUTHORIZER, True))
     registered = {(resource.type, resource.name) for resource in run.resources if resource.type in naming.NAME_LIMITS}
     assert registered, "no limited resource registered"

@@ -13,7 +13,7 @@ import pytest
 
 from app.settings import SUPPORTED_RUNTIMES
 from handlers import environment
-from tests.infra.mocks import ProgramRun, run_program
+from tests.infra.mocks import ProgramRun, run_program, shared_run
 
 SECRET = "k3Q1xv0cB7oW2yq5G9r8Zt4nL6mH1sDfJ2pAe0uYiKc="
 XRAY_WRITE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
@@ -126,7 +126,7 @@ def test_no_secrets_in_function_environment(dev_run: ProgramRun) -> None:
             assert not suspicious.search(name), f"{function}: environment variable {name} looks like a secret"
             assert not re.search(r"AKIA[0-9A-Z]{16}", value), f"{function}: {name} holds an access key"
     # With tokens on, the authorizer gets the name of the SSM parameter holding the secret, never the secret.
-    run = run_program("prod", {"auth": "jwt", "jwtSecret": SECRET})
+    run = shared_run("prod", {"auth": "jwt", "jwtSecret": SECRET})
     parameter = run.one("aws:ssm/parameter:Parameter", "authorizer-secret")
     for function in run.of_type("aws:lambda/function:Function"):
         variables = function.inputs["environment"]["variables"]
@@ -199,7 +199,7 @@ def test_iam_has_no_wildcards_or_admin(stack: str, dev_run: ProgramRun, prod_run
 
 
 def _with_auth_on(stack: str) -> ProgramRun:
-    return run_program(stack, {"auth": "jwt", "jwtSecret": SECRET})
+    return shared_run(stack, {"auth": "jwt", "jwtSecret": SECRET})
 
 
 def test_prod_functions_are_actively_traced(prod_run: ProgramRun, dev_run: ProgramRun) -> None:

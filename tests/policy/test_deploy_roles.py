@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from infra.account import marker_name
-from tests.infra.mocks import ACCOUNT_ID, run_program
+from tests.infra.mocks import ACCOUNT_ID, run_program, shared_run
 from tests.infra.mocks import DEFAULT_REGION as REGION
 from tests.policy.workflows import ROOT
 
@@ -138,7 +138,7 @@ def test_the_boundary_allows_everything_the_stack_grants_its_roles() -> None:
     IAM entities"), so a grant outside the boundary fails with AccessDenied at run time, never under mocks. Every
     action on every table, index, parameter and callback ARN the functions are granted must be inside it."""
     allowed = [s for s in statements(named("Permissions boundary")[0]) if s["Effect"] == "Allow"]
-    run = run_program("dev", {"auth": "jwt", "jwtSecret": "s" * 40})
+    run = shared_run("dev", {"auth": "jwt", "jwtSecret": "s" * 40})
     outside = []
     for resource in run.of_type("aws:iam/rolePolicy:RolePolicy"):
         for statement in statements(resource.policy()):

@@ -14,7 +14,7 @@ import pytest
 
 from app import definition, settings
 from handlers import environment
-from tests.infra.mocks import ConfigValue, ProgramRun, run_program
+from tests.infra.mocks import ConfigValue, ProgramRun, run_program, shared_run
 from tests.policy.harness import Violation, run_policies, run_stack_policies
 from tests.policy.workflows import stack_configs
 
@@ -49,7 +49,7 @@ def test_dev_and_prod_are_configured() -> None:
 
 @pytest.mark.parametrize("stack", sorted(stack_configs()))
 def test_stack_config_passes_the_mandatory_policies(stack: str) -> None:
-    run = run_program(stack)
+    run = shared_run(stack)
     for type_token in JUDGED_TYPES:
         assert run.of_type(type_token), f"{stack}: the program registered no {type_token}, so no policy judged it"
     callback_grants = [
