@@ -22,6 +22,7 @@ from handlers import clients, environment
 from handlers.connections import ConnectionsTable
 from handlers.history import HistoryTable
 from handlers.rooms import Rooms
+from tests.aws_sessions import new_default_session
 from tests.frame_schemas import frame_problems
 from tests.handlers.callback_server import CallbackServer
 
@@ -102,6 +103,7 @@ def dynamodb(
 ) -> Iterator[DynamoDBClient]:
     """The handlers' own DynamoDB client, inside moto, with every table created and its variable set."""
     with mock_aws():
+        new_default_session()
         undo_atomic = make_moto_atomic()
         request.addfinalizer(undo_atomic)
         clients.dynamodb.cache_clear()

@@ -18,6 +18,7 @@ from app import definition
 from emulator.issuer import LocalIssuer, SigningKey
 from handlers import authorizer, environment, subprotocol, tokens
 from infra.archive import archive_members
+from tests.aws_sessions import new_default_session
 
 EVENT_FILE = Path(__file__).parent / "events" / "authorizer_connect.json"
 SECRET_TEXT = "dev-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
@@ -39,6 +40,7 @@ def ssm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         monkeypatch.setenv(variable, value)
     _cold_start()
     with mock_aws():
+        new_default_session()
         client = boto3.client("ssm", region_name="us-east-1")
         client.put_parameter(Name=PARAMETER, Value=SECRET_TEXT, Type="SecureString")
         yield client
