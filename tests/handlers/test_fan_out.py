@@ -82,13 +82,13 @@ def test_a_small_room_stays_in_one_invocation(
 def test_a_big_room_is_split_and_every_member_gets_the_frame_once_despite_joins_and_leaves(
     table: ConnectionsTable, rooms: Rooms, callback_server: CallbackServer
 ) -> None:
-    ids = [f"big-{number:03d}=" for number in range(240)]
+    ids = [f"big-{number:03d}=" for number in range(60)]
     populate(table, rooms, "big", ids)
     hand_over = RecordedHandOver()
-    service = service_for(rooms, callback_server, 40, hand_over)
+    service = service_for(rooms, callback_server, 10, hand_over)
 
     result = service.to_room("big", FRAME)
-    leaving, joining = ids[::7], [f"late-{number:02d}=" for number in range(10)]
+    leaving, joining = ids[::7], [f"late-{number:02d}=" for number in range(5)]
     for connection_id in leaving:
         rooms.leave(rooms.connection(connection_id), "big")  # type: ignore[arg-type]
     populate(table, rooms, "big", joining)
@@ -107,10 +107,10 @@ def test_a_big_room_is_split_and_every_member_gets_the_frame_once_despite_joins_
 def test_a_part_that_cannot_be_handed_over_is_posted_by_the_caller(
     table: ConnectionsTable, rooms: Rooms, callback_server: CallbackServer
 ) -> None:
-    ids = [f"big-{number:03d}=" for number in range(200)]
+    ids = [f"big-{number:03d}=" for number in range(50)]
     populate(table, rooms, "big", ids)
     hand_over = RecordedHandOver(refuse=frozenset({1}))
-    service = service_for(rooms, callback_server, 40, hand_over)
+    service = service_for(rooms, callback_server, 10, hand_over)
 
     service.to_room("big", FRAME)
     for shard in hand_over.shards:
@@ -123,17 +123,17 @@ def test_a_part_that_cannot_be_handed_over_is_posted_by_the_caller(
 def test_skipped_connections_stay_skipped_in_every_part(
     table: ConnectionsTable, rooms: Rooms, callback_server: CallbackServer
 ) -> None:
-    ids = [f"big-{number:03d}=" for number in range(160)]
+    ids = [f"big-{number:03d}=" for number in range(40)]
     populate(table, rooms, "big", ids)
     hand_over = RecordedHandOver()
-    service = service_for(rooms, callback_server, 30, hand_over)
-    skip = frozenset(ids[:50])
+    service = service_for(rooms, callback_server, 8, hand_over)
+    skip = frozenset(ids[:12])
 
     service.to_room("big", FRAME, skip=skip)
     for shard in hand_over.shards:
         service.post_shard(shard)
 
-    assert posted(callback_server) == Counter(ids[50:]), "no part posts to a skipped connection"
+    assert posted(callback_server) == Counter(ids[12:]), "no part posts to a skipped connection"
 
 
 @pytest.mark.parametrize(
