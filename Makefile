@@ -68,6 +68,7 @@ bench: $(INSTALLED)
 	$(PY) bench/fanout.py
 	$(PY) bench/coldstart.py
 	$(PY) bench/emulator.py
+	$(PY) bench/dynamodb_calls.py
 
 clean:
 	rm -rf $(VENV) $(LOCAL_VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -7,7 +7,8 @@ emulator's figures as ratios of the floor, and where the emulator's time goes (f
 
 Before that, warm two-client latency: alice sends, bob receives, one message at a time after a warm-up; median and
 p90 send-to-receipt for the emulator, the floor and, when `bench/serverless-offline/` has its node_modules
-(`npm install` there), serverless-offline running the same chat with connections kept in a file.
+(`npm install` there), serverless-offline running the same chat with connections kept in a file; and the median of
+the emulator's `sendmessage` invocations in that run (the rest is the gateway and the sockets).
 
 `python bench/emulator.py [--clients 50] [--messages 20] [--rounds 60] [--latency-only]`
 """
@@ -203,8 +204,9 @@ def serverless_offline() -> Iterator[str | None]:
         Path(environment["CONNECTIONS_FILE"]).unlink(missing_ok=True)
 
 
-def latency_results(rounds: int) -> list[tuple[str, list[float]]]:
-    """Two-client latency of the floor, the emulator and, if installed, serverless-offline, in this one run."""
+def latency_results(rounds: int) -> tuple[list[tuple[str, list[float]]], list[float]]:
+    """Two-client latency of the floor, the emulator and, if installed, serverless-offline, in this one run; and the
+    durations of the emulator's measured `sendmessage` invocations."""
     port = free_port()
     floor = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port)])
     try:
@@ -215,12 +217,13 @@ def latency_results(rounds: int) -> list[tuple[str, list[float]]]:
         floor.wait()
     with running_emulator(extra_args=("--no-reload",)) as emulator:
         results.append(("emulator", asyncio.run(two_client_latency(emulator.ws_url, rounds))))
+        invocations = sendmessage_durations(emulator.output_text())[-rounds:]
     with serverless_offline() as url:
         if url is None:
             print(f"(serverless-offline not installed: run `npm install` in {SERVERLESS_OFFLINE} to compare)")
         else:
             results.append(("serverless-offline", asyncio.run(two_client_latency(url, rounds))))
-    return results
+    return results, invocations
 
 
 def serve_floor(port: int) -> None:
@@ -293,16 +296,16 @@ def cpu_split(pid: int) -> dict[str, float]:
     return split
 
 
+def sendmessage_durations(output: str) -> list[float]:
+    """The `sendmessage` invocations' durations, in order, from the emulator's own log lines."""
+    return [
+        float(value) for value in re.findall(r"\[sendmessage\] \S+ -> send-message status 200 in ([\d.]+) ms", output)
+    ]
+
+
 def where_the_time_goes(output: str, clients: int) -> list[str]:
     """Invocation durations from the emulator's own log lines."""
-    durations = [
-        float(value)
-        for value in re.findall(
-            r"\[sendmessage\] \S+ -> send-message status 200 in "
-            r"([\d.]+) ms",
-            output,
-        )
-    ]
+    durations = sendmessage_durations(output)
     connects = [float(value) for value in re.findall(r"\[\$connect\] \S+ -> connect status 200 in ([\d.]+) ms", output)]
     if not durations:
         return ["no sendmessage invocations were logged"]
@@ -310,7 +313,7 @@ def where_the_time_goes(output: str, clients: int) -> list[str]:
     return [
         f"sendmessage invocations: {len(durations)}, median {median:.1f} ms, p99 "
         f"{statistics.quantiles(durations, n=100)[98]:.1f} ms "
-        f"(each one: a GetItem, a Scan and {clients} POSTs to @connections, about {median / clients:.2f} ms per "
+        f"(each one: five DynamoDB calls and {clients} POSTs to @connections, about {median / clients:.2f} ms per "
         f"recipient)",
         f"$connect invocations: median {statistics.median(connects):.1f} ms" if connects else "",
     ]
@@ -328,9 +331,12 @@ def main(argv: Sequence[str]) -> int:
     if arguments.serve_floor:
         serve_floor(arguments.serve_floor)
         return 0
-    latencies = dict(latency_results(arguments.rounds))
+    results, invocations = latency_results(arguments.rounds)
+    latencies = dict(results)
     for name, measured in latencies.items():
         print(latency_line(name, measured), flush=True)
+    if invocations:
+        print(f"emulator's sendmessage invocations in that run: median {statistics.median(invocations):.2f} ms")
     if "serverless-offline" in latencies:
         ratio = statistics.median(latencies["emulator"]) / statistics.median(latencies["serverless-offline"])
         print(f"two-client median, emulator / serverless-offline: x{ratio:.2f}")
