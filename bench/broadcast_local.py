@@ -1,11 +1,13 @@
 """One broadcast to many real WebSocket clients: the local cloud against a bare aiohttp server, in the same run.
 
 N clients connect (default 1,000); one of them sends a message, and the time until the last client has it is
-measured (the sender gets its own copy too). Each server gets one warm-up broadcast, then `--rounds` measured ones;
-the median is printed for both, and the local cloud's as a multiple of the floor: a bare aiohttp process that
-sends each message to every socket, no Lambda, no database, no callback API (`bench/emulator.py`'s floor server).
+measured (the sender gets its own copy too), and so is the time to connect them all (every `$connect` announces
+presence to rooms of at most `presenceMaxMembers`). Each server gets one warm-up broadcast, then `--rounds`
+measured ones; the median is printed for both, and the local cloud's as a multiple of the floor: a bare aiohttp
+process that sends each message to every socket, no Lambda, no database, no callback API (`bench/emulator.py`'s
+floor server).
 
-`python bench/broadcast_local.py [--clients 1000] [--rounds 3]`
+`python bench/broadcast_local.py [--clients 1000] [--rounds 3] [--stack dev]`
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -67,19 +70,22 @@ async def one_broadcast(sockets: list[aiohttp.ClientWebSocketResponse], text: st
     return time.perf_counter() - started
 
 
-async def measure(url: str, clients: int, rounds: int) -> list[float]:
+async def measure(url: str, clients: int, rounds: int) -> tuple[float, list[float]]:
+    """Seconds to connect every client, then each measured broadcast's seconds."""
     # No connector limit (aiohttp's default 100 would hold every socket past the 100th) and no total timeout.
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as session:
+        started = time.perf_counter()
         sockets = await connect_all(session, url, clients)
+        connected = time.perf_counter() - started
         await one_broadcast(sockets, "warm-up")
         times = [await one_broadcast(sockets, f"round {number}") for number in range(rounds)]
         for ws in sockets:
             await ws.close()
-    return times
+    return connected, times
 
 
-def floor_times(clients: int, rounds: int) -> list[float]:
+def floor_times(clients: int, rounds: int) -> tuple[float, list[float]]:
     port = free_port()
     floor_script = Path(__file__).resolve().parent / "emulator.py"
     server = subprocess.Popen([sys.executable, str(floor_script), "--serve-floor", str(port)])
@@ -99,10 +105,12 @@ def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--stack", default="dev", help="the stack whose settings the local cloud runs with")
     arguments = parser.parse_args(argv)
-    floor = floor_times(arguments.clients, arguments.rounds)
-    with running_emulator(extra_args=("--function-timeout", "29")) as emulator:
-        local = asyncio.run(measure(emulator.ws_url, arguments.clients, arguments.rounds))
+    print(f"load average before: {' '.join(f'{load:.1f}' for load in os.getloadavg())}")
+    floor_connect, floor = floor_times(arguments.clients, arguments.rounds)
+    with running_emulator(stack=arguments.stack, extra_args=("--function-timeout", "29")) as emulator:
+        local_connect, local = asyncio.run(measure(emulator.ws_url, arguments.clients, arguments.rounds))
     floor_median, local_median = statistics.median(floor), statistics.median(local)
     ratio = local_median / floor_median
     print(f"one broadcast to {arguments.clients} real WebSocket clients, median of {arguments.rounds}:")
@@ -110,6 +118,8 @@ def main(argv: Sequence[str]) -> int:
     print(f"  local cloud        {local_median:.3f} s  (rounds: {', '.join(f'{t:.3f}' for t in local)})")
     verdict = "met" if ratio <= TARGET_RATIO else "MISSED"
     print(f"  local cloud / floor: {ratio:.1f}x; target <= {TARGET_RATIO:.0f}x: {verdict}")
+    print(f"connecting all {arguments.clients}: floor {floor_connect:.2f} s, local cloud {local_connect:.2f} s")
+    print(f"load average after: {' '.join(f'{load:.1f}' for load in os.getloadavg())}")
     return 0
 
 
