@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from websockets.sync.client import ClientConnection, connect
 from app.settings import StackSettings
 from emulator.cloud import LocalCloud
 from emulator.config import PROJECT_ROOT, EmulatorOptions, FunctionSpec, RouteSpec
+from emulator.dynamodb import start_moto, stop_moto
 from emulator.gateway import Authorizer
 from handlers import environment
 from handlers.aws_facts import CONNECTION_ID_PATTERN
@@ -168,8 +170,31 @@ def receive_json(client: ClientConnection, timeout: float = 10) -> dict[str, Any
     return document
 
 
+_shared_moto: list[subprocess.Popen[str]] = []
+_shared_endpoint: list[str] = []
+
+
+def shared_dynamodb() -> str:
+    """The endpoint of one embedded moto server (`python -m emulator.dynamodb`, as the CLI starts) for every test
+    cloud of this process, started on first use: each cloud creates its own randomly named tables there and deletes
+    them when it stops. A server per cloud cost more than most of the tests using it."""
+    if not _shared_endpoint:
+        process, endpoint = start_moto()
+        _shared_moto.append(process)
+        _shared_endpoint.append(endpoint)
+    return _shared_endpoint[0]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_shared_dynamodb() -> Iterator[None]:
+    yield
+    while _shared_moto:
+        stop_moto(_shared_moto.pop())
+    _shared_endpoint.clear()
+
+
 def cloud_options(**overrides: Any) -> EmulatorOptions:
-    """Options for a test cloud: any free port, short timeouts, the test routes."""
+    """Options for a test cloud: any free port, short timeouts, the test routes, the shared DynamoDB."""
     base = EmulatorOptions(
         stack=STAGE,
         settings=StackSettings(stage_name=STAGE),
@@ -178,6 +203,7 @@ def cloud_options(**overrides: Any) -> EmulatorOptions:
         function_timeout_seconds=FUNCTION_TIMEOUT_SECONDS,
         idle_timeout_seconds=30,
         max_workers_per_function=4,
+        dynamodb_endpoint=overrides.pop("dynamodb_endpoint") if "dynamodb_endpoint" in overrides else shared_dynamodb(),
     )
     return dataclasses.replace(base, **overrides)
 
