@@ -18,6 +18,18 @@ if TYPE_CHECKING:
 ATTRIBUTE = "RateTat"
 HASH_KEY = "ConnectionId"
 """The connections table's key (`app.definition.CONNECTIONS_TABLE.hash_key`; a test keeps them equal)."""
+ROOMS_ATTRIBUTE = "Rooms"
+"""The row's string set of rooms (`handlers.rooms` writes it; a test keeps them equal)."""
+
+
+@dataclass(frozen=True)
+class MemberTake:
+    """What `take_as_member` found: the row (after the write when a token was taken, None when there is none),
+    whether the connection is in the room, and the wait (0 when a token was taken)."""
+
+    row: dict[str, Any] | None
+    member: bool
+    wait: float
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,61 @@ class RateLimiter:
             return self._wait_seconds(float(item.get(ATTRIBUTE, {}).get("N", now_ms)), now_ms)
         return 0.0
 
+    def take_as_member(self, connection_id: str, room: str, now_ms: float) -> MemberTake:
+        """`take` for a member of `room` only, in the write itself: one UpdateItem (two within a burst), no read.
+
+        A connection without a row or outside the room takes no token; the row comes back either way.
+        """
+        interval = self.limit.interval_ms
+        latest = now_ms + (self.limit.burst - 1) * interval  # the newest arrival time that still fits the burst
+        written, row = self._write_if_member(
+            connection_id,
+            room,
+            ("attribute_not_exists(#tat) OR #tat < :now", "SET #tat = :next"),
+            {":now": now_ms, ":next": now_ms + interval},
+        )
+        if not written and row is not None and _in_room(row, room):
+            # The bucket was mid-burst, so it did not restart: carry on from its value, within the burst.
+            written, row = self._write_if_member(
+                connection_id,
+                room,
+                ("#tat <= :latest", "SET #tat = #tat + :interval"),
+                {":latest": latest, ":interval": interval},
+            )
+        if row is None or not _in_room(row, room):
+            return MemberTake(row, member=False, wait=0.0)
+        if written:
+            return MemberTake(row, member=True, wait=0.0)
+        return MemberTake(
+            row, member=True, wait=self._wait_seconds(float(row.get(ATTRIBUTE, {}).get("N", now_ms)), now_ms)
+        )
+
+    def _write_if_member(
+        self, connection_id: str, room: str, bucket: tuple[str, str], values: dict[str, float]
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """One conditional write of the bucket for a member: whether it was made, and the row after it or as found."""
+        condition, update = bucket
+        try:
+            response = self.dynamodb.update_item(
+                TableName=self.table_name,
+                Key={self.hash_key: {"S": connection_id}},
+                UpdateExpression=update,
+                ConditionExpression=f"attribute_exists(#key) AND contains(#rooms, :room) AND ({condition})",
+                ExpressionAttributeNames={"#tat": ATTRIBUTE, "#key": self.hash_key, "#rooms": ROOMS_ATTRIBUTE},
+                ExpressionAttributeValues={
+                    ":room": {"S": room},
+                    **{name: {"N": _number(value)} for name, value in values.items()},
+                },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+            found: dict[str, Any] | None = error.response.get("Item")  # type: ignore[assignment]
+            return False, found
+        return True, response["Attributes"]
+
     def _read(self, connection_id: str) -> tuple[bool, float | None]:
         """Whether the row exists, and its `RateTat` if set."""
         response = self.dynamodb.get_item(
@@ -122,6 +189,10 @@ class RateLimiter:
         """How long until a message at `stored_ms` fits the burst again."""
         latest = now_ms + (self.limit.burst - 1) * self.limit.interval_ms
         return max(0.001, (stored_ms - latest) / 1000)
+
+
+def _in_room(row: dict[str, Any], room: str) -> bool:
+    return room in row.get(ROOMS_ATTRIBUTE, {}).get("SS", [])
 
 
 def _condition_failed(error: ClientError) -> bool:

@@ -187,8 +187,13 @@ def sender(service: RoomService, event: dict[str, Any]) -> Connection:
     """The sending connection's row; InvalidMessageError `connection-gone` when it no longer exists."""
     connection = service.rooms.connection(event["requestContext"]["connectionId"])
     if connection is None:
-        raise protocol.InvalidMessageError("this connection is closing; reconnect", "connection-gone")
+        raise connection_gone()
     return connection
+
+
+def connection_gone() -> protocol.InvalidMessageError:
+    """The error for a request from a connection whose row no longer exists."""
+    return protocol.InvalidMessageError("this connection is closing; reconnect", "connection-gone")
 
 
 def require_member(connection: Connection, room: str) -> None:

@@ -10,13 +10,19 @@ import math
 import time
 from typing import Any
 
-from handlers import broadcast, clients, config, fan_out, protocol, room_service
+from handlers import broadcast, clients, config, display_name, fan_out, protocol, room_service
+from handlers.connections import Connection
 from handlers.history import HistoryTable
 from handlers.invocation import handle
 from handlers.rate_limit import RateLimit, RateLimiter
 from handlers.room_service import RoomService
 
 RETRY = broadcast.Retry()
+LARGEST_SEQ = 2**53
+"""A number at least as long as any room's sequence reaches: frames are checked at their widest."""
+LONGEST_NAME = "\U0001f600" * display_name.MAX_DISPLAY_NAME_CHARS
+"""Encodes to as many bytes as any display name can: its most characters, each of the most UTF-8 bytes (4), none
+of which JSON escapes (printable only)."""
 TIME_MARGIN_SECONDS = 1.0
 """Left over when retries stop: enough to tally, log and return before Lambda's timeout."""
 DEFAULT_TIME_BUDGET_SECONDS = 25.0
@@ -67,20 +73,28 @@ def send_message(
 ) -> dict[str, Any]:
     """Post the message to its room, or reply with an error frame; returns the fields for the log line."""
     request = event["requestContext"]
+    connection_id = request["connectionId"]
     try:
         room, text = protocol.chat_message(event, max_message_bytes)
-        sender = room_service.sender(service, event)
-        room_service.require_member(sender, room)
         sent_at_ms = int(request.get("requestTimeEpoch") or time.time() * 1000)
-        # Checked before a number is taken: a refused message must leave no gap in the room's sequence.
-        protocol.message_frame(text, sender.sender_name, sender.connection_id, sent_at_ms, room=room, seq=2**53)
+        if rate_limiter is not None and _fits_every_name(text, connection_id, sent_at_ms, room):
+            # No name can push the frame past the limit, so the token can be taken before the row is read.
+            sender, wait = _admit(rate_limiter, connection_id, room)
+            _frame_fits(text, sender, sent_at_ms, room)  # holds for every row `$connect` writes
+        else:
+            sender = room_service.sender(service, event)
+            room_service.require_member(sender, room)
+            _frame_fits(text, sender, sent_at_ms, room)
+            # The bucket is in the sender's row, read above: the limiter needs no read of its own.
+            wait = (
+                rate_limiter.take_after_read(connection_id, sender.rate_tat, time.time() * 1000)
+                if rate_limiter
+                else 0.0
+            )
     except protocol.InvalidMessageError as problem:
         return room_service.refuse(service, event, problem, protocol.SEND_MESSAGE, max_message_bytes)
-    if rate_limiter is not None:
-        # The bucket is in the sender's row, read above: the limiter needs no read of its own.
-        wait = rate_limiter.take_after_read(sender.connection_id, sender.rate_tat, time.time() * 1000)
-        if wait > 0:
-            return _refuse_flood(service, request, rate_limiter.limit, wait, max_message_bytes)
+    if rate_limiter is not None and wait > 0:
+        return _refuse_flood(service, request, rate_limiter.limit, wait, max_message_bytes)
     return room_service.post_message(
         service,
         history,
@@ -90,6 +104,34 @@ def send_message(
         sender_id=sender.connection_id,
         sent_at_ms=sent_at_ms,
     )
+
+
+def _admit(rate_limiter: RateLimiter, connection_id: str, room: str) -> tuple[Connection, float]:
+    """The sender's row and its wait, from one conditional write that also checks its membership."""
+    taken = rate_limiter.take_as_member(connection_id, room, time.time() * 1000)
+    if taken.row is None:
+        raise room_service.connection_gone()
+    if not taken.member:
+        raise room_service.not_member(room)
+    return Connection.from_item(taken.row), taken.wait
+
+
+def _frame_fits(text: str, sender: Connection, sent_at_ms: int, room: str) -> None:
+    """InvalidMessageError `frame-too-large` unless the message's frame fits, whatever number it gets.
+
+    Checked before a number is taken: a refused message must leave no gap in the room's sequence.
+    """
+    protocol.message_frame(text, sender.sender_name, sender.connection_id, sent_at_ms, room=room, seq=LARGEST_SEQ)
+
+
+def _fits_every_name(text: str, connection_id: str, sent_at_ms: int, room: str) -> bool:
+    """Whether the frame fits however long the sender's name (`$connect` stores at most `LONGEST_NAME`'s bytes)."""
+    try:
+        for name in (LONGEST_NAME, connection_id):  # a sender without a name is shown by its connection id
+            protocol.message_frame(text, name, connection_id, sent_at_ms, room=room, seq=LARGEST_SEQ)
+    except protocol.InvalidMessageError:
+        return False
+    return True
 
 
 def _refuse_flood(

@@ -138,6 +138,63 @@ def test_a_row_gone_after_the_read_is_not_limited_and_not_made_again(
     assert SENDER not in rows(dynamodb), "the conditional writes must not make a row for a gone connection"
 
 
+@pytest.fixture
+def member(limiter: RateLimiter, rooms: Rooms) -> RateLimiter:
+    """The limiter, with the sender a member of `lobby`."""
+    sender = rooms.connection(SENDER)
+    assert sender is not None
+    rooms.join(sender, "lobby", NOW_MS / 1000)
+    return limiter
+
+
+def test_the_rooms_attribute_is_the_rows(member: RateLimiter, dynamodb: DynamoDBClient) -> None:
+    assert rows(dynamodb)[SENDER][rate_limit.ROOMS_ATTRIBUTE] == ["lobby"], "the limiter must read rooms there"
+
+
+def test_a_member_take_limits_as_take_and_answers_with_the_row(member: RateLimiter, dynamodb: DynamoDBClient) -> None:
+    reads = counted_calls(dynamodb, "GetItem")
+    takes = [member.take_as_member(SENDER, "lobby", NOW_MS) for _ in range(11)]
+    assert [take.wait for take in takes[:10]] == [0.0] * 10, f"a burst of 10 goes at once: {takes}"
+    assert takes[10].wait == pytest.approx(0.2) and takes[10].member, f"the 11th waits one interval: {takes[10]}"
+    assert all(take.row is not None and take.row["ConnectionId"] == {"S": SENDER} for take in takes), (
+        "the row comes back"
+    )
+    assert reads == [], "no read: the write checks the membership itself"
+    later = NOW_MS + 3_600_000
+    assert [member.take_as_member(SENDER, "lobby", later).wait for _ in range(11)].count(0.0) == 10, "a pause: a burst"
+
+
+def test_a_member_take_refuses_other_rooms_and_gone_rows_without_a_token(
+    member: RateLimiter, table: ConnectionsTable, dynamodb: DynamoDBClient
+) -> None:
+    elsewhere = member.take_as_member(SENDER, "elsewhere", NOW_MS)
+    assert not elsewhere.member and elsewhere.row is not None and elsewhere.wait == 0.0, f"not a member: {elsewhere}"
+    assert rate_limit.ATTRIBUTE not in rows(dynamodb)[SENDER], "a refused take leaves the bucket untouched"
+    table.remove(SENDER)
+    gone = member.take_as_member(SENDER, "lobby", NOW_MS)
+    assert gone.row is None and not gone.member, f"no row: {gone}"
+    assert SENDER not in rows(dynamodb), "the conditional write makes no row for a gone connection"
+
+
+def test_a_member_take_holds_under_concurrent_invocations(member: RateLimiter) -> None:
+    start = threading.Barrier(24)
+    waits: list[float] = []
+    lock = threading.Lock()
+
+    def invocation() -> None:
+        start.wait()
+        wait = member.take_as_member(SENDER, "lobby", NOW_MS).wait
+        with lock:
+            waits.append(wait)
+
+    threads = [threading.Thread(target=invocation) for _ in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert waits.count(0.0) == 10, f"24 invocations at once for one connection: exactly the burst of 10 go: {waits}"
+
+
 def test_bad_limits_are_refused() -> None:
     with pytest.raises(ValueError, match="positive rate"):
         RateLimit(per_second=0, burst=10)

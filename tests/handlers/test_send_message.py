@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 
 from app import definition
-from handlers import broadcast, clients, protocol, send_message
+from handlers import aws_facts, broadcast, clients, protocol, send_message
 from handlers.connections import CONNECTION_TTL_SECONDS, ConnectionsTable
 from handlers.history import HistoryTable
 from handlers.room_service import RoomService
@@ -31,6 +31,7 @@ pytestmark = pytest.mark.usefixtures("frames_match_schemas")
 SENDER = "L0SM9cOFvHcCIhw="
 REQUEST_ID = "CEoGDHXXoAMFpMw="
 SENT_AT = "2026-11-26T00:35:41.205Z"  # requestTimeEpoch 1795653341205 of tests/events/sendmessage.json
+SENT_AT_MS = 1795653341205
 
 
 class RecordedSleeps(list[float]):
@@ -412,7 +413,7 @@ def test_dynamodb_failure_gives_500_and_a_log_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     connected(table, SENDER)
-    attempts = answer_error(dynamodb, "GetItem", 500, "InternalServerError")
+    attempts = answer_error(dynamodb, "UpdateItem", 500, "InternalServerError")  # the first call: the token
     secret_text = "nobody should read this"
 
     response = send_message.handler(message_event(chat(secret_text)), lambda_context)
@@ -423,7 +424,7 @@ def test_dynamodb_failure_gives_500_and_a_log_line(
     (line,) = log_lines(output)
     assert line["error"] == "InternalServerError" and line["level"] == "ERROR", f"the log must name it: {line}"
     assert "Traceback" not in output and secret_text not in output, "no traceback, no message text in the log"
-    assert callback_server.posts == [], "nothing is broadcast when the sender cannot be looked up"
+    assert callback_server.posts == [], "nothing is broadcast when the sender cannot be admitted"
 
 
 def test_query_failure_gives_500(
@@ -450,17 +451,71 @@ def test_clients_are_made_once_per_container(
     assert options["max_pool_connections"] == clients.POOL_CONNECTIONS, "pool connections must match the threads"
 
 
-def test_an_accepted_message_reads_the_senders_row_once_and_stores_before_it_reads_the_room(
+def counted_calls(dynamodb: DynamoDBClient) -> list[str]:
+    """The name of every DynamoDB call the client sends from now on."""
+    calls: list[str] = []
+    dynamodb.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    return calls
+
+
+def near_the_frame_limit(sender_name: str) -> str:
+    """Quotes (2 bytes each once escaped) filling a frame from `sender_name` to within a byte of the limit."""
+    limit = aws_facts.FRAME_LIMIT_BYTES - protocol.HISTORY_RESERVE_BYTES
+    empty = protocol.message_frame("", sender_name, SENDER, SENT_AT_MS, seq=send_message.LARGEST_SEQ)
+    return '"' * ((limit - len(empty)) // 2)
+
+
+def test_an_accepted_message_takes_its_token_with_the_membership_check_and_stores_before_it_reads_the_room(
     table: ConnectionsTable, callback_server: CallbackServer, lambda_context: FakeLambdaContext
 ) -> None:
     connected(table, SENDER, "listener=")
-    calls: list[str] = []
-    table.dynamodb.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    calls = counted_calls(table.dynamodb)
 
     assert send_message.handler(message_event(), lambda_context) == {"statusCode": 200}
 
-    assert calls == ["GetItem", "UpdateItem", "UpdateItem", "PutItem", "Query"], (
-        "the sender's row (rate limit bucket included), its token, the room's number, the history row, then the "
-        f"members: a member who joins after that Query finds the message in history. Calls: {calls}"
+    assert calls == ["UpdateItem", "UpdateItem", "PutItem", "Query"], (
+        "the token, written only for a member and answering with its row; the room's number; the history row; then "
+        f"the members: a member who joins after that Query finds the message in history. Calls: {calls}"
     )
     assert len(callback_server.received("listener=")) == 1, "and the message reached the room"
+    assert "RateTat" in rows(table.dynamodb)[SENDER], "the token was taken from the sender's bucket"
+
+
+def test_a_message_a_long_name_could_push_past_the_frame_limit_reads_the_row_first(
+    table: ConnectionsTable, callback_server: CallbackServer, lambda_context: FakeLambdaContext
+) -> None:
+    connected(table, SENDER, name="alice")
+    calls = counted_calls(table.dynamodb)
+    text = near_the_frame_limit("alice")
+
+    assert send_message.handler(message_event(chat(text)), lambda_context) == {"statusCode": 200}
+
+    assert calls == ["GetItem", "UpdateItem", "UpdateItem", "PutItem", "Query"], f"row, token, number: {calls}"
+    (frame,) = callback_server.frames(SENDER)
+    assert frame["message"] == text and frame["from"] == "alice", "it fits alice's name, so it goes"
+
+
+def test_a_message_too_large_for_the_senders_name_takes_no_token(
+    table: ConnectionsTable, callback_server: CallbackServer, lambda_context: FakeLambdaContext
+) -> None:
+    connected(table, SENDER, name="w" * 32)
+    calls = counted_calls(table.dynamodb)
+
+    send_message.handler(message_event(chat(near_the_frame_limit("alice"))), lambda_context)
+
+    (error,) = callback_server.frames(SENDER)
+    assert error["type"] == "error" and "bytes once encoded" in str(error["error"]), f"too large: {error}"
+    assert calls == ["GetItem"] and "RateTat" not in rows(table.dynamodb)[SENDER], f"no token taken: {calls}"
+
+
+def test_a_non_member_takes_no_token_and_gets_not_member(
+    table: ConnectionsTable, callback_server: CallbackServer, lambda_context: FakeLambdaContext
+) -> None:
+    connected(table, SENDER, room="elsewhere")
+    calls = counted_calls(table.dynamodb)
+
+    send_message.handler(message_event(), lambda_context)
+
+    (error,) = callback_server.frames(SENDER)
+    assert error["type"] == "error" and "not a member" in str(error["error"]), f"refused: {error}"
+    assert calls == ["UpdateItem"] and "RateTat" not in rows(table.dynamodb)[SENDER], f"no token: {calls}"
