@@ -371,9 +371,12 @@
       return;
     }
     const cap = Number.isInteger(frame.maxMembers) ? frame.maxMembers : undefined;
+    const wasLive = !session.notLive.has(frame.room);
     session.notLive.set(frame.room, cap);
-    addNotice("presence", `#${frame.room} ${cap === undefined ? "is big" : `has over ${cap} members`} now: ` +
-      "joins and leaves are no longer shown", "", "", "", false, frame.room);
+    if (wasLive) { // a room going back and forth across the cap says so once
+      addNotice("presence", `#${frame.room} ${cap === undefined ? "is big" : `has over ${cap} members`} now: ` +
+        "joins and leaves are no longer shown", "", "", "", false, frame.room);
+    }
     renderRooms();
   }
 

@@ -350,12 +350,15 @@ def test_a_member_list_without_presence_says_it_is_not_live_and_offers_who(
         answer({"type": "presence-off", "room": "lobby", "maxMembers": 3})
         expect(note, "a list presence no longer follows must say so").to_be_visible()
         expect(note).to_contain_text("Not live: #lobby is too big for join and leave notices (over 3 members).")
+        answer({"type": "presence-off", "room": "lobby", "maxMembers": 3})  # the room went under the cap and back
         expect(page.locator(".notice.presence").last).to_have_text(re.compile("#lobby has over 3 members now"))
         page.click("#members-refresh")
         bo = {"name": "Bo", "connectionId": "b1"}
         answer({"type": "members", "room": "lobby", "members": [ada, bo, me], "truncated": True})
         expect(page.locator("#members button"), "who refreshes the list").to_have_text(["Ada", "Bo", "Me (you)"])
         assert {"action": "who", "room": "lobby"} in received, f"the refresh must ask who: {received}"
+        notices = page.locator(".notice.presence").filter(has_text="members now")
+        expect(notices, "a room crossing the cap again is not announced twice").to_have_count(1)
         expect(note).to_contain_text("Only the first members are listed.")
         expect(note, "who does not make presence live again").to_contain_text("Not live")
         page.screenshot(path=str(artifacts / "chat-not-live.png"))
