@@ -140,7 +140,7 @@ _CONNECTIONS, _ROOMS, _HISTORY = environment.TABLE_NAME, environment.ROOMS_TABLE
 _FORGET_GONE = (TableAccess(_CONNECTIONS, ("dynamodb:DeleteItem",)), TableAccess(_ROOMS, ("dynamodb:DeleteItem",)))
 _ROOM_ENVIRONMENT = (_CONNECTIONS, _ROOMS, environment.MAX_ROOMS, environment.ENDPOINT_URL)
 _PRESENCE_ENVIRONMENT = (*_ROOM_ENVIRONMENT, environment.PRESENCE_MAX_MEMBERS)
-"""The functions that announce joins and leaves: connect, disconnect, join, leave."""
+"""The functions that announce joins and leaves (connect, disconnect, join, leave) or say whether they are (who)."""
 
 CONNECT = Function(
     name="connect",
@@ -219,7 +219,7 @@ LEAVE = Function(
 WHO = Function(
     name="who",
     module="list_members",
-    environment=_ROOM_ENVIRONMENT,
+    environment=_PRESENCE_ENVIRONMENT,
     table_access=(TableAccess(_CONNECTIONS, ("dynamodb:GetItem",)), TableAccess(_ROOMS, ("dynamodb:Query",))),
     callback_methods=("POST",),
 )

@@ -87,6 +87,8 @@ class Members:
     room: str
     members: tuple[Member, ...]
     truncated: bool
+    presence: bool = True
+    """As in `Joined`: False when the room's joins and leaves are not announced."""
 
 
 @dataclass(frozen=True)
@@ -216,7 +218,10 @@ def _room_frame(kind: object, body: dict[str, Any]) -> Frame | None:
         return Left(room=_text(body, "room"))
     if kind == "members":
         return Members(
-            room=_text(body, "room"), members=_members(body.get("members")), truncated=bool(body.get("truncated"))
+            room=_text(body, "room"),
+            members=_members(body.get("members")),
+            truncated=bool(body.get("truncated")),
+            presence=body.get("presence") is not False,
         )
     if kind == "history":
         return History(room=_text(body, "room"), messages=_messages(body.get("messages")))
@@ -310,7 +315,8 @@ def format_notice(frame: Joined | Presence | PresenceOff | Left | Members, own_i
     if isinstance(frame, Left):
         return f"* left #{printable(frame.room)}"
     more = " and more" if frame.truncated else ""
-    return f"* in #{printable(frame.room)}: {_listing(frame.members, own_id)}{more}"
+    line = f"* in #{printable(frame.room)}: {_listing(frame.members, own_id)}{more}"
+    return line if frame.presence else f"{line} ({NOT_LIVE})"
 
 
 def _listing(members: tuple[Member, ...], own_id: str) -> str:

@@ -1,10 +1,11 @@
-"""`who`: a member asks who is in a room; it gets `members` (capped, with `truncated` saying so)."""
+"""`who`: a member asks who is in a room; it gets `members` (capped, with `truncated` saying so, and `presence`
+saying whether the room's joins and leaves are announced)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from handlers import broadcast, protocol, room_frames, room_service
+from handlers import broadcast, config, protocol, room_frames, room_service
 from handlers.invocation import handle
 from handlers.room_service import RoomService
 
@@ -13,7 +14,9 @@ RETRY = broadcast.Retry()
 
 def handler(event: dict[str, Any], context: object) -> dict[str, int]:
     """Lambda entry point for the `who` route."""
-    return handle(event, context, lambda: who(event, room_service.from_environment(RETRY)))
+    return handle(
+        event, context, lambda: who(event, room_service.from_environment(RETRY, config.presence_max_members()))
+    )
 
 
 def who(event: dict[str, Any], service: RoomService) -> dict[str, Any]:
@@ -25,5 +28,6 @@ def who(event: dict[str, Any], service: RoomService) -> dict[str, Any]:
     except protocol.InvalidMessageError as problem:
         return room_service.refuse(service, event, problem, protocol.WHO, 0)
     members, truncated = service.rooms.members(room, service.clock(), room_frames.MEMBER_LIST_LIMIT)
-    frame = room_frames.members_frame(room, members, truncated)
-    return {"members": len(members), "reply": service.reply(connection.connection_id, frame)}
+    live = service.presence_audience(room, connection).live
+    frame = room_frames.members_frame(room, members, truncated, live)
+    return {"members": len(members), "presence": live, "reply": service.reply(connection.connection_id, frame)}

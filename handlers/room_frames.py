@@ -48,9 +48,10 @@ def left_frame(room: str) -> bytes:
     return encode({"type": "left", "room": room})
 
 
-def members_frame(room: str, members: Sequence[Member], truncated: bool) -> bytes:
-    """The answer to `who`."""
-    return encode({"type": "members", "room": room, "members": member_list(members), "truncated": truncated})
+def members_frame(room: str, members: Sequence[Member], truncated: bool, presence: bool) -> bytes:
+    """The answer to `who`; `presence` as in `joined_frame`, so a client learns when its room is live again."""
+    frame = {"type": "members", "room": room, "members": member_list(members), "truncated": truncated}
+    return encode({**frame, "presence": presence})
 
 
 def joined_frame(

@@ -385,6 +385,11 @@
     if (session.rooms.has(frame.room)) {
       session.rooms.set(frame.room, memberMap(frame.members));
       markList(frame);
+      if (frame.presence === true) { // a fresh list in a room small enough again: presence keeps it current
+        session.notLive.delete(frame.room);
+      } else if (frame.presence === false && !session.notLive.has(frame.room)) {
+        session.notLive.set(frame.room, undefined);
+      }
       renderRooms();
     }
   }

@@ -352,4 +352,11 @@ def test_a_room_without_presence_is_said_to_be_so_and_who_is_offered() -> None:
     assert err.getvalue().splitlines()[-1] == (
         "* #lobby has over 100 members: joins and leaves are not shown in a room this big; /who lists the members"
     )
+    members = {"type": "members", "room": "big", "members": [member], "truncated": False}
+    talk.received(json.dumps({**members, "presence": False}))
+    assert err.getvalue().splitlines()[-1] == (
+        "* in #big: ada (joins and leaves are not shown in a room this big; /who lists the members)"
+    )
+    talk.received(json.dumps({**members, "presence": True}))
+    assert err.getvalue().splitlines()[-1] == "* in #big: ada", "a room back under the cap is live"
     assert out.getvalue() == "", "notices go to stderr only"

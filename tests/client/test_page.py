@@ -390,6 +390,11 @@ def test_a_member_list_without_presence_says_it_is_not_live_and_offers_who(
             "Not live: #big is too big for join and leave notices."
         )
 
+        answer({"type": "members", "room": "big", "members": [me], "truncated": False, "presence": True})
+        expect(note, "who says the room is small enough again: the list is live").to_be_hidden()
+        answer({"type": "members", "room": "big", "members": [me], "truncated": False, "presence": False})
+        expect(note, "who says the room is too big").to_contain_text("Not live: #big")
+
         page.fill("#room-name", "small")
         page.click("#join-button")
         answer({**big, "room": "small", "presence": True, "history": []})

@@ -212,6 +212,7 @@ def test_who_lists_members_to_members_only(callback_server: CallbackServer) -> N
         "room": "ops",
         "members": [{"name": "alice", "connectionId": "Alice="}],
         "truncated": False,
+        "presence": True,
     }
     act("Bob=", action="who", room="ops")
     assert last(callback_server, "Bob=")["type"] == "error", "who is for members"
@@ -400,9 +401,13 @@ def test_presence_stops_above_the_cap_and_the_room_is_told_once(
         assert of_type(callback_server, member, "presence-off") == [
             {"type": "presence-off", "room": "ops", "maxMembers": 3}
         ], f"{member} must be told once that presence is off"
+    act("Alice=", action="who", room="ops")
+    assert last(callback_server, "Alice=")["presence"] is False, "who says a room of 4 has no presence"
     arrive("erin", "Erin=", "ops")
     act("Dave=", action="leave", room="ops")  # from a room of 5, then 4: neither is announced
     act("Erin=", action="leave", room="ops")
+    act("Alice=", action="who", room="ops")
+    assert last(callback_server, "Alice=")["presence"] is True, "who says a room back at 3 is live again"
     for member in ("Alice=", "Bob=", "Carol="):
         heard = presence_seen(callback_server, member)
         assert ("left", "dave") not in heard and ("left", "erin") not in heard, f"{member} heard a big room's leave"
