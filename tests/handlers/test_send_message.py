@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import re
 import time
 from typing import TYPE_CHECKING, Any, cast
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 
 from app import definition
-from handlers import aws_facts, broadcast, clients, protocol, send_message
+from handlers import aws_facts, broadcast, clients, display_name, protocol, send_message
 from handlers.connections import CONNECTION_TTL_SECONDS, ConnectionsTable
 from handlers.history import HistoryTable
 from handlers.room_service import RoomService
@@ -519,3 +520,18 @@ def test_a_non_member_takes_no_token_and_gets_not_member(
     (error,) = callback_server.frames(SENDER)
     assert error["type"] == "error" and "not a member" in str(error["error"]), f"refused: {error}"
     assert calls == ["UpdateItem"] and "RateTat" not in rows(table.dynamodb)[SENDER], f"no token: {calls}"
+
+
+def test_no_name_connect_accepts_encodes_longer_than_the_stand_in_the_size_check_uses() -> None:
+    def encoded(name: str) -> int:
+        return len(json.dumps(name, ensure_ascii=False).encode("utf-8"))
+
+    alphabet = ['"', "\\", "a", " ", "é", "中", "\U0001f600", "\U0001d504", "\u0301", "\u00a0", "\u2028", "\x7f"]
+    rng = random.Random(20261201)
+    candidates = [char * display_name.MAX_DISPLAY_NAME_CHARS for char in alphabet]
+    candidates += ["".join(rng.choices(alphabet, k=rng.randint(1, 40))) for _ in range(3000)]
+    accepted = [name for name in candidates if display_name.display_name_problem(name) is None]
+    bound = encoded(send_message.LONGEST_NAME)
+    assert max(map(encoded, accepted)) == bound, "32 four-byte characters are a storable name and the longest"
+    assert len(accepted) > 100, f"the check must see many storable names, saw {len(accepted)}"
+    assert all(encoded(display_name.normalize(name)) <= bound for name in accepted), "no storable name is longer"
