@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from app.definition import TOKEN_VARIABLE
-from client import interactive, mint, publish, smoke
+from client import interactive, smoke
 from client.urls import BadUrlError, chat_url
 from handlers.display_name import display_name_problem
 
@@ -101,9 +101,14 @@ def _smoke_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the chat or the smoke test; returns the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
+    # Each subcommand imports what only it needs (the token's key files, publish's boto3): a chat starts sooner.
     if arguments[:1] == ["token"]:
+        from client import mint  # noqa: PLC0415
+
         return mint.run(arguments[1:])
     if arguments[:1] == ["publish"]:
+        from client import publish  # noqa: PLC0415
+
         return publish.run(
             arguments[1:],
             out=lambda line: print(line, flush=True),
