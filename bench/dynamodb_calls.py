@@ -147,6 +147,7 @@ def main(argv: Sequence[str]) -> int:
         serve_stock()
         return 0
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    print(f"load average before: {' '.join(f'{load:.1f}' for load in os.getloadavg())}", flush=True)
     with ExitStack() as stack:
         servers = []
         for name, start in (("baseline (stock moto)", start_stock_moto), ("emulator's moto", start_moto)):

@@ -331,6 +331,7 @@ def main(argv: Sequence[str]) -> int:
     if arguments.serve_floor:
         serve_floor(arguments.serve_floor)
         return 0
+    print(f"load average before: {' '.join(f'{load:.1f}' for load in os.getloadavg())}", flush=True)
     results, invocations = latency_results(arguments.rounds)
     latencies = dict(results)
     for name, measured in latencies.items():
@@ -340,6 +341,7 @@ def main(argv: Sequence[str]) -> int:
     if "serverless-offline" in latencies:
         ratio = statistics.median(latencies["emulator"]) / statistics.median(latencies["serverless-offline"])
         print(f"two-client median, emulator / serverless-offline: x{ratio:.2f}")
+    print(f"load average after: {' '.join(f'{load:.1f}' for load in os.getloadavg())}", flush=True)
     if arguments.latency_only:
         return 0
     clients, messages = arguments.clients, arguments.messages
