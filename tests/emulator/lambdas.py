@@ -13,8 +13,6 @@ import sys
 import time
 from typing import Any
 
-import boto3
-
 INVOCATIONS = 0
 """Module state that survives between invocations of a warm worker."""
 
@@ -22,14 +20,24 @@ RECORD_PREFIX = "event#"
 """Table items written by `record` start with this, then `routeKey#connectionId#requestId`."""
 
 
+def _clients() -> tuple[Any, Any]:
+    """The table and the callback client its variables name; a function given neither never imports boto3."""
+    if "TABLE_NAME" not in os.environ and "ENDPOINT_URL" not in os.environ:
+        return None, None
+    import boto3  # noqa: PLC0415
+
+    table = boto3.resource("dynamodb").Table(os.environ["TABLE_NAME"]) if "TABLE_NAME" in os.environ else None
+    callback = (
+        boto3.client("apigatewaymanagementapi", endpoint_url=os.environ["ENDPOINT_URL"])
+        if "ENDPOINT_URL" in os.environ
+        else None
+    )
+    return table, callback
+
+
 # Clients are made during the init, as a real handler's warm clients would be, so the short function timeouts the
 # tests use measure the handler, not boto3 loading its service models on a busy machine.
-TABLE = boto3.resource("dynamodb").Table(os.environ["TABLE_NAME"]) if "TABLE_NAME" in os.environ else None
-CALLBACK = (
-    boto3.client("apigatewaymanagementapi", endpoint_url=os.environ["ENDPOINT_URL"])
-    if "ENDPOINT_URL" in os.environ
-    else None
-)
+TABLE, CALLBACK = _clients()
 
 
 def _table() -> Any:
