@@ -129,6 +129,12 @@ def _add_access_and_fault_arguments(parser: argparse.ArgumentParser) -> None:
         help="do not watch handlers/ and app/definition.py for saved changes (reloading is on by default)",
     )
     parser.add_argument(
+        "--no-prewarm",
+        action="store_true",
+        help="start each function's first worker at its first invocation, not at start (a quicker start for a short "
+        "run, a slower first request)",
+    )
+    parser.add_argument(
         "--callback-delay",
         type=float,
         default=0.0,
@@ -168,6 +174,7 @@ def options_from_arguments(arguments: argparse.Namespace) -> EmulatorOptions:
         allowed_hosts=tuple(arguments.allow_host),
         allowed_origins=tuple(arguments.allow_origin),
         reload=not arguments.no_reload,
+        prewarm=not arguments.no_prewarm,
         definition_file=PROJECT_ROOT / "app" / "definition.py",
         authorizer=function_spec(definition.AUTHORIZER) if token_auth else None,
         # A blank variable counts as unset: the emulator then serves its own issuer and shows how to mint for it.

@@ -253,7 +253,7 @@ def test_two_clients_chat_and_ctrl_c_quits_cleanly(
 
 
 def test_client_exits_1_when_the_server_goes_away(interactive: list[InteractiveClient]) -> None:
-    with running_emulator() as server:
+    with running_emulator(extra_args=("--no-prewarm",)) as server:
         client = start(interactive, server.ws_url, "--name", "orphan")
         server.stop()
         client.wait_for("stderr", r"^\* connection closed by the server")

@@ -185,7 +185,8 @@ def test_an_unknown_action_gets_the_error_frame_from_default(emulator: RunningEm
 
 
 def test_ctrl_c_closes_every_client_with_1001_and_runs_disconnect_for_each() -> None:
-    with running_emulator() as running:
+    # Unwarmed: this run invokes three of the functions, and its $disconnects start their worker during shutdown.
+    with running_emulator(extra_args=("--no-prewarm",)) as running:
         clients = [join(running, name) for name in ("erin", "frank")]
         ids = wait_for(lambda: len(connected_ids(running)) == 2 and connected_ids(running), 10, "clients not logged")
         assert running.stop() == 0, f"the emulator must exit 0 on SIGINT; output:\n{running.output_text()}"
@@ -200,10 +201,12 @@ def test_ctrl_c_closes_every_client_with_1001_and_runs_disconnect_for_each() -> 
             f"$disconnect must run for {connection_id} before the emulator exits"
         )
     assert output.rstrip().endswith("Stopped."), "the emulator must finish its shutdown"
+    assert "cold start" not in output.split("\nReady: ", 1)[0], "--no-prewarm started a worker before it was needed"
+    assert "[disconnect] cold start" in output, "the first $disconnect started its worker"
 
 
 def test_sigterm_shuts_down_cleanly_too() -> None:
-    with running_emulator() as running:
+    with running_emulator(extra_args=("--no-prewarm",)) as running:
         client = join(running, "gina")
         running.signal(signal.SIGTERM)
         with pytest.raises(ConnectionClosed):
