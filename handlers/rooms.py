@@ -188,11 +188,15 @@ class Rooms:
         return [], None
 
     def some_member_ids(self, room: str, now_seconds: float, count: int, skip: frozenset[str]) -> list[str]:
-        """Up to `count` live members' ids, those in `skip` left out: a bounded read whatever the room's size.
+        """Up to `count` live members' ids, those in `skip` left out: a bounded read whatever the room's size."""
+        return [member.connection_id for member in self._first_members(room, now_seconds, count, skip)]
+
+    def _first_members(self, room: str, now_seconds: float, count: int, skip: frozenset[str]) -> list[Member]:
+        """The first `count` live members in key order (slice, then id), those in `skip` left out.
 
         Every Query page is limited to what is still missing, so a big room costs about `count` rows, not all of them.
         """
-        found: list[str] = []
+        found: list[Member] = []
         after: str | None = None
         unseen = set(skip)
         while len(found) < count:
@@ -202,7 +206,7 @@ class Rooms:
                 if member.connection_id in unseen:
                     unseen.discard(member.connection_id)
                 else:
-                    found.append(member.connection_id)
+                    found.append(member)
             if after is None:
                 break
         return found[:count]
@@ -255,16 +259,19 @@ class Rooms:
                 request["Limit"] = self.page_size
 
     def members(self, room: str, now_seconds: float, limit: int | None = None) -> tuple[list[Member], bool]:
-        """Up to `limit` members of the room, sorted by name, and whether there were more."""
-        found: list[Member] = []
-        for page in self.member_pages(room, now_seconds):
-            found.extend(page)
-            if limit is not None and len(found) > limit:
-                break
+        """Up to `limit` members of the room, sorted by name, and whether there were more.
+
+        A bounded read of `limit + 1` rows: a longer list shows the first `limit` in key order, a sample that no
+        name's spelling favours and every reader sees alike while those members stay.
+        """
+        if limit is None:
+            found = [member for page in self.member_pages(room, now_seconds) for member in page]
+        else:
+            found = self._first_members(room, now_seconds, limit + 1, frozenset())
+        truncated = limit is not None and len(found) > limit
+        found = found[:limit] if limit is not None else found
         found.sort(key=lambda member: (member.name is None, member.name or "", member.connection_id))
-        if limit is not None and len(found) > limit:
-            return found[:limit], True
-        return found, False
+        return found, truncated
 
     def member_ids(self, room: str, now_seconds: float) -> Iterator[list[str]]:
         """The connection ids of every member, one page at a time (what a room broadcast posts to)."""

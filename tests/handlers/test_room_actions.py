@@ -23,6 +23,7 @@ from handlers import (
     list_members,
     publish,
     read_history,
+    room_frames,
     send_message,
     whisper,
 )
@@ -449,3 +450,30 @@ def test_a_bad_presence_setting_is_a_configuration_error(
     assert act("Alice=", action="join", room="dev") == 500
     (line,) = log_lines(capsys.readouterr().out)
     assert "PRESENCE_MAX_MEMBERS" in json.dumps(line), f"the log names the variable: {line}"
+
+
+def test_join_and_who_list_a_big_room_with_bounded_reads(
+    callback_server: CallbackServer, dynamodb: DynamoDBClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRESENCE_MAX_MEMBERS", "2")
+    monkeypatch.setattr(room_frames, "MEMBER_LIST_LIMIT", 4)
+    for number in range(30):
+        arrive(f"user{number:02d}", f"C{number:02d}=", "big")
+    read: list[int] = []
+    query = dynamodb.query
+
+    def counting_query(**request: Any) -> Any:
+        page = query(**request)
+        if request["TableName"] == "rooms-test":
+            read.append(page["ScannedCount"])
+        return page
+
+    monkeypatch.setattr(dynamodb, "query", counting_query)
+    # The list's 4 and one more, the presence decision's 2 others and one more plus the joiner, the marker's row.
+    bound = (4 + 1) + (2 + 1 + 1) + 1
+    for action in ("join", "who"):
+        read.clear()
+        act("C00=", action=action, room="big")
+        answer = last(callback_server, "C00=")
+        assert len(answer["members"]) == 4 and answer["truncated"] is True, f"{action} lists 4 of 30 and says so"
+        assert sum(read) <= bound, f"{action} read {read} rows of the room of 30: must be at most {bound}"

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from handlers import display_name, room_frames
 from handlers import rooms as rooms_module
+from handlers.aws_facts import FRAME_LIMIT_BYTES
 from handlers.connections import Connection, ConnectionsTable
 from handlers.history import SECONDS_PER_DAY, HistoryTable
 from handlers.protocol import room_name_problem
-from handlers.rooms import MEMBER_SLICES, JoinOutcome, Rooms, member_entry
+from handlers.rooms import MEMBER_SLICES, JoinOutcome, Member, Rooms, member_entry
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -255,3 +257,43 @@ def test_some_member_ids_reads_a_bounded_part_of_a_big_room(table: ConnectionsTa
     everyone = rooms.some_member_ids("big", time.time(), 100, frozenset())
     assert sorted(everyone) == ids, "a count above the room's size reads every live member"
     assert rooms.some_member_ids("big", time.time(), 0, frozenset()) == []
+
+
+def test_a_member_list_is_a_bounded_read_with_an_exact_truncated(
+    table: ConnectionsTable, dynamodb: DynamoDBClient
+) -> None:
+    rooms = Rooms(dynamodb, "connections-test", "rooms-test")
+    ids = [f"conn-{number:03d}=" for number in range(40)]
+    for number, connection_id in enumerate(ids):
+        connect(table, connection_id, f"user{39 - number:02d}")
+        join(rooms, connection_id, "big")
+    read: list[int] = []
+    query = dynamodb.query
+
+    def counting_query(**request: Any) -> Any:
+        page = query(**request)
+        read.append(page["ScannedCount"])
+        return page
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dynamodb, "query", counting_query)
+        members, truncated = rooms.members("big", time.time(), limit=5)
+    assert truncated and len(members) == 5
+    assert sum(read) <= 5 + 1, f"rows read {read}: the listed members and one more, never the room of 40"
+    first_in_key_order = sorted(ids, key=member_entry)[:5]
+    assert sorted(member.connection_id for member in members) == sorted(first_in_key_order), "the first in key order"
+    assert [member.name for member in members] == sorted(member.name or "" for member in members), "sorted by name"
+    table.add("old=", int((time.time() - 3 * 60 * 60) * 1000), None)
+    join(rooms, "old=", "big")  # an expired row must not make a full list look longer, nor a short one complete
+    for limit, expected in ((39, True), (40, False)):
+        members, truncated = rooms.members("big", time.time(), limit=limit)
+        assert (len(members), truncated) == (limit, expected), f"a limit of {limit} in a room of 40 live members"
+
+
+def test_a_full_member_list_fits_one_frame() -> None:
+    longest = "\U0001d54f" * display_name.MAX_DISPLAY_NAME_CHARS  # four UTF-8 bytes a character
+    members = [Member(f"L0SM9cOFvHcC{number:03d}=", longest) for number in range(room_frames.MEMBER_LIST_LIMIT)]
+    frame = room_frames.joined_frame(
+        "x" * 64, "L0SM9cOFvHcCIhw=", longest, members=members, truncated=True, presence=True, history=[]
+    )
+    assert len(frame) <= FRAME_LIMIT_BYTES, f"{len(frame)} bytes: the list cap must fit the longest names"
