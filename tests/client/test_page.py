@@ -193,7 +193,7 @@ def test_html_in_messages_and_names_is_shown_as_text(
 
 
 def test_page_reconnects_when_the_emulator_restarts(browser: Browser, pages: list[ChatPage], artifacts: Path) -> None:
-    with running_emulator(extra_args=("--no-prewarm",)) as first:  # short runs: workers start when first invoked
+    with running_emulator() as first:
         port = first.port
         erin = ChatPage(browser, first.http_url, "Erin", clock=True)
         pages.append(erin)
@@ -201,7 +201,7 @@ def test_page_reconnects_when_the_emulator_restarts(browser: Browser, pages: lis
         erin.expect_state("disconnected")
         expect(erin.page.locator("#status"), "the status does not say so").to_contain_text("Disconnected")
         erin.page.screenshot(path=str(artifacts / "chat-disconnected.png"))
-    with running_emulator(port=port, extra_args=("--no-prewarm",)):
+    with running_emulator(port=port):
         # Whatever the backoff's delay came to, the page's own retry timer fires now instead of seconds later.
         erin.page.clock.fast_forward(longest_retry_ms())
         erin.expect_state("connected", timeout=RECONNECT_TIMEOUT_MS)
