@@ -7,8 +7,9 @@ emulator's figures as ratios of the floor, and where the emulator's time goes (f
 
 Before that, warm two-client latency: alice sends, bob receives, one message at a time after a warm-up; median and
 p90 send-to-receipt for the emulator, the floor and, when `bench/serverless-offline/` has its node_modules
-(`npm install` there), serverless-offline running the same chat with connections kept in a file; and the median of
-the emulator's `sendmessage` invocations in that run (the rest is the gateway and the sockets).
+(`npm install` there), serverless-offline running the same chat with connections kept in a file, all running at
+once and taking turns each round; and the median of the emulator's `sendmessage` invocations in that run (the rest
+is the gateway and the sockets).
 
 `python bench/emulator.py [--clients 50] [--messages 20] [--rounds 60] [--latency-only]`
 """
@@ -121,28 +122,35 @@ async def run_clients(name: str, url: str, clients: int, messages: int) -> Resul
     return Result(name, len(latencies), expected, latencies, elapsed)
 
 
-async def two_client_latency(url: str, rounds: int, warmup: int = 5) -> list[float]:
-    """Milliseconds from alice's send to bob's receipt, one message in flight, after `warmup` unmeasured rounds.
+async def two_client_latencies(urls: dict[str, str], rounds: int, warmup: int = 5) -> dict[str, list[float]]:
+    """Per server, milliseconds from alice's send to bob's receipt, one message in flight, after `warmup` rounds.
 
-    Rounds are paced just under the dev stack's per-connection message rate, which the chat enforces.
+    The servers take turns within each round, so a change in the machine's load reaches all of them alike. Rounds
+    are paced just under the dev stack's per-connection message rate, which the chat enforces.
     """
     pace = 1.2 / load_stack_config("dev").settings.message_rate_per_second
-    latencies: list[float] = []
+    latencies: dict[str, list[float]] = {name: [] for name in urls}
     async with aiohttp.ClientSession() as session:
-        alice = await session.ws_connect(f"{url}?name=alice")
-        bob = await session.ws_connect(f"{url}?name=bob")
+        pairs = {
+            name: (await session.ws_connect(f"{url}?name=alice"), await session.ws_connect(f"{url}?name=bob"))
+            for name, url in urls.items()
+        }
         for round_number in range(warmup + rounds):
             started = time.monotonic()
-            marker = f"{round_number}:{time.perf_counter_ns()}"
-            sent = time.perf_counter_ns()
-            await alice.send_str(json.dumps({"action": "sendmessage", "message": marker}))
-            await _receive_marker(bob, marker)
-            if round_number >= warmup:
-                latencies.append((time.perf_counter_ns() - sent) / 1e6)
-            await _receive_marker(alice, marker)  # alice's own copy, so the next round starts with empty queues
+            for turn, (name, (alice, bob)) in enumerate(pairs.items()):
+                # Turns spread over the round, so one server's leftover work (logs, its own copy) has passed.
+                await asyncio.sleep(max(0.0, started + turn * pace / len(pairs) - time.monotonic()))
+                marker = f"{round_number}:{time.perf_counter_ns()}"
+                sent = time.perf_counter_ns()
+                await alice.send_str(json.dumps({"action": "sendmessage", "message": marker}))
+                await _receive_marker(bob, marker)
+                if round_number >= warmup:
+                    latencies[name].append((time.perf_counter_ns() - sent) / 1e6)
+                await _receive_marker(alice, marker)  # alice's own copy, so the next round starts with empty queues
             await asyncio.sleep(max(0.0, pace - (time.monotonic() - started)))
-        await alice.close()
-        await bob.close()
+        for alice, bob in pairs.values():
+            await alice.close()
+            await bob.close()
     return latencies
 
 
@@ -204,25 +212,24 @@ def serverless_offline() -> Iterator[str | None]:
         Path(environment["CONNECTIONS_FILE"]).unlink(missing_ok=True)
 
 
-def latency_results(rounds: int) -> tuple[list[tuple[str, list[float]]], list[float]]:
-    """Two-client latency of the floor, the emulator and, if installed, serverless-offline, in this one run; and the
-    durations of the emulator's measured `sendmessage` invocations."""
+def latency_results(rounds: int) -> tuple[dict[str, list[float]], list[float]]:
+    """Two-client latency of the floor, the emulator and, if installed, serverless-offline, measured together; and
+    the durations of the emulator's measured `sendmessage` invocations."""
     port = free_port()
     floor = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port)])
     try:
         wait_for_port(port)
-        results = [("floor", asyncio.run(two_client_latency(f"ws://127.0.0.1:{port}/dev", rounds)))]
+        with running_emulator(extra_args=("--no-reload",)) as emulator, serverless_offline() as peer:
+            urls = {"floor": f"ws://127.0.0.1:{port}/dev", "emulator": emulator.ws_url}
+            if peer is None:
+                print(f"(serverless-offline not installed: run `npm install` in {SERVERLESS_OFFLINE} to compare)")
+            else:
+                urls["serverless-offline"] = peer
+            results = asyncio.run(two_client_latencies(urls, rounds))
+            invocations = sendmessage_durations(emulator.output_text())[-rounds:]
     finally:
         floor.terminate()
         floor.wait()
-    with running_emulator(extra_args=("--no-reload",)) as emulator:
-        results.append(("emulator", asyncio.run(two_client_latency(emulator.ws_url, rounds))))
-        invocations = sendmessage_durations(emulator.output_text())[-rounds:]
-    with serverless_offline() as url:
-        if url is None:
-            print(f"(serverless-offline not installed: run `npm install` in {SERVERLESS_OFFLINE} to compare)")
-        else:
-            results.append(("serverless-offline", asyncio.run(two_client_latency(url, rounds))))
     return results, invocations
 
 
@@ -332,8 +339,7 @@ def main(argv: Sequence[str]) -> int:
         serve_floor(arguments.serve_floor)
         return 0
     print(f"load average before: {' '.join(f'{load:.1f}' for load in os.getloadavg())}", flush=True)
-    results, invocations = latency_results(arguments.rounds)
-    latencies = dict(results)
+    latencies, invocations = latency_results(arguments.rounds)
     for name, measured in latencies.items():
         print(latency_line(name, measured), flush=True)
     if invocations:
