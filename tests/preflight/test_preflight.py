@@ -27,6 +27,7 @@ from moto.server import ThreadedMotoServer
 from app import definition
 from preflight.__main__ import BLOCKED, READY, USAGE, main
 from preflight.aws import AwsReader
+from tests.aws_sessions import share_models
 
 REGION = "us-east-1"
 DOMAIN = "chat.example.com"
@@ -67,6 +68,7 @@ def aws(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
         monkeypatch.delenv(name, raising=False)
     QuotaReader.quota = (1000, 1000)
+    share_models(monkeypatch)
     yield endpoint
 
 
