@@ -62,4 +62,6 @@ def join(event: dict[str, Any], service: RoomService, history: HistoryTable, his
     fields["presence"] = audience.live
     if outcome is JoinOutcome.JOINED:
         fields.update(room_service.broadcast_fields(service.announce(room, "joined", connection, audience)))
+    if audience.live:
+        service.confirm_live(room, connection)
     return fields

@@ -28,6 +28,7 @@ def who(event: dict[str, Any], service: RoomService) -> dict[str, Any]:
     except protocol.InvalidMessageError as problem:
         return room_service.refuse(service, event, problem, protocol.WHO, 0)
     members, truncated = service.rooms.members(room, service.clock(), room_frames.MEMBER_LIST_LIMIT)
-    live = service.presence_audience(room, connection).live
+    # A marker still there means members were told presence is off and no leave has cleared it yet: not live.
+    live = service.presence_audience(room, connection).live and not service.rooms.presence_off_marked(room)
     frame = room_frames.members_frame(room, members, truncated, live)
     return {"members": len(members), "presence": live, "reply": service.reply(connection.connection_id, frame)}

@@ -121,16 +121,44 @@ class RoomService:
     ) -> broadcast.BroadcastResult:
         """Tell the room's other members that `connection` joined or left, if the room is small enough for presence.
 
-        The join that takes the room past `presence_max_members` tells the others presence is off instead.
+        A join that finds the room past `presence_max_members` tells the others presence is off instead (once per
+        crossing, `presence_off`); a leave that finds the room back within the cap clears that crossing's marker.
         """
         audience = audience if audience is not None else self.presence_audience(room, connection)
-        if audience.live:
-            frame = room_frames.presence_frame(room, event, connection.sender_name, connection.connection_id)
-        elif event == "joined" and len(audience.others) == self.presence_max_members:
-            frame = room_frames.presence_off_frame(room, self.presence_max_members)
-        else:
+        within_cap = self.presence_max_members > 0 and len(audience.others) <= self.presence_max_members
+        if event == "left" and within_cap and self.rooms.presence_off_marked(room):
+            self.rooms.clear_presence_off(room)
+        if not audience.live:
+            if event == "joined":
+                return self.presence_off(room, frozenset({connection.connection_id}))
             return broadcast.BroadcastResult()
+        frame = room_frames.presence_frame(room, event, connection.sender_name, connection.connection_id)
         return self._broadcast(room, iter([audience.others]), frame, self.pacer, frozenset())
+
+    def presence_off(self, room: str, skip: frozenset[str]) -> broadcast.BroadcastResult:
+        """Tell the room's members but `skip` that presence is off, unless another join has since the last crossing.
+
+        The marker's conditional write picks one teller however many joins cross at once. It posts to the whole room,
+        not the bounded audience: the members once told the room was live may be anywhere in it.
+        """
+        if self.presence_max_members == 0 or self.rooms.presence_off_marked(room):
+            return broadcast.BroadcastResult()
+        if not self.rooms.mark_presence_off(room):
+            return broadcast.BroadcastResult()
+        return self.to_room(room, room_frames.presence_off_frame(room, self.presence_max_members), skip)
+
+    def confirm_live(self, room: str, connection: Connection) -> broadcast.BroadcastResult:
+        """After `connection` was told its room is live: clear a marker left from when the room was bigger.
+
+        If the room has crossed the cap since the count, presence-off goes to every member now, `connection` too:
+        posted after its answer, so that is what it sees last.
+        """
+        if self.presence_max_members == 0 or not self.rooms.presence_off_marked(room):
+            return broadcast.BroadcastResult()
+        self.rooms.clear_presence_off(room)
+        if self.presence_audience(room, connection).live:
+            return broadcast.BroadcastResult()
+        return self.presence_off(room, frozenset())
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ MEMBER_SLICES = 64
 MEMBER_PREFIX = "member#"
 NAME_PREFIX = "name#"
 SEQUENCE_ENTRY = "sequence"
+PRESENCE_OFF_ENTRY = "presence-off"
+"""The marker of a room whose members were told presence is off; it sorts outside the member range and never expires."""
 
 
 class JoinOutcome(Enum):
@@ -277,6 +279,39 @@ class Rooms:
         """The connection ids of every member, one page at a time (what a room broadcast posts to)."""
         for page in self.member_pages(room, now_seconds):
             yield [member.connection_id for member in page]
+
+    def presence_off_marked(self, room: str) -> bool:
+        """Whether the room carries the presence-off marker, read consistently so a marker just written counts."""
+        # A Query on the one key rather than GetItem: every function that asks already has Query on the table.
+        response = self.dynamodb.query(
+            TableName=self.rooms_table,
+            KeyConditionExpression="#room = :room AND #entry = :marker",
+            ExpressionAttributeNames={"#room": "Room", "#entry": "Entry"},
+            ExpressionAttributeValues={":room": {"S": room}, ":marker": {"S": PRESENCE_OFF_ENTRY}},
+            ProjectionExpression="#entry",
+            ConsistentRead=True,
+        )
+        return bool(response.get("Items"))
+
+    def mark_presence_off(self, room: str) -> bool:
+        """Write the room's presence-off marker; True only for the one caller whose write created it."""
+        try:
+            self.dynamodb.put_item(
+                TableName=self.rooms_table,
+                Item={"Room": {"S": room}, "Entry": {"S": PRESENCE_OFF_ENTRY}},
+                ConditionExpression="attribute_not_exists(Entry)",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+    def clear_presence_off(self, room: str) -> None:
+        """Delete the room's presence-off marker (idempotent), so the next crossing of the cap is announced."""
+        self.dynamodb.delete_item(
+            TableName=self.rooms_table, Key={"Room": {"S": room}, "Entry": {"S": PRESENCE_OFF_ENTRY}}
+        )
 
     def next_sequence(self, room: str) -> int:
         """The room's next message number: one atomic ADD, so concurrent senders never share or reuse one."""

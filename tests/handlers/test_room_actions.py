@@ -8,16 +8,20 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 
+from app import definition
+from app.definition import TABLES
 from handlers import (
     broadcast,
     clients,
     connect,
     disconnect,
+    environment,
     join_room,
     leave_room,
     list_members,
@@ -477,3 +481,185 @@ def test_join_and_who_list_a_big_room_with_bounded_reads(
         answer = last(callback_server, "C00=")
         assert len(answer["members"]) == 4 and answer["truncated"] is True, f"{action} lists 4 of 30 and says so"
         assert sum(read) <= bound, f"{action} read {read} rows of the room of 30: must be at most {bound}"
+
+
+def in_own_container(server: CallbackServer, presence_max_members: int) -> RoomService:
+    """A service with its own callback client (one event loop each), as each concurrent Lambda container has."""
+    credentials = boto3.Session().get_credentials()
+    assert credentials is not None
+    return RoomService(
+        Rooms(clients.dynamodb(), "connections-test", "rooms-test"),
+        CallbackClient(server.url, "us-east-1", credentials),
+        broadcast.Retry(),
+        presence_max_members=presence_max_members,
+    )
+
+
+def presence_marked(dynamodb: DynamoDBClient, room: str) -> bool:
+    key = {"Room": {"S": room}, "Entry": {"S": "presence-off"}}
+    return "Item" in dynamodb.get_item(TableName="rooms-test", Key=key, ConsistentRead=True)
+
+
+@pytest.mark.parametrize("route", ["$connect", "join"])
+def test_joins_crossing_the_cap_at_once_tell_the_room_exactly_once(
+    callback_server: CallbackServer, dynamodb: DynamoDBClient, monkeypatch: pytest.MonkeyPatch, route: str
+) -> None:
+    monkeypatch.setenv("PRESENCE_MAX_MEMBERS", "3")
+    for name in ("alice", "bob"):
+        arrive(name, f"{name.title()}=", "ops")
+        act(f"{name.title()}=", action="join", room="ops")
+        assert last(callback_server, f"{name.title()}=")["presence"] is True, f"{name} is told the room is live"
+    burst = [f"B{number}=" for number in range(5)]
+    for connection_id in burst if route == "join" else ():
+        arrive(connection_id.lower(), connection_id)
+    # Every join is written before any of them counts the room: each sees it over the cap, none sees the crossing.
+    counted = threading.Barrier(len(burst), timeout=20)
+    waited = threading.local()
+    some_member_ids = Rooms.some_member_ids
+
+    def after_every_join(self: Rooms, *args: Any) -> list[str]:
+        if not getattr(waited, "done", False):
+            waited.done = True
+            counted.wait()
+        return some_member_ids(self, *args)
+
+    monkeypatch.setattr(Rooms, "some_member_ids", after_every_join)
+    failures: list[BaseException] = []
+
+    def cross(connection_id: str) -> None:
+        service = in_own_container(callback_server, 3)
+        try:
+            if route == "$connect":
+                event = load_event("connect", queryStringParameters={"name": connection_id.lower(), "room": "ops"})
+                event["requestContext"].update(connectionId=connection_id, connectedAt=now_ms())
+                connect.connect(event, service)
+            else:
+                event = load_event("join", body=json.dumps({"action": "join", "room": "ops"}))
+                event["requestContext"].update(connectionId=connection_id, requestTimeEpoch=now_ms())
+                join_room.join(event, service, HistoryTable(clients.dynamodb(), "history-test"), 10)
+        except BaseException as error:  # the assertion below reports it; a thread's exception is otherwise lost
+            failures.append(error)
+
+    threads = [threading.Thread(target=cross, args=(connection_id,)) for connection_id in burst]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, f"a join failed: {failures!r}"
+    for member in ("Alice=", "Bob="):
+        assert of_type(callback_server, member, "presence-off") == [
+            {"type": "presence-off", "room": "ops", "maxMembers": 3}
+        ], f"{member} was told the room is live, so it must be told exactly once that it no longer is"
+    assert presence_marked(dynamodb, "ops"), "the room keeps the marker while it is over the cap"
+    for connection_id in burst if route == "join" else ():
+        assert of_type(callback_server, connection_id, "joined")[-1]["presence"] is False
+
+
+def test_a_room_back_within_the_cap_is_told_again_at_its_next_crossing(
+    callback_server: CallbackServer, dynamodb: DynamoDBClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRESENCE_MAX_MEMBERS", "2")
+    for name in ("alice", "bob", "carol"):
+        arrive(name, f"{name.title()}=", "ops")
+    assert presence_marked(dynamodb, "ops"), "carol's join crossed the cap"
+    act("Carol=", action="leave", room="ops")  # the room is back at 2: the marker goes
+    assert not presence_marked(dynamodb, "ops"), "the leave that brings the room within the cap clears the marker"
+    act("Alice=", action="who", room="ops")
+    assert last(callback_server, "Alice=")["presence"] is True
+    arrive("dave", "Dave=", "ops")
+    assert len(of_type(callback_server, "Alice=", "presence-off")) == 2, "each crossing is told"
+
+
+def test_a_room_that_shrank_without_a_leave_is_live_after_a_join(
+    callback_server: CallbackServer, dynamodb: DynamoDBClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRESENCE_MAX_MEMBERS", "2")
+    for name in ("alice", "bob", "carol"):
+        arrive(name, f"{name.title()}=", "ops")
+    rooms = Rooms(dynamodb, "connections-test", "rooms-test")
+    rooms.remove_member("Carol=", "ops")  # as if carol's row expired: no leave clears the marker
+    act("Alice=", action="who", room="ops")
+    assert last(callback_server, "Alice=")["presence"] is False, "a marker not yet cleared: the room is not live"
+    act("Bob=", action="join", room="ops")
+    assert last(callback_server, "Bob=")["presence"] is True and not presence_marked(dynamodb, "ops")
+    act("Alice=", action="who", room="ops")
+    assert last(callback_server, "Alice=")["presence"] is True, "the join that found the room live cleared it"
+
+
+def test_a_join_told_live_as_the_room_crosses_gets_presence_off_after_its_answer(
+    callback_server: CallbackServer, dynamodb: DynamoDBClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRESENCE_MAX_MEMBERS", "2")
+    arrive("alice", "Alice=", "ops")
+    arrive("bob", "Bob=")
+    reply = RoomService.reply
+
+    def crossing_before_the_answer(self: RoomService, connection_id: str, frame: bytes) -> str:
+        if connection_id == "Bob=" and not presence_marked(dynamodb, "ops"):
+            arrive("carol", "Carol=", "ops")  # after bob's count: its presence-off overtakes bob's answer
+        return reply(self, connection_id, frame)
+
+    monkeypatch.setattr(RoomService, "reply", crossing_before_the_answer)
+    act("Bob=", action="join", room="ops")
+    frames = callback_server.frames("Bob=")
+    assert [frame["type"] for frame in frames] == ["presence-off", "joined", "presence-off"], "told again, last"
+    assert frames[1]["presence"] is True and presence_marked(dynamodb, "ops")
+
+
+TRANSACTION_ITEM_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}
+
+
+def test_the_presence_marker_needs_no_table_access_beyond_the_functions_grants(
+    callback_server: CallbackServer, dynamodb: DynamoDBClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRESENCE_MAX_MEMBERS", "2")
+    tables = {f"{table.logical_name}-test": variable for variable, table in TABLES.items()}
+    calling = {"function": "test"}
+    used: dict[str, set[tuple[str, str | None, str]]] = {}
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        calls = [(str(model.name), params)]
+        if model.name == "TransactWriteItems":  # a transaction needs the actions of its items
+            calls = [
+                (TRANSACTION_ITEM_ACTIONS[kind], request)
+                for item in params["TransactItems"]
+                for kind, request in item.items()
+            ]
+        for action, request in calls:
+            key = (tables[request["TableName"]], request.get("IndexName"), f"dynamodb:{action}")
+            used.setdefault(calling["function"], set()).add(key)
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb", record)
+    disconnect_event = load_event("disconnect")
+    disconnect_event["requestContext"]["connectionId"] = "Dave="
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("connect", lambda: arrive("alice", "Alice=", "ops")),
+        ("connect", lambda: arrive("bob", "Bob=", "ops")),
+        ("connect", lambda: arrive("carol", "Carol=", "ops")),  # crosses the cap: writes the marker, tells the room
+        ("who", lambda: act("Alice=", action="who", room="ops")),  # reads the marker
+        ("leave", lambda: act("Carol=", action="leave", room="ops")),  # back at 2: clears it
+        ("connect", lambda: arrive("dave", "Dave=", "ops")),
+        ("disconnect", lambda: disconnect.handler(disconnect_event, FakeLambdaContext())),  # back at 2: clears it
+        ("test", lambda: Rooms(dynamodb, "connections-test", "rooms-test").mark_presence_off("ops")),  # a stale one
+        ("join", lambda: act("Alice=", action="join", room="ops")),  # told live: clears it and counts again
+        ("connect", lambda: arrive("erin", "Erin=")),
+        ("join", lambda: act("Erin=", action="join", room="ops")),  # crosses: writes it, tells the room
+    ]
+    for function, step in steps:
+        calling["function"] = function
+        step()
+    rooms = environment.ROOMS_TABLE_NAME
+    for function, action in (
+        ("connect", "PutItem"),
+        ("join", "PutItem"),
+        ("join", "DeleteItem"),
+        ("leave", "DeleteItem"),
+        ("disconnect", "DeleteItem"),
+    ):
+        assert (rooms, None, f"dynamodb:{action}") in used[function], f"the scenario must make {function} {action}"
+    for granted_to in (definition.CONNECT, definition.DISCONNECT, definition.JOIN, definition.LEAVE, definition.WHO):
+        granted = {
+            (access.table, access.index, action) for access in granted_to.table_access for action in access.actions
+        }
+        extra = used.get(granted_to.name, set()) - granted
+        assert not extra, f"{granted_to.name} calls {extra}, which app.definition does not grant"
