@@ -147,7 +147,8 @@ CONNECT = Function(
     module="connect",
     environment=_PRESENCE_ENVIRONMENT,
     # PutItem stores the row; the join transaction updates it and puts the member row and name claim; GetItem
-    # rereads a row whose join failed; Query lists the members told of the newcomer.
+    # rereads a row whose join failed; Query lists the members told of the newcomer; the room's presence-off row is
+    # read with Query and written with PutItem.
     table_access=(
         TableAccess(
             _CONNECTIONS, ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
@@ -161,7 +162,8 @@ DISCONNECT = Function(
     name="disconnect",
     module="disconnect",
     environment=_PRESENCE_ENVIRONMENT,
-    # DeleteItem returns the row's rooms and removes its memberships; Query lists the members told it left.
+    # DeleteItem returns the row's rooms and removes its memberships and a room's presence-off row; Query lists the
+    # members told it left.
     table_access=(*_FORGET_GONE, TableAccess(_ROOMS, ("dynamodb:Query",))),
     callback_methods=("POST",),
     fans_out=True,
@@ -195,6 +197,8 @@ JOIN = Function(
     name="join",
     module="join_room",
     environment=(*_PRESENCE_ENVIRONMENT, _HISTORY, environment.HISTORY_LIMIT),
+    # Besides the join transaction and the member lists: PutItem and DeleteItem on rooms write and clear the room's
+    # presence-off row.
     table_access=(
         *_FORGET_GONE,
         TableAccess(_CONNECTIONS, ("dynamodb:GetItem", "dynamodb:UpdateItem")),
@@ -208,6 +212,7 @@ LEAVE = Function(
     name="leave",
     module="leave_room",
     environment=_PRESENCE_ENVIRONMENT,
+    # DeleteItem on rooms (from forgetting gone members) also clears the room's presence-off row.
     table_access=(
         *_FORGET_GONE,
         TableAccess(_CONNECTIONS, ("dynamodb:GetItem", "dynamodb:UpdateItem")),

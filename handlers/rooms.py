@@ -190,10 +190,16 @@ class Rooms:
         return [], None
 
     def some_member_ids(self, room: str, now_seconds: float, count: int, skip: frozenset[str]) -> list[str]:
-        """Up to `count` live members' ids, those in `skip` left out: a bounded read whatever the room's size."""
-        return [member.connection_id for member in self._first_members(room, now_seconds, count, skip)]
+        """Up to `count` live members' ids, those in `skip` left out: a bounded read whatever the room's size.
 
-    def _first_members(self, room: str, now_seconds: float, count: int, skip: frozenset[str]) -> list[Member]:
+        Read consistently: it decides presence, and a count that missed a join just written could miss a crossing.
+        """
+        found = self._first_members(room, now_seconds, count, skip, consistent=True)
+        return [member.connection_id for member in found]
+
+    def _first_members(
+        self, room: str, now_seconds: float, count: int, skip: frozenset[str], *, consistent: bool = False
+    ) -> list[Member]:
         """The first `count` live members in key order (slice, then id), those in `skip` left out.
 
         Every Query page is limited to what is still missing, so a big room costs about `count` rows, not all of them.
@@ -203,7 +209,10 @@ class Rooms:
         unseen = set(skip)
         while len(found) < count:
             limit = count - len(found) + len(unseen)
-            page, after = next(self._member_query(room, now_seconds, 0, MEMBER_SLICES, after=after, limit=limit))
+            pages = self._member_query(
+                room, now_seconds, 0, MEMBER_SLICES, after=after, limit=limit, consistent=consistent
+            )
+            page, after = next(pages)
             for member in page:
                 if member.connection_id in unseen:
                     unseen.discard(member.connection_id)
@@ -224,7 +233,15 @@ class Rooms:
             yield [member.connection_id for member in page]
 
     def _member_query(
-        self, room: str, now_seconds: float, low: int, high: int, *, after: str | None = None, limit: int | None = None
+        self,
+        room: str,
+        now_seconds: float,
+        low: int,
+        high: int,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+        consistent: bool = False,
     ) -> Iterator[tuple[list[Member], str | None]]:
         """Pages of the members in slices `low` to `high - 1`, each with the entry its Query stopped at (or None)."""
         # "member#05" <= "member#05#id..." and "member#07#id..." > "member#07": BETWEEN is exactly slices 5 and 6.
@@ -243,6 +260,8 @@ class Rooms:
             request["Limit"] = limit if limit is not None else self.page_size
         if after is not None:
             request["ExclusiveStartKey"] = {"Room": {"S": room}, "Entry": {"S": after}}
+        if consistent:
+            request["ConsistentRead"] = True
         while True:
             page = self.dynamodb.query(**request)
             last = page.get("LastEvaluatedKey")

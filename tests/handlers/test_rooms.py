@@ -242,11 +242,13 @@ def test_some_member_ids_reads_a_bounded_part_of_a_big_room(table: ConnectionsTa
     table.add("old=", int((time.time() - 3 * 60 * 60) * 1000), None)
     join(rooms, "old=", "big")  # an expired row is not a member, and reading past it still finds enough
     read: list[int] = []
+    consistent: list[bool] = []
     query = dynamodb.query
 
     def counting_query(**request: Any) -> Any:
         page = query(**request)
         read.append(page["ScannedCount"])
+        consistent.append(request.get("ConsistentRead", False))
         return page
 
     with pytest.MonkeyPatch.context() as patch:
@@ -254,6 +256,7 @@ def test_some_member_ids_reads_a_bounded_part_of_a_big_room(table: ConnectionsTa
         found = rooms.some_member_ids("big", time.time(), 5, frozenset({ids[0], ids[1]}))
     assert len(found) == 5 and set(found) <= set(ids[2:]), f"5 live members, the skipped ones left out: {found}"
     assert sum(read) <= 5 + 2 + 1, f"rows read {read}: a bounded read, never the whole room of 41"
+    assert all(consistent), "the presence decision reads consistently: a join just written must count"
     everyone = rooms.some_member_ids("big", time.time(), 100, frozenset())
     assert sorted(everyone) == ids, "a count above the room's size reads every live member"
     assert rooms.some_member_ids("big", time.time(), 0, frozenset()) == []
