@@ -31,4 +31,9 @@ def who(event: dict[str, Any], service: RoomService) -> dict[str, Any]:
     # A marker still there means members were told presence is off and no leave has cleared it yet: not live.
     live = service.presence_audience(room, connection).live and not service.rooms.presence_off_marked(room)
     frame = room_frames.members_frame(room, members, truncated, live)
-    return {"members": len(members), "presence": live, "reply": service.reply(connection.connection_id, frame)}
+    fields: dict[str, Any] = {"members": len(members), "presence": live}
+    fields["reply"] = service.reply(connection.connection_id, frame)
+    if live and service.rooms.presence_off_marked(room):
+        # A crossing since the check: its presence-off may have overtaken this answer, so it comes again, after it.
+        service.reply(connection.connection_id, room_frames.presence_off_frame(room, service.presence_max_members))
+    return fields

@@ -606,6 +606,29 @@ def test_a_join_told_live_as_the_room_crosses_gets_presence_off_after_its_answer
     assert frames[1]["presence"] is True and presence_marked(dynamodb, "ops")
 
 
+def test_a_who_told_live_as_the_room_crosses_gets_presence_off_after_its_answer(
+    callback_server: CallbackServer, dynamodb: DynamoDBClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRESENCE_MAX_MEMBERS", "2")
+    arrive("alice", "Alice=", "ops")
+    arrive("bob", "Bob=", "ops")
+    reply = RoomService.reply
+
+    def crossing_before_the_answer(self: RoomService, connection_id: str, frame: bytes) -> str:
+        if b'"members"' in frame and not presence_marked(dynamodb, "ops"):
+            arrive("carol", "Carol=", "ops")  # after alice's check: its presence-off overtakes alice's answer
+        return reply(self, connection_id, frame)
+
+    monkeypatch.setattr(RoomService, "reply", crossing_before_the_answer)
+    act("Alice=", action="who", room="ops")
+    frames = callback_server.frames("Alice=")
+    assert [frame["type"] for frame in frames[-3:]] == ["presence-off", "members", "presence-off"], "told again, last"
+    assert frames[-2]["presence"] is True
+    act("Bob=", action="who", room="ops")
+    assert [frame["type"] for frame in callback_server.frames("Bob=")[-2:]] == ["presence-off", "members"]
+    assert last(callback_server, "Bob=")["presence"] is False, "a who after the crossing is answered not live"
+
+
 TRANSACTION_ITEM_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}
 
 
