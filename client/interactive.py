@@ -70,6 +70,8 @@ class _Conversation:
         """The room change the sender waits for before its next line (`settled`)."""
         self.quiet_joins: set[str] = set()
         """Rooms whose `joined` answers the automatic join at start: their history is not replayed on stdout."""
+        self.not_live: set[str] = set()
+        """Rooms last said to be too big for presence: a repeated `presence-off` for one of them prints nothing."""
         self.answered = asyncio.Event()
         self.answered.set()
 
@@ -112,6 +114,7 @@ class _Conversation:
         elif isinstance(frame, Joined | History):
             if isinstance(frame, Joined):
                 self.own_id, self.room = frame.connection_id, frame.room
+                self._note_liveness(frame)
                 print(format_notice(frame, self.own_id), file=self.err, flush=True)
             quiet = isinstance(frame, Joined) and frame.room in self.quiet_joins
             self.quiet_joins.discard(frame.room)
@@ -124,9 +127,18 @@ class _Conversation:
         elif isinstance(frame, Presence | PresenceOff | Left | Members):
             if isinstance(frame, Left) and frame.room == self.room:
                 self.room = LOBBY
+            if isinstance(frame, PresenceOff) and frame.room in self.not_live:
+                return  # the server may say it twice (docs/handlers.md); once is the news
+            self._note_liveness(frame)
             print(format_notice(frame, self.own_id), file=self.err, flush=True)
         elif isinstance(frame, ServerError | GatewayError):
             print(format_problem(frame), file=self.err, flush=True)
+
+    def _note_liveness(self, frame: Joined | Presence | PresenceOff | Left | Members) -> None:
+        if isinstance(frame, PresenceOff) or (isinstance(frame, Joined | Members) and not frame.presence):
+            self.not_live.add(frame.room)
+        elif isinstance(frame, Joined | Members | Left):
+            self.not_live.discard(frame.room)
 
     async def settled(self, key: str | None, timeout: float) -> None:
         """Wait until the answer `key` stands for (or an error) has come, at most `timeout` seconds."""

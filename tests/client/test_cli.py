@@ -360,3 +360,19 @@ def test_a_room_without_presence_is_said_to_be_so_and_who_is_offered() -> None:
     talk.received(json.dumps({**members, "presence": True}))
     assert err.getvalue().splitlines()[-1] == "* in #big: ada", "a room back under the cap is live"
     assert out.getvalue() == "", "notices go to stderr only"
+
+
+def test_presence_off_prints_once_until_the_room_is_live_again() -> None:
+    """The server may send `presence-off` twice (a join told live re-tells the room); only news is printed."""
+    err = io.StringIO()
+    talk = _Conversation(raw=False, out=io.StringIO(), err=err)
+    off = json.dumps({"type": "presence-off", "room": "ops", "maxMembers": 3})
+    joined = {"type": "joined", "room": "ops", "connectionId": "b", "name": "bob", "members": [], "history": []}
+    for frame in (off, json.dumps({**joined, "presence": True}), off, off):
+        talk.received(frame)
+    lines = err.getvalue().splitlines()
+    assert [line.startswith("* #ops has over 3") for line in lines] == [True, False, True], f"printed {lines}"
+    members = {"type": "members", "room": "ops", "members": [], "truncated": False}
+    talk.received(json.dumps({**members, "presence": True}))
+    talk.received(off)
+    assert err.getvalue().splitlines()[-1].startswith("* #ops has over 3"), "a room live again is news again"
