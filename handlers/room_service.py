@@ -125,6 +125,7 @@ class RoomService:
         crossing, `presence_off`); a leave that finds the room back within the cap clears that crossing's marker.
         """
         audience = audience if audience is not None else self.presence_audience(room, connection)
+        # The room without the leaver, so one back at exactly the cap (not announced: it counts the leaver) is live.
         within_cap = self.presence_max_members > 0 and len(audience.others) <= self.presence_max_members
         if event == "left" and within_cap and self.rooms.presence_off_marked(room):
             self.rooms.clear_presence_off(room)

@@ -282,7 +282,7 @@ class Rooms:
     def members(self, room: str, now_seconds: float, limit: int | None = None) -> tuple[list[Member], bool]:
         """Up to `limit` members of the room, sorted by name, and whether there were more.
 
-        A bounded read of `limit + 1` rows: a longer list shows the first `limit` in key order, a sample that no
+        A bounded read of `limit + 1` rows: a bigger room's list shows its first `limit` in key order, a sample that no
         name's spelling favours and every reader sees alike while those members stay.
         """
         if limit is None:
