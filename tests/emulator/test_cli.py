@@ -70,7 +70,8 @@ def test_another_dynamodb_endpoint_gets_the_table_and_loses_it_at_exit() -> None
 
 @pytest.fixture(scope="module")
 def throttled() -> Iterator[RunningEmulator]:
-    arguments = ("--callback-throttle", "1", "--callback-delay", str(CALLBACK_DELAY_SECONDS))
+    # No function runs in this module: workers would start only to be stopped.
+    arguments = ("--callback-throttle", "1", "--callback-delay", str(CALLBACK_DELAY_SECONDS), "--no-prewarm")
     with running_emulator(extra_args=arguments) as running:
         yield running
 
