@@ -142,14 +142,16 @@ def content_hash(function: Function, source_root: Path | None = None, wheels: Pa
 def write_archive(
     function: Function, directory: Path, source_root: Path | None = None, wheels: Path | None = None
 ) -> tuple[Path, bytes]:
-    """Build the function's zip and store it as `<directory>/<function name>.zip`; returns the path and the bytes.
+    """Build the function's zip and store it as `<directory>/<function name>.zip` (with wheels,
+    `<name>-<wheel set>.zip`, e.g. `authorizer-3.13-arm64.zip`); returns the path and the bytes.
 
     The file is replaced atomically and only when its bytes change, so concurrent readers never see half a zip. A
     zip whose recorded content hash (`<name>.zip.sha256`) still matches is reused unbuilt: deflating the
     authorizer's libraries takes seconds, hashing them milliseconds.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{function.name}.zip"
+    # Wheels make a zip architecture-specific: a file per wheel set, so building one never replaces another's.
+    path = directory / (f"{function.name}.zip" if wheels is None else f"{function.name}-{wheels.name}.zip")
     record = path.with_name(f"{path.name}.sha256")
     expected = content_hash(function, source_root, wheels)
     if path.is_file() and record.is_file() and record.read_text(encoding="ascii") == expected:

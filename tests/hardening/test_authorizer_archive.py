@@ -79,6 +79,21 @@ def test_write_archive_reuses_an_unchanged_zip_and_rebuilds_a_changed_one(fake_w
     assert reused == b"kept", "a zip whose record matches the content hash is reused unbuilt"
 
 
+def test_each_wheel_set_gets_its_own_zip_so_one_build_never_replaces_another(tmp_path: Path) -> None:
+    # Two stacks (or two test processes) building arm64 and x86_64 side by side must not read each other's zip.
+    built: dict[str, tuple[Path, bytes]] = {}
+    for wheel_set in ("3.13-arm64", "3.13-x86_64"):
+        directory = tmp_path / wheel_set
+        directory.mkdir()
+        for package in AUTHORIZER.libraries:
+            module = {f"{package}/__init__.py": f"NAME = {package!r}; BUILT_FOR = {wheel_set!r}\n"}
+            make_wheel(directory, package.lstrip("_") or package, module)
+        built[wheel_set] = write_archive(AUTHORIZER, tmp_path / "build", wheels=directory)
+    (arm_path, arm), (x86_path, x86) = built["3.13-arm64"], built["3.13-x86_64"]
+    assert (arm_path.name, x86_path.name) == ("authorizer-3.13-arm64.zip", "authorizer-3.13-x86_64.zip"), built
+    assert arm != x86 and arm_path.read_bytes() == arm and x86_path.read_bytes() == x86, "one build replaced another"
+
+
 def test_libraries_without_wheels_or_wheels_without_libraries_are_refused(fake_wheels: Path, tmp_path: Path) -> None:
     with pytest.raises(ArchiveError, match="give its wheels"):
         build_archive(AUTHORIZER)

@@ -163,7 +163,7 @@ def test_the_authorizer_function_runs_its_archive_with_the_parameter_name(auth_r
     }, f"{function}: environment {function.inputs['environment']}"
     code = function.inputs["code"]
     assert isinstance(code, pulumi.FileArchive), f"{function}: code is {code!r}, not the zip file"
-    assert Path(code.path) == Path("build", "authorizer.zip"), f"{function}: archive path {code.path}"
+    assert Path(code.path) == Path("build", "authorizer-3.13-arm64.zip"), f"{function}: archive path {code.path}"
     wheels = wheel_directory(definition.AUTHORIZER, "python3.13", "arm64")
     expected = build_archive(definition.AUTHORIZER, wheels=wheels)
     assert (SOURCE_ROOT / code.path).read_bytes() == expected, f"{function}: zip on disk differs from build_archive"
