@@ -136,8 +136,12 @@ class Function:
 
 
 _CONNECTIONS, _ROOMS, _HISTORY = environment.TABLE_NAME, environment.ROOMS_TABLE_NAME, environment.HISTORY_TABLE_NAME
-# Posting to a room forgets members that answer 410: their connection row and member rows (handlers.room_service).
-_FORGET_GONE = (TableAccess(_CONNECTIONS, ("dynamodb:DeleteItem",)), TableAccess(_ROOMS, ("dynamodb:DeleteItem",)))
+# Posting to a room forgets members that answer 410: it reads the connection row (one still in its `$connect` is
+# kept), then deletes it and the member rows (handlers.room_service).
+_FORGET_GONE = (
+    TableAccess(_CONNECTIONS, ("dynamodb:GetItem", "dynamodb:DeleteItem")),
+    TableAccess(_ROOMS, ("dynamodb:DeleteItem",)),
+)
 _ROOM_ENVIRONMENT = (_CONNECTIONS, _ROOMS, environment.MAX_ROOMS, environment.ENDPOINT_URL)
 _PRESENCE_ENVIRONMENT = (*_ROOM_ENVIRONMENT, environment.PRESENCE_MAX_MEMBERS)
 """The functions that announce joins and leaves (connect, disconnect, join, leave) or say whether they are (who)."""

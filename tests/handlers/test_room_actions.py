@@ -632,6 +632,48 @@ def test_a_who_told_live_as_the_room_crosses_gets_presence_off_after_its_answer(
 TRANSACTION_ITEM_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}
 
 
+def record_table_calls(dynamodb: DynamoDBClient, into: set[tuple[str, str | None, str]]) -> None:
+    """Record every DynamoDB call the handlers' client makes as (table variable, index, IAM action)."""
+    tables = {f"{table.logical_name}-test": variable for variable, table in TABLES.items()}
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        calls = [(str(model.name), params)]
+        if model.name == "TransactWriteItems":  # a transaction needs the actions of its items
+            calls = [
+                (TRANSACTION_ITEM_ACTIONS[kind], request)
+                for item in params["TransactItems"]
+                for kind, request in item.items()
+            ]
+        for action, request in calls:
+            into.add((tables[request["TableName"]], request.get("IndexName"), f"dynamodb:{action}"))
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb", record)
+
+
+def test_forgetting_a_member_that_answers_410_needs_only_what_every_posting_function_is_granted(
+    callback_server: CallbackServer, dynamodb: DynamoDBClient
+) -> None:
+    # moto grants everything, so a call outside the grants would pass here and be refused by IAM on AWS.
+    arrive("alice", "Alice=", "ops")
+    arrive("bob", "Bob=", "ops")
+    callback_server.script("Bob=", GONE)
+    used: set[tuple[str, str | None, str]] = set()
+    record_table_calls(dynamodb, used)
+    event = load_event("disconnect")
+    event["requestContext"]["connectionId"] = "Alice="
+    disconnect.handler(event, FakeLambdaContext())  # its presence post to bob answers 410
+    assert callback_server.received("Bob="), "the scenario must post to the gone member"
+    assert (environment.TABLE_NAME, None, "dynamodb:GetItem") in used, "the 410 path must read the gone member's row"
+    posting = [function for function in definition.FUNCTIONS if function.fans_out]  # every room-posting function
+    assert definition.DISCONNECT in posting and definition.PUBLISH in posting, posting
+    for function in posting:
+        granted = {
+            (access.table, access.index, action) for access in function.table_access for action in access.actions
+        }
+        forgetting = {call for call in used if call[2] in ("dynamodb:GetItem", "dynamodb:DeleteItem")}
+        assert forgetting <= granted, f"{function.name} posts to rooms but may not {sorted(forgetting - granted)}"
+
+
 def test_the_presence_marker_needs_no_table_access_beyond_the_functions_grants(
     callback_server: CallbackServer, dynamodb: DynamoDBClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
