@@ -23,6 +23,7 @@ import pulumi_aws as aws
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app.settings import PROJECT, StackSettings
+from infra.naming import check_ssm_name
 from infra.policies import assume_role_policy
 
 PUSH_TO_CLOUDWATCH_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
@@ -106,6 +107,7 @@ def read_account_logging(settings: StackSettings, region: str, stack: str, profi
                 "op=replace,path=/cloudwatchRoleArn,value=<role ARN>), or set apiGatewayLoggingRole to auto"
             )
         return AccountLogging(role_arn, managed_here=False)
+    check_ssm_name(marker_name(stack), "this stack's logging-role marker would be the SSM parameter")
     marked = read_logging_role_marker(region, marker_name(stack), profile)
     if role_arn is None:
         if marked is not None:

@@ -36,6 +36,10 @@ more, and the characters of a stack name (Pulumi allows letters, digits, `-`, `_
 LOGGING_ROLE = "api-gateway-logging-role"
 """`infra.account.AccountLoggingRole`'s role, declared by the stack that manages the region's logging role."""
 
+SSM_PARAMETER = "aws:ssm/parameter:Parameter"
+SSM_RESERVED_PREFIXES = ("aws", "ssm")
+"""SSM refuses a parameter name starting with these, in any case (PutParameter's naming constraints)."""
+
 RANDOM = re.compile(r"(?:hex|alphanum|string|num)\((\d+)\)")
 EXPRESSION = re.compile(r"\$\{([^}]*)\}")
 
@@ -127,8 +131,27 @@ def check_name_lengths(
 def check_stack_names(settings: StackSettings, declares_logging_role: bool) -> None:
     """Check every limited name this stack registers under its `pulumi:autonaming`, before any resource."""
     authorizer = definition.AUTHORIZER if settings.auth == "jwt" else None
+    autonaming = pulumi.Config("pulumi").get_object("autonaming")
+    context = NamingContext(pulumi.get_stack(), pulumi.get_project(), pulumi.get_organization())
     check_name_lengths(
-        pulumi.Config("pulumi").get_object("autonaming"),
-        NamingContext(pulumi.get_stack(), pulumi.get_project(), pulumi.get_organization()),
-        planned_names(definition.FUNCTIONS, definition.ROUTES, authorizer, declares_logging_role),
+        autonaming, context, planned_names(definition.FUNCTIONS, definition.ROUTES, authorizer, declares_logging_role)
     )
+    if settings.auth == "jwt" and settings.jwt_mode == "secret":
+        pattern = pattern_for(autonaming or {}, SSM_PARAMETER)
+        if pattern is not None:
+            values = {
+                "stack": context.stack,
+                "project": context.project,
+                "name": f"{definition.AUTHORIZER.name}-secret",
+            }
+            name = EXPRESSION.sub(lambda expression: values.get(expression[1].strip(), "x"), pattern)
+            check_ssm_name(name, f"pulumi:autonaming pattern {pattern} names the JWT secret's parameter")
+
+
+def check_ssm_name(name: str, what: str) -> None:
+    """Raise `pulumi.RunError` when SSM would refuse `name` for its reserved prefix, saying what chose the name."""
+    if name.lower().startswith(SSM_RESERVED_PREFIXES):
+        raise pulumi.RunError(
+            f"{what} {name!r}, which SSM refuses (no parameter name may start with 'aws' or 'ssm', in any case): "
+            "use a stack name that does not start with them"
+        )

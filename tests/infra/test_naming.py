@@ -115,3 +115,24 @@ def test_a_dot_in_the_stack_name_is_refused_for_lambda_names() -> None:
     with pytest.raises(pulumi.RunError, match=r"puts 'prod.eu' in Lambda function names, which refuse '\.'"):
         check_name_lengths(STACK_FILE_AUTONAMING, context, [(naming.FUNCTION, "connect-function")])
     check_name_lengths(STACK_FILE_AUTONAMING, context, [(naming.ROLE, "connect-role")])
+
+
+@pytest.mark.parametrize("stack", ["aws-dev", "SSMtest"])
+def test_a_stack_name_ssm_would_refuse_stops_before_any_resource(stack: str) -> None:
+    # PutParameter: "A parameter name can't be prefixed with 'aws' or 'ssm' (case-insensitive)"; the marker and
+    # the JWT secret's parameter both start with the stack name.
+    with pytest.raises(ProgramError) as raised:
+        run_program(stack, autonaming_override())
+    message = str(raised.value.error)
+    assert isinstance(raised.value.error, pulumi.RunError) and "logging-role marker" in message, message
+    assert f"'{stack}-websocket-chat-api-gateway-logging-role'" in message and "SSM refuses" in message, message
+    assert [resource.urn for resource in raised.value.resources if resource.custom] == [], "registered before the check"
+
+
+def test_the_jwt_secrets_parameter_name_is_checked_under_the_pattern_too() -> None:
+    overrides = {**autonaming_override(), "apiGatewayLoggingRole": "external", "auth": "jwt", "jwtSecret": SECRET}
+    with pytest.raises(ProgramError) as raised:
+        run_program("ssm-lab", overrides, account_role=ROLE_ARN)
+    message = str(raised.value.error)
+    assert "names the JWT secret's parameter 'ssm-lab-authorizer-secret-x'" in message, message
+    run_program("lab-ssm", overrides, account_role=ROLE_ARN)  # only a prefix is refused
