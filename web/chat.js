@@ -191,6 +191,8 @@
       const wasOpen = elements.status.dataset.state === "connected" || session.joining;
       session.socket = null;
       session.joining = false;
+      window.clearTimeout(session.joinTimer);
+      session.joinTimer = null;
       if (wasOpen) {
         addNotice("warning", `Connection lost${event.code ? ` (code ${event.code})` : ""}`);
       } else if (!session.everConnected && session.failures === 0) {
