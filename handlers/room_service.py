@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from handlers.callback_client import CallbackClient
 
 
+PRESENCE_OFF_SLACK = 1_000
+"""A crossing's presence-off reaches at most twice the cap plus this many: a real crossing holds the cap and the joins
+that crossed with it, and a room far past the cap with no marker (presence just turned on, the cap lowered, an
+upgrade) must not cost a post per member inside a handshake."""
+
 CONNECT_GRACE = aws_facts.INTEGRATION_TIMEOUT_SECONDS + 1.0
 """Seconds after connecting during which a 410 does not remove a member: its `$connect` may still run, and API
 Gateway answers 410 for a connection whose handshake has not completed."""
@@ -139,14 +144,18 @@ class RoomService:
     def presence_off(self, room: str, skip: frozenset[str]) -> broadcast.BroadcastResult:
         """Tell the room's members but `skip` that presence is off, unless another join has since the last crossing.
 
-        The marker's conditional write picks one teller however many joins cross at once. It posts to the whole room,
-        not the bounded audience: the members once told the room was live may be anywhere in it.
+        The marker's conditional write picks one teller however many joins cross at once. It posts past the presence
+        audience, since the members once told the room was live may be anywhere in it, but within a bound
+        (`PRESENCE_OFF_SLACK`).
         """
         if self.presence_max_members == 0 or self.rooms.presence_off_marked(room):
             return broadcast.BroadcastResult()
         if not self.rooms.mark_presence_off(room):
             return broadcast.BroadcastResult()
-        return self.to_room(room, room_frames.presence_off_frame(room, self.presence_max_members), skip)
+        reach = 2 * self.presence_max_members + PRESENCE_OFF_SLACK
+        members = self.rooms.some_member_ids(room, self.clock(), reach, skip)
+        frame = room_frames.presence_off_frame(room, self.presence_max_members)
+        return self._broadcast(room, iter([members]), frame, self.pacer, frozenset())
 
     def confirm_live(self, room: str, connection: Connection) -> broadcast.BroadcastResult:
         """After `connection` was told its room is live: clear a marker left from when the room was bigger.

@@ -28,6 +28,7 @@ from handlers import (
     publish,
     read_history,
     room_frames,
+    room_service,
     send_message,
     whisper,
 )
@@ -553,6 +554,22 @@ def test_joins_crossing_the_cap_at_once_tell_the_room_exactly_once(
     assert presence_marked(dynamodb, "ops"), "the room keeps the marker while it is over the cap"
     for connection_id in burst if route == "join" else ():
         assert of_type(callback_server, connection_id, "joined")[-1]["presence"] is False
+
+
+def test_presence_off_in_a_room_far_past_the_cap_reaches_a_bounded_number(
+    callback_server: CallbackServer, dynamodb: DynamoDBClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A room that grew with presence off (or before an upgrade) has no marker: its next join must not post to all.
+    monkeypatch.setenv("PRESENCE_MAX_MEMBERS", "100")
+    members = [f"M{number:02d}=" for number in range(12)]
+    for connection_id in members:
+        arrive(connection_id.lower().rstrip("="), connection_id, "big")
+    monkeypatch.setenv("PRESENCE_MAX_MEMBERS", "2")
+    monkeypatch.setattr(room_service, "PRESENCE_OFF_SLACK", 1)  # reach: 2 x 2 + 1
+    arrive("late", "Late=", "big")
+    told = [member for member in members if of_type(callback_server, member, "presence-off")]
+    assert len(told) == 5, f"presence-off reaches twice the cap plus the slack, not all 12: {told}"
+    assert presence_marked(dynamodb, "big"), "the crossing is marked all the same"
 
 
 def test_a_room_back_within_the_cap_is_told_again_at_its_next_crossing(
