@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -80,22 +81,28 @@ def test_a_connection_without_a_row_is_not_limited_and_gets_no_row(
     assert "unknown=" not in rows(dynamodb) and writes == [], "no write, and no row made for a missing connection"
 
 
-def test_the_limit_holds_under_concurrent_invocations(limiter: RateLimiter, dynamodb: DynamoDBClient) -> None:
-    start = threading.Barrier(24)
+def waits_of_concurrent_invocations(take: Callable[[], float], invocations: int = 24) -> list[float]:
+    """What each of `invocations` threads released at once got from `take`."""
+    start = threading.Barrier(invocations)
     waits: list[float] = []
     lock = threading.Lock()
 
     def invocation() -> None:
         start.wait()
-        wait = limiter.take(SENDER, NOW_MS)
+        wait = take()
         with lock:
             waits.append(wait)
 
-    threads = [threading.Thread(target=invocation) for _ in range(24)]
+    threads = [threading.Thread(target=invocation) for _ in range(invocations)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return waits
+
+
+def test_the_limit_holds_under_concurrent_invocations(limiter: RateLimiter, dynamodb: DynamoDBClient) -> None:
+    waits = waits_of_concurrent_invocations(lambda: limiter.take(SENDER, NOW_MS))
     assert waits.count(0.0) == 10, f"24 invocations at once for one connection: exactly the burst of 10 go: {waits}"
 
 
@@ -177,21 +184,7 @@ def test_a_member_take_refuses_other_rooms_and_gone_rows_without_a_token(
 
 
 def test_a_member_take_holds_under_concurrent_invocations(member: RateLimiter) -> None:
-    start = threading.Barrier(24)
-    waits: list[float] = []
-    lock = threading.Lock()
-
-    def invocation() -> None:
-        start.wait()
-        wait = member.take_as_member(SENDER, "lobby", NOW_MS).wait
-        with lock:
-            waits.append(wait)
-
-    threads = [threading.Thread(target=invocation) for _ in range(24)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    waits = waits_of_concurrent_invocations(lambda: member.take_as_member(SENDER, "lobby", NOW_MS).wait)
     assert waits.count(0.0) == 10, f"24 invocations at once for one connection: exactly the burst of 10 go: {waits}"
 
 

@@ -649,8 +649,8 @@ def test_a_who_told_live_as_the_room_crosses_gets_presence_off_after_its_answer(
 TRANSACTION_ITEM_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}
 
 
-def record_table_calls(dynamodb: DynamoDBClient, into: set[tuple[str, str | None, str]]) -> None:
-    """Record every DynamoDB call the handlers' client makes as (table variable, index, IAM action)."""
+def record_table_calls(dynamodb: DynamoDBClient, add: Callable[[tuple[str, str | None, str]], object]) -> None:
+    """Pass every DynamoDB call the handlers' client makes to `add`, as (table variable, index, IAM action)."""
     tables = {f"{table.logical_name}-test": variable for variable, table in TABLES.items()}
 
     def record(params: dict[str, Any], model: Any, **_: Any) -> None:
@@ -662,7 +662,7 @@ def record_table_calls(dynamodb: DynamoDBClient, into: set[tuple[str, str | None
                 for kind, request in item.items()
             ]
         for action, request in calls:
-            into.add((tables[request["TableName"]], request.get("IndexName"), f"dynamodb:{action}"))
+            add((tables[request["TableName"]], request.get("IndexName"), f"dynamodb:{action}"))
 
     dynamodb.meta.events.register("provide-client-params.dynamodb", record)
 
@@ -675,7 +675,7 @@ def test_forgetting_a_member_that_answers_410_needs_only_what_every_posting_func
     arrive("bob", "Bob=", "ops")
     callback_server.script("Bob=", GONE)
     used: set[tuple[str, str | None, str]] = set()
-    record_table_calls(dynamodb, used)
+    record_table_calls(dynamodb, used.add)
     event = load_event("disconnect")
     event["requestContext"]["connectionId"] = "Alice="
     disconnect.handler(event, FakeLambdaContext())  # its presence post to bob answers 410
@@ -695,23 +695,9 @@ def test_the_presence_marker_needs_no_table_access_beyond_the_functions_grants(
     callback_server: CallbackServer, dynamodb: DynamoDBClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PRESENCE_MAX_MEMBERS", "2")
-    tables = {f"{table.logical_name}-test": variable for variable, table in TABLES.items()}
     calling = {"function": "test"}
     used: dict[str, set[tuple[str, str | None, str]]] = {}
-
-    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
-        calls = [(str(model.name), params)]
-        if model.name == "TransactWriteItems":  # a transaction needs the actions of its items
-            calls = [
-                (TRANSACTION_ITEM_ACTIONS[kind], request)
-                for item in params["TransactItems"]
-                for kind, request in item.items()
-            ]
-        for action, request in calls:
-            key = (tables[request["TableName"]], request.get("IndexName"), f"dynamodb:{action}")
-            used.setdefault(calling["function"], set()).add(key)
-
-    dynamodb.meta.events.register("provide-client-params.dynamodb", record)
+    record_table_calls(dynamodb, lambda call: used.setdefault(calling["function"], set()).add(call))
     disconnect_event = load_event("disconnect")
     disconnect_event["requestContext"]["connectionId"] = "Dave="
     steps: list[tuple[str, Callable[[], object]]] = [
