@@ -321,7 +321,7 @@ class Rooms:
                 ConditionExpression="attribute_not_exists(Entry)",
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if not _condition_failed(error):
                 raise
             return False
         return True
@@ -400,8 +400,12 @@ class Rooms:
                 ExpressionAttributeValues={":me": {"S": connection.connection_id}},
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if not _condition_failed(error):
                 raise
+
+
+def _condition_failed(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 def _cancellation_codes(error: ClientError) -> list[str] | None:

@@ -80,7 +80,6 @@ def send_message(
         if rate_limiter is not None and _fits_every_name(text, connection_id, sent_at_ms, room):
             # No name can push the frame past the limit, so the token can be taken before the row is read.
             sender, wait = _admit(rate_limiter, connection_id, room)
-            _frame_fits(text, sender, sent_at_ms, room)  # holds for every row `$connect` writes
         else:
             sender = room_service.sender(service, event)
             room_service.require_member(sender, room)
@@ -126,9 +125,10 @@ def _frame_fits(text: str, sender: Connection, sent_at_ms: int, room: str) -> No
 
 def _fits_every_name(text: str, connection_id: str, sent_at_ms: int, room: str) -> bool:
     """Whether the frame fits however long the sender's name (`$connect` stores at most `LONGEST_NAME`'s bytes)."""
+    # A sender without a name is shown by its connection id: the longer of the two bounds the frame.
+    widest = max((LONGEST_NAME, connection_id), key=lambda name: len(name.encode("utf-8")))
     try:
-        for name in (LONGEST_NAME, connection_id):  # a sender without a name is shown by its connection id
-            protocol.message_frame(text, name, connection_id, sent_at_ms, room=room, seq=LARGEST_SEQ)
+        protocol.message_frame(text, widest, connection_id, sent_at_ms, room=room, seq=LARGEST_SEQ)
     except protocol.InvalidMessageError:
         return False
     return True
