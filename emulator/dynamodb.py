@@ -219,12 +219,19 @@ def keep_alive_handler() -> type[WSGIRequestHandler]:
             environ = self.make_environ()
             # The body is read whole before the app runs, so the next request starts where this one ended.
             environ["wsgi.input"] = io.BytesIO(self.rfile.read(int(length)))
-            status, headers, body = _call_wsgi(self.server.app, environ)
+            try:
+                status, headers, body = _call_wsgi(self.server.app, environ)
+            except Exception:  # as Werkzeug does: the client gets a 500, the server keeps serving
+                logging.getLogger(__name__).exception("moto failed on %s %s", self.command, self.path)
+                status, headers, body = "500 Internal Server Error", [], b""
+                self.close_connection = True
             code, _, reason = status.partition(" ")
             self.send_response(int(code), reason)
             for name, value in headers:
                 if name.lower() not in HOP_BY_HOP_HEADERS:
                     self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

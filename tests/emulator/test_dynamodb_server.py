@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
 from collections.abc import Iterator
 
 import pytest
 
-from emulator.dynamodb import start_moto, stop_moto
+from emulator.dynamodb import keep_alive_handler, start_moto, stop_moto
 
 AUTHORIZATION = (
     "AWS4-HMAC-SHA256 Credential=emulator/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0"
@@ -74,3 +75,23 @@ def test_a_chunked_request_is_answered_and_the_connection_closed(moto_port: int)
         assert response.getheader("Connection") == "close", "without a length the server cannot find the next request"
     finally:
         connection.close()
+
+
+def test_an_app_that_raises_answers_500_and_closes(caplog: pytest.LogCaptureFixture) -> None:
+    # Werkzeug's own path answers a failing app with a 500; the keep-alive path must not just drop the connection.
+    from werkzeug.serving import make_server  # noqa: PLC0415 - moto's server stack only where a test needs it
+
+    def failing_app(environ: dict[str, object], start_response: object) -> list[bytes]:
+        raise RuntimeError("moto bug")
+
+    server = make_server("127.0.0.1", 0, failing_app, threaded=True, request_handler=keep_alive_handler())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        response = answer(connection, "ListTables")
+        assert response.status == 500, "a failing app must be answered"
+        assert response.getheader("Connection") == "close", "the server says it closes after a failure"
+        assert "moto failed on POST /" in caplog.text, "the failure is logged with its traceback"
+    finally:
+        connection.close()
+        server.shutdown()
