@@ -1,15 +1,17 @@
-"""The embedded moto server (`python -m emulator.dynamodb`): connections stay open between requests."""
+"""The embedded moto server (`python -m emulator.dynamodb`): connections kept open, DynamoDB calls unrouted."""
 
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 
-from emulator.dynamodb import keep_alive_handler, start_moto, stop_moto
+from emulator.dynamodb import _call_wsgi, dynamodb_first, keep_alive_handler, start_moto, stop_moto
 
 AUTHORIZATION = (
     "AWS4-HMAC-SHA256 Credential=emulator/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0"
@@ -95,3 +97,126 @@ def test_an_app_that_raises_answers_500_and_closes(caplog: pytest.LogCaptureFixt
     finally:
         connection.close()
         server.shutdown()
+
+
+def table_requests(table: str) -> list[tuple[str, dict[str, object]]]:
+    """The kinds of call a message makes on `table`, with failures: a condition, a cancelled transaction, bad input."""
+    key = {"pk": {"S": "room#lobby"}, "sk": {"S": "member#alice"}}
+    item = {**key, "name": {"S": "alice"}, "seq": {"N": "1"}}
+    condition = {"ConditionExpression": "attribute_not_exists(pk)"}
+    return [
+        ("PutItem", {"TableName": table, "Item": item, **condition}),
+        ("PutItem", {"TableName": table, "Item": item, **condition, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}),
+        (
+            "UpdateItem",
+            {
+                "TableName": table,
+                "Key": key,
+                "UpdateExpression": "ADD #seq :one",
+                "ExpressionAttributeNames": {"#seq": "seq"},
+                "ExpressionAttributeValues": {":one": {"N": "1"}},
+                "ReturnValues": "UPDATED_NEW",
+            },
+        ),
+        ("GetItem", {"TableName": table, "Key": key, "ConsistentRead": True}),
+        (
+            "Query",
+            {
+                "TableName": table,
+                "KeyConditionExpression": "pk = :pk AND begins_with(sk, :member)",
+                "ExpressionAttributeValues": {":pk": {"S": "room#lobby"}, ":member": {"S": "member#"}},
+                "Limit": 1,
+            },
+        ),
+        (
+            "TransactWriteItems",
+            {"TransactItems": [{"Put": {"TableName": table, "Item": item, **condition}}]},
+        ),
+        ("UpdateItem", {"TableName": table, "Key": key, "UpdateExpression": "SET = broken"}),
+        ("DeleteItem", {"TableName": table, "Key": key, "ReturnValues": "ALL_OLD"}),
+        ("GetItem", {"TableName": f"{table}-absent", "Key": key}),
+        ("DescribeTimeToLive", {"TableName": table}),
+    ]
+
+
+def wsgi_environ(target: str, body: bytes, scope_service: str = "dynamodb") -> dict[str, object]:
+    """A signed request as the keep-alive server hands it to the app."""
+    return {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "5000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": io.StringIO(),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "application/x-amz-json-1.0",
+        "HTTP_HOST": "127.0.0.1:5000",
+        "HTTP_X_AMZ_TARGET": target,
+        "HTTP_AUTHORIZATION": AUTHORIZATION.replace("/dynamodb/", f"/{scope_service}/"),
+    }
+
+
+def comparable(answer: tuple[str, list[tuple[str, str]], bytes], table: str) -> tuple[object, ...]:
+    """An answer without what differs on every request (its id) and with the table's name taken out."""
+    status, headers, body = answer
+    kept = [(name, value) for name, value in headers if name.lower() not in ("x-amzn-requestid", "x-amz-crc32")]
+    return status, kept, body.replace(table.encode(), b"TABLE")
+
+
+class CountingApp:
+    """A WSGI app that counts the requests passed on to it."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.calls = 0
+
+    def __call__(self, environ: dict[str, object], start_response: Callable[..., object]) -> Iterable[bytes]:
+        self.calls += 1
+        return self.app(environ, start_response)
+
+
+def test_dynamodb_requests_skip_moto_routing_and_are_answered_exactly_as_through_it() -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app  # noqa: PLC0415
+
+    moto_app = CountingApp(DomainDispatcherApplication(create_backend_app))
+    direct = dynamodb_first(moto_app)
+    answers = {}
+    for name, app in (("routed", moto_app), ("direct", direct)):
+        table = f"equivalence-{name}-{uuid.uuid4().hex[:8]}"
+        create = {
+            "TableName": table,
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            "AttributeDefinitions": [
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        _call_wsgi(moto_app, wsgi_environ("DynamoDB_20120810.CreateTable", json.dumps(create).encode()))
+        calls_before = moto_app.calls
+        answers[name] = [
+            comparable(_call_wsgi(app, wsgi_environ(f"DynamoDB_20120810.{target}", json.dumps(body).encode())), table)
+            for target, body in table_requests(table)
+        ]
+        passed_on = moto_app.calls - calls_before
+    assert passed_on == 0, "the direct path must not pass DynamoDB requests through moto's routing"
+    statuses = [answer[0] for answer in answers["routed"]]
+    assert "200 OK" in statuses and "400 BAD REQUEST" in statuses, "the requests cover successes and failures"
+    for routed, direct_answer in zip(answers["routed"], answers["direct"], strict=True):
+        assert direct_answer == routed, "the direct path must answer exactly as moto's routed app"
+
+
+def test_requests_for_other_services_and_apis_take_moto_routing() -> None:
+    seen = CountingApp(lambda environ, start_response: [b""])
+    app = dynamodb_first(seen)
+    app(wsgi_environ("AmazonSSM.GetParameter", b"{}", scope_service="ssm"), lambda *_: None)
+    app(wsgi_environ("DynamoDBStreams_20120810.ListStreams", b"{}"), lambda *_: None)
+    app(wsgi_environ("DynamoDB_20120810.ListTables", b"{}", scope_service="ssm"), lambda *_: None)
+    assert seen.calls == 3, "only a signed call of DynamoDB's current API skips moto's routing"
