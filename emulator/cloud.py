@@ -31,7 +31,7 @@ from emulator.gateway import Authorizer, Gateway
 from emulator.lambda_api import LambdaApi
 from emulator.reload import DeployError, watch
 from emulator.security import CALLBACK_PREFIX, is_loopback, new_callback_secret, printable
-from emulator.workers import FunctionPool, Log, TaskRoot, physical_name
+from emulator.workers import RUNTIME_ENVIRONMENT, ForkServer, FunctionPool, Log, TaskRoot, physical_name
 from handlers import environment
 
 PROVIDED_ENVIRONMENT = (
@@ -85,6 +85,7 @@ class LocalCloud:
         """The code version serving: 1 at start, one more per reload (`deploy`)."""
         self._retired: list[tuple[TaskRoot, list[FunctionPool]]] = []
         self._reloader: asyncio.Task[None] | None = None
+        self._fork_server = ForkServer(log)
 
     @property
     def ws_url(self) -> str:
@@ -140,6 +141,7 @@ class LocalCloud:
 
     async def _start(self, functions: Mapping[str, FunctionSpec]) -> None:
         options = self.options
+        self._fork_server.start()
         self._task_root = TaskRoot([*functions.values(), *([options.authorizer] if options.authorizer else [])])
         self._table = await asyncio.to_thread(
             start_table,
@@ -271,6 +273,7 @@ class LocalCloud:
             memory_mb=self.options.settings.memory_mb(spec.fans_out),
             max_workers=self.options.workers_per_function,
             log=self._log,
+            fork_server=self._fork_server,
         )
 
     def _environment(
@@ -307,9 +310,7 @@ class LocalCloud:
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{settings.lambda_runtime}",
             "LAMBDA_TASK_ROOT": str(self._task_root.paths[spec.name]),
             "_HANDLER": spec.handler,
-            "TZ": ":UTC",
-            "LANG": "en_US.UTF-8",
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            **RUNTIME_ENVIRONMENT,
         }
 
     def ready_lines(self) -> list[str]:
@@ -381,6 +382,7 @@ class LocalCloud:
             await self._lambda_runner.cleanup()
         elif self._lambda_listener is not None:
             self._lambda_listener.close()
+        await self._fork_server.close()
         if self._table is not None:
             await asyncio.to_thread(self._table.close)
         if self._task_root is not None:

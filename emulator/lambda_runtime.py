@@ -3,16 +3,23 @@
 Run as `python -I emulator/lambda_runtime.py TASK_ROOT HANDLER`, so only the zipped packages are importable, as
 on Lambda. Protocol, one JSON document a line on a private copy of stdout: `ready` or `init_error` first, then per
 `{"event", "awsRequestId", "timeoutMs"}` in, one `result` or `error` out, each with `maxMemoryMb`.
+
+Run as `python -I emulator/lambda_runtime.py --fork-server FD`, it imports boto3 once and forks a worker per request
+on the Unix socket FD instead (docs/emulator.md): `emulator.workers.ForkServer` speaks its protocol.
 """
 
 from __future__ import annotations
 
+import array
+import gc
 import importlib
 import json
 import logging
 import os
 import resource
+import selectors
 import signal
+import socket
 import sys
 import time
 import traceback
@@ -164,5 +171,120 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+PRELOADED = ("boto3",)
+"""What the fork server imports before forking: the runtime's SDK, which every worker would import anyway."""
+MESSAGE_LIMIT = 256 * 1024
+
+
+def serve_forks(channel: socket.socket) -> int:
+    """Fork a worker per request until the emulator hangs up; report each worker's exit status."""
+    # Ctrl-C reaches the whole process group; the emulator still needs workers for `$disconnect`.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in PRELOADED:
+        importlib.import_module(name)
+    gc.freeze()  # the collector then never touches the preloaded objects, so workers share their pages longer
+    os.close(os.pidfd_open(os.getpid()))  # a kernel without pidfds fails here, before any worker: exec'd ones serve
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    selector = selectors.DefaultSelector()
+    selector.register(channel, selectors.EVENT_READ)
+    selector.register(wake_read, selectors.EVENT_READ)
+    try:
+        _reply(channel, {"type": "ready"})
+        while True:
+            for key, _ in selector.select():
+                if key.fileobj is wake_read:
+                    os.read(wake_read, 4096)
+                    _report_exits(channel)
+                    continue
+                message, fds, _, _ = socket.recv_fds(channel, MESSAGE_LIMIT, 3)
+                if not message:
+                    return 0
+                pid = _fork(channel, json.loads(message), fds)
+                if pid == 0:
+                    selector.close()
+                    channel.close()
+                    os.close(wake_read)
+                    os.close(wake_write)
+                    _become_worker(json.loads(message), fds)
+    except (BrokenPipeError, ConnectionResetError):
+        return 0  # the emulator is gone
+
+
+def _fork(channel: socket.socket, request: dict[str, Any], fds: list[int]) -> int | None:
+    """Fork a worker for `request` (0 in the child), or refuse it; the parent replies either way."""
+    shadowed = _shadowed(request["taskRoot"])
+    refusal: dict[str, Any] = {"type": "refused", "id": request["id"], "shadowed": shadowed}
+    pid = None
+    if len(fds) != 3:
+        refusal["error"] = f"the request carried {len(fds)} pipes, not 3"
+    elif not shadowed:
+        try:
+            pid = os.fork()
+        except OSError as error:
+            refusal["error"] = f"cannot fork: {error}"
+    if pid == 0:
+        return 0
+    for fd in fds:
+        os.close(fd)
+    if pid is None:
+        _reply(channel, refusal)
+        return None
+    pidfd = os.pidfd_open(pid)
+    try:
+        _reply(channel, {"type": "started", "id": request["id"], "pid": pid}, [pidfd])
+    finally:
+        os.close(pidfd)
+    return pid
+
+
+def _shadowed(task_root: str) -> list[str]:
+    """Top-level names in the task root that this process already imported: a fork would run the wrong copy."""
+    try:
+        entries = os.listdir(task_root)
+    except OSError:
+        return []
+    names = {entry.split(".", 1)[0] for entry in entries}
+    return sorted(name for name in names if name in sys.modules)
+
+
+def _reply(channel: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
+    ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+    channel.sendmsg([json.dumps(message).encode("utf-8")], ancillary)
+
+
+def _report_exits(channel: socket.socket) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _reply(channel, {"type": "exited", "pid": pid, "code": os.waitstatus_to_exitcode(status)})
+
+
+def _become_worker(request: dict[str, Any], fds: list[int]) -> None:
+    """In the forked child: take the pipes as stdin, stdout and stderr and the function's environment, then serve.
+
+    `SystemExit` unwinds to the top, so the child shuts down as an exec'd worker would (atexit, threads).
+    """
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.chdir(request["taskRoot"])
+    os.environ.clear()
+    os.environ.update(request["environment"])
+    time.tzset()
+    sys.argv = [__file__, request["taskRoot"], request["handler"]]
+    raise SystemExit(main(sys.argv))
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--fork-server"]:
+        sys.exit(serve_forks(socket.socket(fileno=int(sys.argv[2]))))
     sys.exit(main(sys.argv))

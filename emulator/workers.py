@@ -6,19 +6,23 @@ worker that times out or dies is replaced by a cold one, as on Lambda (docs/emul
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import json
 import os
 import shutil
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from emulator.config import FunctionSpec
 
@@ -29,8 +33,280 @@ STOP_GRACE_SECONDS = 2.0
 PROTOCOL_LINE_LIMIT = 8 * 1024 * 1024
 """Largest protocol line (an event or a result); Lambda's own response limit is 6 MB."""
 
+FORK_SERVER_MESSAGE_LIMIT = 256 * 1024
+FORK_SERVER_PREFIX = "fork-server"
+RUNTIME_ENVIRONMENT = {"TZ": ":UTC", "LANG": "en_US.UTF-8", "PATH": "/usr/local/bin:/usr/bin:/bin"}
+"""What Lambda's runtime sets in every function's environment besides the function's own variables."""
+
 Log = Callable[[str, str], None]
 """Writes one line to the terminal under a prefix (the function's or route's name)."""
+
+
+class WorkerProcess(Protocol):
+    """What a worker needs of its process: `asyncio.subprocess.Process` or a `ForkedProcess`."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    @property
+    def stdin(self) -> asyncio.StreamWriter | None: ...
+
+    @property
+    def stdout(self) -> asyncio.StreamReader | None: ...
+
+    @property
+    def stderr(self) -> asyncio.StreamReader | None: ...
+
+    def kill(self) -> None: ...
+
+    async def wait(self) -> int: ...
+
+
+@dataclass
+class _Child:
+    """A process the fork server started: its pid, a pidfd that signals only that process, its exit status."""
+
+    pid: int
+    pidfd: int
+    exited: asyncio.Future[int]
+    code: int | None = None
+
+    def ended(self, code: int) -> None:
+        if self.code is None:
+            self.code = code
+            os.close(self.pidfd)
+            self.exited.set_result(code)
+
+    def kill(self) -> None:
+        if self.code is None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+
+
+@dataclass
+class ForkedProcess:
+    """A worker forked by the fork server, with asyncio streams on its pipes as `asyncio.subprocess` gives them."""
+
+    child: _Child
+    stdin: asyncio.StreamWriter
+    stdout: asyncio.StreamReader
+    stderr: asyncio.StreamReader
+
+    @property
+    def pid(self) -> int:
+        return self.child.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.child.code
+
+    def kill(self) -> None:
+        self.child.kill()
+
+    async def wait(self) -> int:
+        code = await asyncio.shield(self.child.exited)
+        self.stdin.close()
+        return code
+
+
+@dataclass
+class ForkServer:
+    """One process that imported the runtime's boto3 once and forks each worker from it (docs/emulator.md).
+
+    A worker then starts in milliseconds, not an interpreter start and a boto3 import later; when the fork server is
+    unavailable, or a task root ships a module it preloaded, `spawn` returns None and the worker is exec'd instead.
+    """
+
+    log: Log
+    _process: subprocess.Popen[bytes] | None = None
+    _socket: socket.socket | None = None
+    _ready: asyncio.Future[bool] | None = None
+    _pending: dict[str, asyncio.Future[_Child | None]] = field(default_factory=dict)
+    _children: dict[int, _Child] = field(default_factory=dict)
+    _refused: set[str] = field(default_factory=set)
+
+    def start(self) -> None:
+        """Start the fork server; it becomes ready (boto3 imported) while the rest of the emulator starts."""
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-I", str(RUNTIME_SCRIPT), "--fork-server", str(theirs.fileno())],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                env=RUNTIME_ENVIRONMENT,
+                pass_fds=[theirs.fileno()],
+            )
+        except OSError as error:
+            ours.close()
+            self.log(FORK_SERVER_PREFIX, f"cannot start ({error}): every worker starts a fresh interpreter")
+            return
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        self._socket = ours
+        self._ready = loop.create_future()
+        loop.add_reader(ours.fileno(), self._receive)
+
+    @property
+    def pid(self) -> int | None:
+        """The fork server's process id, if it started."""
+        return self._process.pid if self._process is not None else None
+
+    async def spawn(self, task_root: Path, handler: str, environment: Mapping[str, str]) -> ForkedProcess | None:
+        """Fork a worker running `handler` from `task_root` in `environment`; None if it must be exec'd instead."""
+        if self._ready is None or not await self._wait_ready():
+            return None
+        assert self._socket is not None
+        loop = asyncio.get_running_loop()
+        request_id = uuid.uuid4().hex
+        stdin_read, stdin_write = os.pipe()
+        stdout_read, stdout_write = os.pipe()
+        stderr_read, stderr_write = os.pipe()
+        theirs = [stdin_read, stdout_write, stderr_write]
+        # File objects own our ends from here on: closing one twice is harmless, an fd closed twice is not.
+        stdin = os.fdopen(stdin_write, "wb", buffering=0)
+        stdout = os.fdopen(stdout_read, "rb", buffering=0)
+        stderr = os.fdopen(stderr_read, "rb", buffering=0)
+        started: asyncio.Future[_Child | None] = loop.create_future()
+        self._pending[request_id] = started
+        request = {"id": request_id, "taskRoot": str(task_root), "handler": handler, "environment": dict(environment)}
+        try:
+            try:
+                self._socket.sendmsg(
+                    [json.dumps(request).encode("utf-8")],
+                    [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", theirs))],
+                )
+            finally:
+                _close_all(theirs)
+            child = await started
+            if child is None:
+                raise _RefusedError
+            out = await _read_stream(loop, stdout)
+            err = await _read_stream(loop, stderr)
+            transport, protocol = await loop.connect_write_pipe(
+                lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), stdin
+            )
+        except (OSError, _RefusedError):
+            self._pending.pop(request_id, None)
+            for file in (stdin, stdout, stderr):
+                file.close()
+            return None
+        except BaseException:
+            for file in (stdin, stdout, stderr):
+                file.close()
+            raise
+        return ForkedProcess(child, asyncio.StreamWriter(transport, protocol, None, loop), out, err)
+
+    async def _wait_ready(self) -> bool:
+        assert self._ready is not None
+        try:
+            async with asyncio.timeout(INIT_TIMEOUT_SECONDS):
+                return await asyncio.shield(self._ready)
+        except TimeoutError:
+            return False
+
+    def _receive(self) -> None:
+        """Handle every message the fork server sent (`add_reader` callback)."""
+        assert self._socket is not None
+        while True:
+            try:
+                message, fds, _, _ = socket.recv_fds(self._socket, FORK_SERVER_MESSAGE_LIMIT, 1)
+            except BlockingIOError:
+                return
+            except OSError:
+                message, fds = b"", []
+            if not message:
+                _close_all(fds)
+                self._lost()
+                return
+            self._dispatch(json.loads(message), fds)
+
+    def _dispatch(self, message: dict[str, Any], fds: list[int]) -> None:
+        kind = message.get("type")
+        if kind == "ready" and self._ready is not None and not self._ready.done():
+            self._ready.set_result(True)
+        elif kind == "started" and fds:
+            child = _Child(int(message["pid"]), fds[0], asyncio.get_running_loop().create_future())
+            self._children[child.pid] = child
+            self._resolve(str(message["id"]), child)
+        elif kind == "refused":
+            _close_all(fds)
+            shadowed = ", ".join(message.get("shadowed") or [])
+            why = f"the task root ships {shadowed}, which it preloaded" if shadowed else message.get("error", "")
+            if why not in self._refused:
+                self._refused.add(why)
+                self.log(FORK_SERVER_PREFIX, f"{why}: that function's workers start a fresh interpreter")
+            self._resolve(str(message["id"]), None)
+        elif kind == "exited":
+            child_ = self._children.pop(int(message["pid"]), None)
+            if child_ is not None:
+                child_.ended(int(message["code"]))
+
+    def _resolve(self, request_id: str, child: _Child | None) -> None:
+        future = self._pending.pop(request_id, None)
+        if future is not None and not future.done():
+            future.set_result(child)
+        elif child is not None:  # its spawn was cancelled: nobody holds its pipes, so it is killed
+            child.kill()
+
+    def _lost(self) -> None:
+        """The fork server is gone: its workers are killed (they could not be waited for), later ones are exec'd."""
+        loop = asyncio.get_running_loop()
+        assert self._socket is not None
+        loop.remove_reader(self._socket.fileno())
+        self._socket.close()
+        self._socket = None
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(False)
+        self._ready = None
+        for future in self._pending.values():
+            if not future.done():
+                future.set_result(None)
+        self._pending.clear()
+        children, self._children = list(self._children.values()), {}
+        unexpected = self._process is not None and self._process.poll() is not None
+        if children and unexpected:
+            self.log(FORK_SERVER_PREFIX, f"exited unexpectedly; its {len(children)} workers are stopped")
+        for child in children:
+            child.kill()
+            loop.add_reader(child.pidfd, _on_gone, loop, child)
+
+    async def close(self) -> None:
+        """Stop the fork server (after the workers it started)."""
+        if self._socket is not None:
+            self._lost()
+        if self._process is not None:
+            try:
+                await asyncio.wait_for(asyncio.to_thread(self._process.wait), STOP_GRACE_SECONDS)
+            except TimeoutError:
+                self._process.kill()
+                await asyncio.to_thread(self._process.wait)
+
+
+def _on_gone(loop: asyncio.AbstractEventLoop, child: _Child) -> None:
+    """A killed child of a fork server that died: its pidfd became readable, so it has exited."""
+    loop.remove_reader(child.pidfd)
+    child.ended(-signal.SIGKILL)
+
+
+class _RefusedError(Exception):
+    """The fork server will not fork this worker."""
+
+
+async def _read_stream(loop: asyncio.AbstractEventLoop, pipe: Any) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader(limit=PROTOCOL_LINE_LIMIT, loop=loop)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    return reader
+
+
+def _close_all(fds: Iterable[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -48,20 +324,30 @@ class Invocation:
 class Worker:
     """One execution environment: a process that imported the handler once and keeps its module state."""
 
-    def __init__(self, spec: FunctionSpec, task_root: Path, environment: Mapping[str, str], log: Log) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        task_root: Path,
+        environment: Mapping[str, str],
+        log: Log,
+        fork_server: ForkServer | None = None,
+    ) -> None:
         self._spec = spec
         self._task_root = task_root
         self._environment = dict(environment)
         self._log = log
-        self._process: asyncio.subprocess.Process | None = None
+        self._fork_server = fork_server
+        self._process: WorkerProcess | None = None
         self._output: asyncio.Task[None] | None = None
         self.alive = False
 
     async def start(self) -> Invocation | None:
         """Start the process and run the init; returns the init failure, if any."""
         started = time.monotonic()
+        if self._fork_server is not None:
+            self._process = await self._fork_server.spawn(self._task_root, self._spec.handler, self._environment)
         try:
-            self._process = await asyncio.create_subprocess_exec(
+            self._process = self._process or await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-I",
                 str(RUNTIME_SCRIPT),
@@ -98,7 +384,9 @@ class Worker:
                 error_message=str(first.get("errorMessage", "")),
                 duration_ms=init_ms,
             )
-        self._log(self._spec.name, f"cold start: worker {self._process.pid} ready, init {init_ms:.0f} ms")
+        # A forked worker's init leaves out the boto3 import a Lambda init would pay: the log says so.
+        forked = " (forked, boto3 already imported)" if isinstance(self._process, ForkedProcess) else ""
+        self._log(self._spec.name, f"cold start: worker {self._process.pid} ready, init {init_ms:.0f} ms{forked}")
         return None
 
     async def invoke(self, event: Mapping[str, Any], aws_request_id: str, timeout: float) -> Invocation:
@@ -229,8 +517,10 @@ class FunctionPool:
         memory_mb: int,
         max_workers: int,
         log: Log,
+        fork_server: ForkServer | None = None,
     ) -> None:
         self.spec = spec
+        self._fork_server = fork_server
         self._task_root = task_root
         self._environment = environment
         self._timeout = timeout
@@ -259,12 +549,13 @@ class FunctionPool:
             memory_mb=self._memory_mb,
             max_workers=self._max_workers,
             log=self._log,
+            fork_server=self._fork_server,
         )
 
     async def prewarm(self) -> Invocation | None:
         """Start one worker ahead of the first invocation; returns the init failure, if any."""
         async with self._slots:
-            worker = Worker(self.spec, self._task_root, self._environment, self._log)
+            worker = Worker(self.spec, self._task_root, self._environment, self._log, self._fork_server)
             failure = await worker.start()
             if failure is None:
                 self._idle.append(worker)
@@ -292,7 +583,7 @@ class FunctionPool:
                 else:  # killed from outside while idle: reap it and look further, as Lambda would
                     await candidate.kill()
             if worker is None:
-                worker = Worker(self.spec, self._task_root, self._environment, self._log)
+                worker = Worker(self.spec, self._task_root, self._environment, self._log, self._fork_server)
                 self._busy.add(worker)
                 failure = await worker.start()
                 if failure is not None:
