@@ -35,6 +35,10 @@ PROTOCOL_LINE_LIMIT = 8 * 1024 * 1024
 
 FORK_SERVER_MESSAGE_LIMIT = 256 * 1024
 FORK_SERVER_PREFIX = "fork-server"
+FORK_SERVER_SUPPORTED = all(
+    (hasattr(os, "pidfd_open"), hasattr(signal, "pidfd_send_signal"), hasattr(socket, "SOCK_SEQPACKET"))
+)
+"""Linux: pidfds let the emulator signal and watch processes it did not start itself."""
 RUNTIME_ENVIRONMENT = {"TZ": ":UTC", "LANG": "en_US.UTF-8", "PATH": "/usr/local/bin:/usr/bin:/bin"}
 """What Lambda's runtime sets in every function's environment besides the function's own variables."""
 
@@ -130,8 +134,14 @@ class ForkServer:
 
     def start(self) -> None:
         """Start the fork server; it becomes ready (boto3 imported) while the rest of the emulator starts."""
+        if not FORK_SERVER_SUPPORTED:
+            return
         loop = asyncio.get_running_loop()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        except OSError as error:
+            self.log(FORK_SERVER_PREFIX, f"cannot start ({error}): every worker starts a fresh interpreter")
+            return
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-I", str(RUNTIME_SCRIPT), "--fork-server", str(theirs.fileno())],
