@@ -131,6 +131,7 @@ class ForkServer:
     _pending: dict[str, asyncio.Future[_Child | None]] = field(default_factory=dict)
     _children: dict[int, _Child] = field(default_factory=dict)
     _refused: set[str] = field(default_factory=set)
+    _closing: bool = False
 
     def start(self) -> None:
         """Start the fork server; it becomes ready (boto3 imported) while the rest of the emulator starts."""
@@ -278,8 +279,7 @@ class ForkServer:
                 future.set_result(None)
         self._pending.clear()
         children, self._children = list(self._children.values()), {}
-        unexpected = self._process is not None and self._process.poll() is not None
-        if children and unexpected:
+        if children and not self._closing:
             self.log(FORK_SERVER_PREFIX, f"exited unexpectedly; its {len(children)} workers are stopped")
         for child in children:
             child.kill()
@@ -287,6 +287,7 @@ class ForkServer:
 
     async def close(self) -> None:
         """Stop the fork server (after the workers it started)."""
+        self._closing = True
         if self._socket is not None:
             self._lost()
         if self._process is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import signal
 import time
@@ -97,7 +98,9 @@ def run(root: Path, scenario: Callable[[Pools], Awaitable[Any]]) -> tuple[Any, P
             await asyncio.gather(*(pool.close() for pool in pools.pools))
             await pools.server.close()
 
-    return asyncio.run(main())  # type: ignore[no-any-return]
+    # In a thread of its own: asyncio.run would leave this thread without the event loop later tests expect.
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, main()).result()  # type: ignore[no-any-return]
 
 
 def result(invocation: Invocation) -> dict[str, Any]:
