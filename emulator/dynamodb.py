@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import io
 import logging
 import signal
@@ -344,6 +345,34 @@ def _call_wsgi(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[str, 
     return answer["status"], answer["headers"], b"".join(chunks)
 
 
+def signed_request_environ(target: str, body: bytes, service: str = "dynamodb") -> dict[str, Any]:
+    """The WSGI environ of a POST of `body` with this `X-Amz-Target`, signed (in form only) for `service`."""
+    key = THROWAWAY_CREDENTIALS["AWS_ACCESS_KEY_ID"]
+    return {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "0",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "application/x-amz-json-1.0",
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_X_AMZ_TARGET": target,
+        "HTTP_AUTHORIZATION": (
+            f"AWS4-HMAC-SHA256 Credential={key}/20260101/us-east-1/{service}/aws4_request, "
+            "SignedHeaders=host, Signature=0"
+        ),
+    }
+
+
 def serve_moto() -> None:
     """The child process: moto's threaded server on a free loopback port, until stdin closes."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app  # noqa: PLC0415
@@ -355,6 +384,10 @@ def serve_moto() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     application = dynamodb_first(DomainDispatcherApplication(create_backend_app))
     server = make_server("127.0.0.1", 0, application, threaded=True, request_handler=keep_alive_handler())
+    # moto's modules and service models live as long as the process: loaded by a first request, they are left out of
+    # the collector, which would otherwise walk them all in a full collection in the middle of some request.
+    _call_wsgi(application, signed_request_environ(f"{DYNAMODB_TARGET_PREFIX}ListTables", b"{}"))
+    gc.freeze()
     threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
     print(server.server_address[1], flush=True)
     sys.stdin.read()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import io
 import json
 import threading
 import uuid
@@ -18,6 +17,7 @@ from emulator.dynamodb import (
     dynamodb_first,
     keep_alive_handler,
     make_moto_faster,
+    signed_request_environ,
     start_moto,
     stop_moto,
 )
@@ -148,30 +148,6 @@ def table_requests(table: str) -> list[tuple[str, dict[str, object]]]:
     ]
 
 
-def wsgi_environ(target: str, body: bytes, scope_service: str = "dynamodb") -> dict[str, object]:
-    """A signed request as the keep-alive server hands it to the app."""
-    return {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": "/",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "5000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": io.StringIO(),
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-        "wsgi.version": (1, 0),
-        "CONTENT_LENGTH": str(len(body)),
-        "CONTENT_TYPE": "application/x-amz-json-1.0",
-        "HTTP_HOST": "127.0.0.1:5000",
-        "HTTP_X_AMZ_TARGET": target,
-        "HTTP_AUTHORIZATION": AUTHORIZATION.replace("/dynamodb/", f"/{scope_service}/"),
-    }
-
-
 def comparable(answer: tuple[str, list[tuple[str, str]], bytes], table: str) -> tuple[object, ...]:
     """An answer without what differs on every request (its id) and with the table's name taken out."""
     status, headers, body = answer
@@ -200,10 +176,12 @@ def answers_through(app: Callable[..., Iterable[bytes]], moto_app: CountingApp, 
         "AttributeDefinitions": [{"AttributeName": key["AttributeName"], "AttributeType": "S"} for key in keys],
         "BillingMode": "PAY_PER_REQUEST",
     }
-    _call_wsgi(moto_app, wsgi_environ("DynamoDB_20120810.CreateTable", json.dumps(create).encode()))
+    _call_wsgi(moto_app, signed_request_environ("DynamoDB_20120810.CreateTable", json.dumps(create).encode()))
     calls_before = moto_app.calls
     answers: list[object] = [
-        comparable(_call_wsgi(app, wsgi_environ(f"DynamoDB_20120810.{target}", json.dumps(body).encode())), table)
+        comparable(
+            _call_wsgi(app, signed_request_environ(f"DynamoDB_20120810.{target}", json.dumps(body).encode())), table
+        )
         for target, body in table_requests(table)
     ]
     return answers, moto_app.calls - calls_before
@@ -231,7 +209,7 @@ def test_dynamodb_requests_skip_moto_routing_and_are_answered_exactly_as_through
 def test_requests_for_other_services_and_apis_take_moto_routing() -> None:
     seen = CountingApp(lambda environ, start_response: [b""])
     app = dynamodb_first(seen)
-    app(wsgi_environ("AmazonSSM.GetParameter", b"{}", scope_service="ssm"), lambda *_: None)
-    app(wsgi_environ("DynamoDBStreams_20120810.ListStreams", b"{}"), lambda *_: None)
-    app(wsgi_environ("DynamoDB_20120810.ListTables", b"{}", scope_service="ssm"), lambda *_: None)
+    app(signed_request_environ("AmazonSSM.GetParameter", b"{}", service="ssm"), lambda *_: None)
+    app(signed_request_environ("DynamoDBStreams_20120810.ListStreams", b"{}"), lambda *_: None)
+    app(signed_request_environ("DynamoDB_20120810.ListTables", b"{}", service="ssm"), lambda *_: None)
     assert seen.calls == 3, "only a signed call of DynamoDB's current API skips moto's routing"
