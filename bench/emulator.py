@@ -8,8 +8,9 @@ emulator's figures as ratios of the floor, and where the emulator's time goes (f
 Before that, warm two-client latency: alice sends, bob receives, one message at a time after a warm-up; median and
 p90 send-to-receipt for the emulator, the floor and, when `bench/serverless-offline/` has its node_modules
 (`npm install` there), serverless-offline running the same chat with connections kept in a file, all running at
-once and taking turns each round; and the median of the emulator's `sendmessage` invocations in that run (the rest
-is the gateway and the sockets).
+once and taking turns each round; the median of the emulator's `sendmessage` invocations in that run (the rest
+is the gateway and the sockets); and the CPU each message cost the emulator's processes (gateway, moto, function
+workers) and serverless-offline's, which the machine's load does not change as it does the latencies.
 
 `python bench/emulator.py [--clients 50] [--messages 20] [--rounds 60] [--latency-only]`
 """
@@ -28,7 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,11 +123,14 @@ async def run_clients(name: str, url: str, clients: int, messages: int) -> Resul
     return Result(name, len(latencies), expected, latencies, elapsed)
 
 
-async def two_client_latencies(urls: dict[str, str], rounds: int, warmup: int = 5) -> dict[str, list[float]]:
+async def two_client_latencies(
+    urls: dict[str, str], rounds: int, warmup: int = 5, mark: Callable[[], None] = lambda: None
+) -> dict[str, list[float]]:
     """Per server, milliseconds from alice's send to bob's receipt, one message in flight, after `warmup` rounds.
 
     The servers take turns within each round, so a change in the machine's load reaches all of them alike. Rounds
-    are paced just under the dev stack's per-connection message rate, which the chat enforces.
+    are paced just under the dev stack's per-connection message rate, which the chat enforces. `mark` is called when
+    the measured rounds start and when they end, before the clients leave.
     """
     pace = 1.2 / load_stack_config("dev").settings.message_rate_per_second
     latencies: dict[str, list[float]] = {name: [] for name in urls}
@@ -136,6 +140,8 @@ async def two_client_latencies(urls: dict[str, str], rounds: int, warmup: int = 
             for name, url in urls.items()
         }
         for round_number in range(warmup + rounds):
+            if round_number == warmup:
+                mark()
             started = time.monotonic()
             for turn, (name, (alice, bob)) in enumerate(pairs.items()):
                 # Turns spread over the round, so one server's leftover work (logs, its own copy) has passed.
@@ -148,6 +154,7 @@ async def two_client_latencies(urls: dict[str, str], rounds: int, warmup: int = 
                     latencies[name].append((time.perf_counter_ns() - sent) / 1e6)
                 await _receive_marker(alice, marker)  # alice's own copy, so the next round starts with empty queues
             await asyncio.sleep(max(0.0, pace - (time.monotonic() - started)))
+        mark()
         for alice, bob in pairs.values():
             await alice.close()
             await bob.close()
@@ -163,18 +170,41 @@ async def _receive_marker(ws: aiohttp.ClientWebSocketResponse, marker: str) -> N
             return
 
 
+def cpu_line(cpu_ms: dict[str, float]) -> str:
+    """The CPU each measured message cost: the emulator's parts and total, and the peer's when it ran."""
+    parts = {part: cpu_ms[part] for part in ("gateway", "moto", "workers")}
+    line = (
+        f"CPU per message: emulator {sum(parts.values()):.2f} ms ("
+        + ", ".join(f"{part} {value:.2f}" for part, value in parts.items())
+        + ")"
+    )
+    if "serverless-offline" in cpu_ms:
+        line += f", serverless-offline {cpu_ms['serverless-offline']:.2f} ms"
+    return line
+
+
 def latency_line(name: str, latencies: list[float]) -> str:
     """Median and p90 of one server's two-client latencies."""
     p90 = statistics.quantiles(latencies, n=10)[8] if len(latencies) > 1 else float("nan")
     return f"{name:<18} two clients, warm: median {statistics.median(latencies):6.2f} ms  p90 {p90:6.2f} ms"
 
 
+IDLE_SAMPLE_SECONDS = 3.0
+"""How long the servers' CPU is sampled with no traffic, before the two-client run."""
 SERVERLESS_OFFLINE = Path(__file__).resolve().parent / "serverless-offline"
 """The peer: the same chat on serverless-offline (`npm install` in that directory first)."""
 
 
+@dataclass(frozen=True)
+class Peer:
+    """The running peer: where its chat is and its process (the Lambda handlers run inside it)."""
+
+    url: str
+    pid: int
+
+
 @contextlib.contextmanager
-def serverless_offline() -> Iterator[str | None]:
+def serverless_offline() -> Iterator[Peer | None]:
     """serverless-offline serving the peer chat on free ports, or None when its node_modules are not installed."""
     command = SERVERLESS_OFFLINE / "node_modules" / ".bin" / "serverless"
     if not command.exists():
@@ -205,16 +235,27 @@ def serverless_offline() -> Iterator[str | None]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("serverless-offline did not start")
             time.sleep(0.2)
-        yield f"ws://127.0.0.1:{ws_port}"
+        yield Peer(f"ws://127.0.0.1:{ws_port}", process.pid)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(10)
         Path(environment["CONNECTIONS_FILE"]).unlink(missing_ok=True)
 
 
-def latency_results(rounds: int) -> tuple[dict[str, list[float]], list[float]]:
-    """Two-client latency of the floor, the emulator and, if installed, serverless-offline, measured together; and
-    the durations of the emulator's measured `sendmessage` invocations."""
+@dataclass
+class LatencyRun:
+    """What the two-client run measured: latencies per server, the emulator's invocations, CPU per message."""
+
+    latencies: dict[str, list[float]]
+    invocations: list[float]
+    cpu_ms: dict[str, float]
+    """CPU milliseconds per measured message, beyond what each spends idle: the emulator's processes by part, and
+    serverless-offline's."""
+
+
+def latency_results(rounds: int) -> LatencyRun:
+    """Two-client latency of the floor, the emulator and, if installed, serverless-offline, measured together; the
+    durations of the emulator's measured `sendmessage` invocations; and each one's CPU per measured message."""
     port = free_port()
     floor = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port)])
     try:
@@ -224,13 +265,27 @@ def latency_results(rounds: int) -> tuple[dict[str, list[float]], list[float]]:
             if peer is None:
                 print(f"(serverless-offline not installed: run `npm install` in {SERVERLESS_OFFLINE} to compare)")
             else:
-                urls["serverless-offline"] = peer
-            results = asyncio.run(two_client_latencies(urls, rounds))
+                urls["serverless-offline"] = peer.url
+            samples: list[dict[str, float]] = []
+
+            def mark() -> None:
+                sample = cpu_split(emulator.pid)
+                if peer is not None:
+                    sample["serverless-offline"] = tree_cpu_seconds(peer.pid)
+                samples.append({**sample, "at": time.monotonic()})
+
+            mark()
+            time.sleep(IDLE_SAMPLE_SECONDS)  # what each one spends with no traffic, taken out of its figure below
+            mark()
+            results = asyncio.run(two_client_latencies(urls, rounds, mark=mark))
             invocations = sendmessage_durations(emulator.output_text())[-rounds:]
     finally:
         floor.terminate()
         floor.wait()
-    return results, invocations
+    idle_start, idle_end, start, end = samples
+    idle_rate = {part: (idle_end[part] - idle_start[part]) / (idle_end["at"] - idle_start["at"]) for part in end}
+    busy = {part: end[part] - start[part] - idle_rate[part] * (end["at"] - start["at"]) for part in end if part != "at"}
+    return LatencyRun(results, invocations, {part: max(0.0, used) / rounds * 1000 for part, used in busy.items()})
 
 
 def serve_floor(port: int) -> None:
@@ -289,6 +344,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds so far of a process and all its descendants (their threads included)."""
+    total = cpu_seconds(pid)
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                with contextlib.suppress(OSError):
+                    total += tree_cpu_seconds(int(child))
+    return total
+
+
 def cpu_split(pid: int) -> dict[str, float]:
     """CPU seconds so far of the gateway process, the moto child and the live function workers."""
     split = {"gateway": cpu_seconds(pid), "moto": 0.0, "workers": 0.0}
@@ -339,11 +405,13 @@ def main(argv: Sequence[str]) -> int:
         serve_floor(arguments.serve_floor)
         return 0
     print(f"load average before: {' '.join(f'{load:.1f}' for load in os.getloadavg())}", flush=True)
-    latencies, invocations = latency_results(arguments.rounds)
+    run = latency_results(arguments.rounds)
+    latencies, invocations = run.latencies, run.invocations
     for name, measured in latencies.items():
         print(latency_line(name, measured), flush=True)
     if invocations:
         print(f"emulator's sendmessage invocations in that run: median {statistics.median(invocations):.2f} ms")
+    print(cpu_line(run.cpu_ms))
     if "serverless-offline" in latencies:
         ratio = statistics.median(latencies["emulator"]) / statistics.median(latencies["serverless-offline"])
         print(f"two-client median, emulator / serverless-offline: x{ratio:.2f}")
