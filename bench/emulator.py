@@ -356,7 +356,7 @@ def tree_cpu_seconds(pid: int) -> float:
 
 
 def cpu_split(pid: int) -> dict[str, float]:
-    """CPU seconds so far of the gateway process, the moto child and the live function workers."""
+    """CPU seconds so far of the gateway process, the moto child and the live function workers (and fork server)."""
     split = {"gateway": cpu_seconds(pid), "moto": 0.0, "workers": 0.0}
     # Children are listed per thread: moto is started from a helper thread, the workers from the event loop's.
     children = {
@@ -365,7 +365,8 @@ def cpu_split(pid: int) -> dict[str, float]:
     for child in children:
         with contextlib.suppress(OSError):
             command = Path(f"/proc/{child}/cmdline").read_bytes()
-            split["moto" if b"emulator.dynamodb" in command else "workers"] += cpu_seconds(int(child))
+            # Workers may be the fork server's children: each child is counted with its descendants.
+            split["moto" if b"emulator.dynamodb" in command else "workers"] += tree_cpu_seconds(int(child))
     return split
 
 
