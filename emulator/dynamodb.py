@@ -288,7 +288,12 @@ def keep_alive_handler() -> type[WSGIRequestHandler]:
     from moto.moto_server.werkzeug_app import MotoRequestHandler  # noqa: PLC0415 - only the child imports moto
 
     class KeepAliveHandler(MotoRequestHandler):
-        disable_nagle_algorithm = True  # headers and body go in two writes: Nagle would hold the body for an ACK
+        disable_nagle_algorithm = True  # Werkzeug's own path writes headers and body apart: Nagle would hold the body
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            # Werkzeug formats the access-log line (time, address, path) before its logger drops it.
+            if logging.getLogger("werkzeug").isEnabledFor(logging.INFO):
+                super().log_request(code, size)
 
         def handle_one_request(self) -> None:
             self.raw_requestline = self.rfile.readline(REQUEST_LINE_LIMIT + 1)
@@ -312,6 +317,17 @@ def keep_alive_handler() -> type[WSGIRequestHandler]:
                 logging.getLogger(__name__).exception("moto failed on %s %s", self.command, self.path)
                 status, headers, body = "500 Internal Server Error", [], b""
                 self.close_connection = True
+            # The whole answer goes out in one write: the client reads it in one go, without waiting for the body.
+            socket_file, self.wfile = self.wfile, io.BytesIO()
+            try:
+                self._write_answer(status, headers, body)
+                answer = self.wfile.getvalue()
+            finally:
+                self.wfile = socket_file
+            self.wfile.write(answer)
+            self.wfile.flush()
+
+        def _write_answer(self, status: str, headers: list[tuple[str, str]], body: bytes) -> None:
             code, _, reason = status.partition(" ")
             self.send_response(int(code), reason)
             for name, value in headers:
@@ -322,7 +338,6 @@ def keep_alive_handler() -> type[WSGIRequestHandler]:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
-            self.wfile.flush()
 
     return KeepAliveHandler
 
