@@ -50,8 +50,10 @@ from unittest import mock
 import pulumi
 import yaml
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import resource as pulumi_resource
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.sync_await import _sync_await
 
 import infra.account
@@ -210,7 +212,9 @@ def run_program(
             runpy.run_path(str(PROGRAM), run_name="__main__")
 
     try:
-        _sync_await(run_pulumi_func(program))
+        # The SDK walks the Python stack per resource for the engine's source positions: mocks have no engine.
+        with mock.patch.object(pulumi_resource, "_get_stack_trace", source_pb2.StackTrace):
+            _sync_await(run_pulumi_func(program))
     except Exception as error:
         raise ProgramError(error, monitor.registered()) from error
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -72,17 +73,24 @@ def rezipped(data: bytes, level: int) -> bytes:
     return buffer.getvalue()
 
 
-def runtime_imports(module: str) -> list[str]:
-    """The `handlers` modules that importing a handler really loads, as archive paths (an independent oracle)."""
-    script = (
-        "import importlib, json, sys\n"
-        f"importlib.import_module('handlers.{module}')\n"
-        "print(json.dumps(sorted(m.__file__ for n, m in sys.modules.items() "
-        "if (n == 'handlers' or n.startswith('handlers.')) and getattr(m, '__file__', None))))"
-    )
+RUNTIME_IMPORTS = """
+import importlib, json, sys
+found = {}
+for module in sys.argv[1:]:
+    for name in [name for name in sys.modules if name == "handlers" or name.startswith("handlers.")]:
+        del sys.modules[name]  # each handler's import starts from no handlers module, as in a fresh interpreter
+    importlib.import_module("handlers." + module)
+    loaded = [m for n, m in sys.modules.items() if n == "handlers" or n.startswith("handlers.")]
+    found[module] = sorted(m.__file__ for m in loaded if getattr(m, "__file__", None))
+print(json.dumps(found))
+"""
+
+
+@functools.cache
+def _runtime_imports() -> dict[str, list[str]]:
     environment = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
     completed = subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, "-c", RUNTIME_IMPORTS, *sorted({function.module for function in ALL_FUNCTIONS})],
         cwd=archive.SOURCE_ROOT,
         env=environment,
         capture_output=True,
@@ -90,8 +98,17 @@ def runtime_imports(module: str) -> list[str]:
         check=True,
         timeout=60,
     )
-    files = json.loads(completed.stdout)
-    return sorted(Path(file).resolve().relative_to(archive.SOURCE_ROOT).as_posix() for file in files)
+    return {
+        module: sorted(Path(file).resolve().relative_to(archive.SOURCE_ROOT).as_posix() for file in files)
+        for module, files in json.loads(completed.stdout).items()
+    }
+
+
+def runtime_imports(module: str) -> list[str]:
+    """The `handlers` modules that importing a handler really loads, as archive paths (an independent oracle).
+
+    One interpreter imports every handler in turn, forgetting the `handlers` modules between them."""
+    return _runtime_imports()[module]
 
 
 @pytest.mark.parametrize("function", ALL_FUNCTIONS, ids=lambda function: function.name)
