@@ -204,29 +204,45 @@ def make_moto_faster() -> Callable[[], None]:
     six alias rules, for every member of every output shape (ten per attribute value), which names to look the value
     up under; for the plain dicts a DynamoDB answer is built from, those names follow from the name and the shapes.
     """
-    from moto.core import responses, serialize  # noqa: PLC0415 - only the child imports moto
+    from moto.core import responses, serialize, utils  # noqa: PLC0415 - only the child imports moto
+    from moto.core.constants import MISSING  # noqa: PLC0415
 
     original_names = responses.method_names_from_class  # type: ignore[attr-defined]
-    original_keys = serialize.XFormedAttributePicker.get_possible_keys
-    keys: dict[tuple[Any, ...], tuple[str, ...]] = {}
+    original_get_value = serialize.ResponseSerializer.get_value
+    names_of: dict[tuple[Any, ...], tuple[str, ...]] = {}
 
-    def possible_keys(picker: Any, context: Any) -> Iterable[str]:
-        if type(context.obj) is not dict:  # a model object's names may depend on the object itself
-            return original_keys(picker, context)
-        shape = context.shape
+    def get_value(serializer: Any, value: Any, key: str, shape: Any) -> Any:
+        picker = serializer._value_picker
+        # What `XFormedAttributePicker` does, with the names it tries remembered; any other case is left to moto.
+        if type(value) is not dict or type(picker) is not serialize.XFormedAttributePicker:
+            return original_get_value(serializer, value, key, shape)
+        if picker.response_transformers:
+            return original_get_value(serializer, value, key, shape)
         # The shapes themselves (hashed by identity) are part of the key, so a cached entry keeps its shapes alive.
-        cache_key = (type(picker), tuple(picker.alias_providers), context.key, shape, getattr(shape, "parent", None))
-        found = keys.get(cache_key)
-        if found is None:
-            found = keys[cache_key] = tuple(original_keys(picker, context))
-        return found
+        cache_key = (tuple(picker.alias_providers), key, shape, getattr(shape, "parent", None))
+        names = names_of.get(cache_key)
+        if names is None:
+            context = serialize.AttributePickerContext(
+                obj=value,
+                key=key,
+                shape=shape,
+                operation_model=serializer.operation_model,
+                service_model=serializer.operation_model.service_model,
+                key_path=".".join(serializer.path),
+            )
+            names = names_of[cache_key] = tuple(picker.get_possible_keys(context))
+        for name in names:
+            found = utils.get_value(value, name, MISSING)
+            if found is not MISSING:
+                return found
+        return None
 
     responses.method_names_from_class = functools.cache(original_names)  # type: ignore[attr-defined]
-    serialize.XFormedAttributePicker.get_possible_keys = possible_keys  # type: ignore[method-assign, assignment]
+    serialize.ResponseSerializer.get_value = get_value  # type: ignore[method-assign, assignment]
 
     def undo() -> None:
         responses.method_names_from_class = original_names  # type: ignore[attr-defined]
-        serialize.XFormedAttributePicker.get_possible_keys = original_keys  # type: ignore[method-assign]
+        serialize.ResponseSerializer.get_value = original_get_value  # type: ignore[method-assign]
 
     return undo
 

@@ -113,6 +113,13 @@ def table_requests(table: str) -> list[tuple[str, dict[str, object]]]:
     key = {"pk": {"S": "room#lobby"}, "sk": {"S": "member#alice"}}
     item = {**key, "name": {"S": "alice"}, "seq": {"N": "1"}}
     condition = {"ConditionExpression": "attribute_not_exists(pk)"}
+    rich_key = {"pk": {"S": "room#lobby"}, "sk": {"S": "history#1"}}
+    rich = {
+        **rich_key,
+        "nested": {"M": {"list": {"L": [{"N": "1.5"}, {"BOOL": True}, {"NULL": True}, {"B": "AAEC"}]}}},
+        "names": {"SS": ["alice", "bob"]},
+        "numbers": {"NS": ["1", "2"]},
+    }
     return [
         ("PutItem", {"TableName": table, "Item": item, **condition}),
         ("PutItem", {"TableName": table, "Item": item, **condition, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}),
@@ -128,6 +135,8 @@ def table_requests(table: str) -> list[tuple[str, dict[str, object]]]:
             },
         ),
         ("GetItem", {"TableName": table, "Key": key, "ConsistentRead": True}),
+        ("PutItem", {"TableName": table, "Item": rich, "ReturnConsumedCapacity": "TOTAL"}),
+        ("GetItem", {"TableName": table, "Key": rich_key, "ReturnConsumedCapacity": "INDEXES"}),
         (
             "Query",
             {
