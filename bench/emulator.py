@@ -387,7 +387,7 @@ def where_the_time_goes(output: str, clients: int) -> list[str]:
     return [
         f"sendmessage invocations: {len(durations)}, median {median:.1f} ms, p99 "
         f"{statistics.quantiles(durations, n=100)[98]:.1f} ms "
-        f"(each one: five DynamoDB calls and {clients} POSTs to @connections, about {median / clients:.2f} ms per "
+        f"(each one: four DynamoDB calls and {clients} POSTs to @connections, about {median / clients:.2f} ms per "
         f"recipient)",
         f"$connect invocations: median {statistics.median(connects):.1f} ms" if connects else "",
     ]
