@@ -413,9 +413,12 @@ def main(argv: Sequence[str]) -> int:
     if invocations:
         print(f"emulator's sendmessage invocations in that run: median {statistics.median(invocations):.2f} ms")
     print(cpu_line(run.cpu_ms))
+    emulator_median = statistics.median(latencies["emulator"])
+    ratios = f"emulator / floor: x{emulator_median / statistics.median(latencies['floor']):.1f}"
     if "serverless-offline" in latencies:
-        ratio = statistics.median(latencies["emulator"]) / statistics.median(latencies["serverless-offline"])
-        print(f"two-client median, emulator / serverless-offline: x{ratio:.2f}")
+        peer_median = statistics.median(latencies["serverless-offline"])
+        ratios = f"emulator / serverless-offline: x{emulator_median / peer_median:.2f}, {ratios}"
+    print(f"two-client median, {ratios}")
     print(f"load average after: {' '.join(f'{load:.1f}' for load in os.getloadavg())}", flush=True)
     if arguments.latency_only:
         return 0
