@@ -135,6 +135,12 @@ def _add_access_and_fault_arguments(parser: argparse.ArgumentParser) -> None:
         "run, a slower first request)",
     )
     parser.add_argument(
+        "--no-fork-server",
+        action="store_true",
+        help="start every worker as a fresh interpreter instead of forking it from one that imported boto3 (slower; "
+        "cold-start lines then include boto3's import, as a Lambda init does)",
+    )
+    parser.add_argument(
         "--callback-delay",
         type=float,
         default=0.0,
@@ -175,6 +181,7 @@ def options_from_arguments(arguments: argparse.Namespace) -> EmulatorOptions:
         allowed_origins=tuple(arguments.allow_origin),
         reload=not arguments.no_reload,
         prewarm=not arguments.no_prewarm,
+        fork_workers=not arguments.no_fork_server,
         definition_file=PROJECT_ROOT / "app" / "definition.py",
         authorizer=function_spec(definition.AUTHORIZER) if token_auth else None,
         # A blank variable counts as unset: the emulator then serves its own issuer and shows how to mint for it.

@@ -141,7 +141,8 @@ class LocalCloud:
 
     async def _start(self, functions: Mapping[str, FunctionSpec]) -> None:
         options = self.options
-        self._fork_server.start()
+        if options.fork_workers:
+            self._fork_server.start()
         self._task_root = TaskRoot([*functions.values(), *([options.authorizer] if options.authorizer else [])])
         self._table = await asyncio.to_thread(
             start_table,

@@ -169,6 +169,8 @@ class EmulatorOptions:
     """The chat page's directory, served at `/` when it exists."""
     prewarm: bool = True
     """Start one worker per function before printing the ready lines, so the first requests find warm workers."""
+    fork_workers: bool = True
+    """Fork workers from one process that imported boto3 (quick); False starts each as a fresh interpreter."""
     invoked: tuple[FunctionSpec, ...] = ()
     """Functions no route serves, invoked through the Lambda Invoke API (`publish`); the CLI serves the app's."""
     authorizer: FunctionSpec | None = None

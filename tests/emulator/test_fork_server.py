@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import os
 import signal
 import time
@@ -11,8 +12,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from emulator.__main__ import options_from_arguments, parse_arguments
 from emulator.config import FunctionSpec
 from emulator.workers import ForkServer, FunctionPool, Invocation
+from tests.emulator.conftest import TEST_ROUTES, CloudThread, cloud_options, receive_json
 
 PROBE = """
 import os, random, sys, time
@@ -213,3 +216,22 @@ def test_overlapping_invocations_fork_one_worker_each(tmp_path: Path) -> None:
 
     replies, _ = run(root, scenario)
     assert len({reply["pid"] for reply in replies}) == count, "overlapping invocations need a worker each"
+
+
+def test_the_emulator_forks_its_workers_unless_told_not_to() -> None:
+    assert options_from_arguments(parse_arguments([])).fork_workers, "forking is the default"
+    assert not options_from_arguments(parse_arguments(["--no-fork-server"])).fork_workers, "--no-fork-server"
+    echo = next(route for route in TEST_ROUTES if route.key == "echo")
+    for fork_workers in (True, False):
+        running = CloudThread(cloud_options(routes=(echo,), fork_workers=fork_workers))
+        running.start()
+        try:
+            with running.connect() as client:
+                client.send(json.dumps({"action": "echo"}))
+                assert "invocations" in receive_json(client), "the worker must serve either way"
+        finally:
+            running.stop()
+        starts = [line for line in running.logs if "cold start: worker" in line]
+        assert starts and all(("(forked, boto3 already imported)" in line) == fork_workers for line in starts), (
+            f"fork_workers={fork_workers}: {starts}"
+        )
