@@ -69,6 +69,7 @@ bench: $(INSTALLED)
 	$(PY) bench/coldstart.py
 	$(PY) bench/emulator.py
 	$(PY) bench/dynamodb_calls.py
+	$(PY) bench/emulator_start.py
 
 clean:
 	rm -rf $(VENV) $(LOCAL_VENV) .mypy_cache .pytest_cache .ruff_cache
