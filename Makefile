@@ -9,8 +9,9 @@ INSTALLED := $(VENV)/.installed
 LOCAL_VENV ?= .venv-local
 LOCAL_PY := $(LOCAL_VENV)/bin/python
 LOCAL_INSTALLED := $(LOCAL_VENV)/.installed
-# Parallel test workers: more than the cores, since most emulator and browser tests wait on sockets and timeouts.
-JOBS ?= 4
+# Parallel test workers: more than the cores, since most emulator and browser tests wait on sockets and timeouts
+# (on 2 cores, 3 workers beat 2 and 4; bench/emulator_start.py and docs/emulator.md say what a start costs).
+JOBS ?= 3
 
 HOST ?= 127.0.0.1
 PORT ?= 3001
@@ -44,8 +45,10 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED)
 	$(PY) -m mypy
 
+# Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set: every worker and each of the dozens of interpreters
+# the suite starts would otherwise compile (and pytest rewrite) the same modules again.
 unit: $(INSTALLED)
-	$(PY) -m pytest -n $(JOBS) --dist loadfile
+	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -n $(JOBS) --dist loadfile
 
 # make local [STACK=prod] [AUTH=jwt]: AUTH overrides the stack's `auth` setting for a quick local trial.
 local: $(LOCAL_INSTALLED)
