@@ -263,7 +263,7 @@ def latency_results(rounds: int) -> LatencyRun:
         with running_emulator(extra_args=("--no-reload",)) as emulator, serverless_offline() as peer:
             urls = {"floor": f"ws://127.0.0.1:{port}/dev", "emulator": emulator.ws_url}
             if peer is None:
-                print(f"(serverless-offline not installed: run `npm install` in {SERVERLESS_OFFLINE} to compare)")
+                print(f"(serverless-offline not installed: run `npm ci` in {SERVERLESS_OFFLINE} to compare)")
             else:
                 urls["serverless-offline"] = peer.url
             samples: list[dict[str, float]] = []
