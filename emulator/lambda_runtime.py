@@ -180,10 +180,16 @@ def serve_forks(channel: socket.socket) -> int:
     """Fork a worker per request until the emulator hangs up; report each worker's exit status."""
     # Ctrl-C reaches the whole process group; the emulator still needs workers for `$disconnect`.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    server = os.getpid()
+    # What Python set at start-up when it coerced the C locale (PEP 538), as an exec'd worker's start-up would.
+    coerced = {name: os.environ[name] for name in ("LC_CTYPE",) if name in os.environ}
+    try:
+        os.close(os.pidfd_open(server))
+    except OSError:
+        return 1  # a kernel without pidfds: the emulator says so and execs every worker
     for name in PRELOADED:
         importlib.import_module(name)
     gc.freeze()  # the collector then never touches the preloaded objects, so workers share their pages longer
-    os.close(os.pidfd_open(os.getpid()))  # a kernel without pidfds fails here, before any worker: exec'd ones serve
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
@@ -208,8 +214,10 @@ def serve_forks(channel: socket.socket) -> int:
                     channel.close()
                     os.close(wake_read)
                     os.close(wake_write)
-                    _become_worker(json.loads(message), fds)
+                    _become_worker(json.loads(message), fds, coerced)
     except (BrokenPipeError, ConnectionResetError):
+        if os.getpid() != server:
+            raise  # a worker's own broken pipe fails it as it would an exec'd one
         return 0  # the emulator is gone
 
 
@@ -266,7 +274,7 @@ def _report_exits(channel: socket.socket) -> None:
         _reply(channel, {"type": "exited", "pid": pid, "code": os.waitstatus_to_exitcode(status)})
 
 
-def _become_worker(request: dict[str, Any], fds: list[int]) -> None:
+def _become_worker(request: dict[str, Any], fds: list[int], coerced: dict[str, str]) -> None:
     """In the forked child: take the pipes as stdin, stdout and stderr and the function's environment, then serve.
 
     `SystemExit` unwinds to the top, so the child shuts down as an exec'd worker would (atexit, threads).
@@ -279,6 +287,8 @@ def _become_worker(request: dict[str, Any], fds: list[int]) -> None:
     os.chdir(request["taskRoot"])
     os.environ.clear()
     os.environ.update(request["environment"])
+    if not {"LC_ALL", "LC_CTYPE"} & set(os.environ):
+        os.environ.update(coerced)
     time.tzset()
     sys.argv = [__file__, request["taskRoot"], request["handler"]]
     raise SystemExit(main(sys.argv))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -132,6 +133,8 @@ class ForkServer:
     _children: dict[int, _Child] = field(default_factory=dict)
     _refused: set[str] = field(default_factory=set)
     _closing: bool = False
+    reply_timeout: float = INIT_TIMEOUT_SECONDS
+    """How long a start may wait for the fork server (its boto3 import, then the fork) before it is given up on."""
 
     def start(self) -> None:
         """Start the fork server; it becomes ready (boto3 imported) while the rest of the emulator starts."""
@@ -169,9 +172,8 @@ class ForkServer:
 
     async def spawn(self, task_root: Path, handler: str, environment: Mapping[str, str]) -> ForkedProcess | None:
         """Fork a worker running `handler` from `task_root` in `environment`; None if it must be exec'd instead."""
-        if self._ready is None or not await self._wait_ready():
+        if self._ready is None:
             return None
-        assert self._socket is not None
         loop = asyncio.get_running_loop()
         request_id = uuid.uuid4().hex
         stdin_read, stdin_write = os.pipe()
@@ -179,46 +181,53 @@ class ForkServer:
         stderr_read, stderr_write = os.pipe()
         theirs = [stdin_read, stdout_write, stderr_write]
         # File objects own our ends from here on: closing one twice is harmless, an fd closed twice is not.
-        stdin = os.fdopen(stdin_write, "wb", buffering=0)
-        stdout = os.fdopen(stdout_read, "rb", buffering=0)
-        stderr = os.fdopen(stderr_read, "rb", buffering=0)
-        started: asyncio.Future[_Child | None] = loop.create_future()
-        self._pending[request_id] = started
+        files = (
+            os.fdopen(stdin_write, "wb", buffering=0),
+            os.fdopen(stdout_read, "rb", buffering=0),
+            os.fdopen(stderr_read, "rb", buffering=0),
+        )
         request = {"id": request_id, "taskRoot": str(task_root), "handler": handler, "environment": dict(environment)}
+        child = None
         try:
-            try:
-                self._socket.sendmsg(
-                    [json.dumps(request).encode("utf-8")],
-                    [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", theirs))],
-                )
-            finally:
-                _close_all(theirs)
-            child = await started
+            async with asyncio.timeout(self.reply_timeout):
+                if await asyncio.shield(self._ready) and self._socket is not None:
+                    started: asyncio.Future[_Child | None] = loop.create_future()
+                    self._pending[request_id] = started
+                    try:
+                        self._socket.sendmsg(
+                            [json.dumps(request).encode("utf-8")],
+                            [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", theirs))],
+                        )
+                    finally:
+                        _close_all(theirs)  # the fork server holds its own copies now
+                        theirs = []
+                    child = await started
+        except TimeoutError:  # before OSError, whose subclass it is
+            self._unresponsive()
+        except OSError:
+            pass
+        finally:
+            _close_all(theirs)  # never sent: closed here, exactly once
+            self._pending.pop(request_id, None)  # a reply after this kills its child (`_resolve`)
             if child is None:
-                raise _RefusedError
-            out = await _read_stream(loop, stdout)
-            err = await _read_stream(loop, stderr)
-            transport, protocol = await loop.connect_write_pipe(
-                lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), stdin
-            )
-        except (OSError, _RefusedError):
-            self._pending.pop(request_id, None)
-            for file in (stdin, stdout, stderr):
-                file.close()
+                for file in files:
+                    file.close()
+        if child is None:
             return None
-        except BaseException:
-            for file in (stdin, stdout, stderr):
-                file.close()
-            raise
-        return ForkedProcess(child, asyncio.StreamWriter(transport, protocol, None, loop), out, err)
-
-    async def _wait_ready(self) -> bool:
-        assert self._ready is not None
         try:
-            async with asyncio.timeout(INIT_TIMEOUT_SECONDS):
-                return await asyncio.shield(self._ready)
-        except TimeoutError:
-            return False
+            return await _attach(loop, child, *files)
+        except BaseException:
+            child.kill()
+            raise
+
+    def _unresponsive(self) -> None:
+        """No reply in time: the fork server is stopped (its workers with it), and workers are exec'd from now on."""
+        if self._process is not None and self._process.poll() is None:
+            self.log(
+                FORK_SERVER_PREFIX,
+                f"no answer within {self.reply_timeout:g} s: stopped; every worker starts a fresh interpreter",
+            )
+            self._process.kill()
 
     def _receive(self) -> None:
         """Handle every message the fork server sent (`add_reader` callback)."""
@@ -244,6 +253,8 @@ class ForkServer:
             child = _Child(int(message["pid"]), fds[0], asyncio.get_running_loop().create_future())
             self._children[child.pid] = child
             self._resolve(str(message["id"]), child)
+        elif kind == "started":  # its pidfd did not arrive: it cannot be tracked, so it is left to its pipes' EOF
+            self._resolve(str(message["id"]), None)
         elif kind == "refused":
             _close_all(fds)
             shadowed = ", ".join(message.get("shadowed") or [])
@@ -273,6 +284,8 @@ class ForkServer:
         self._socket = None
         if self._ready is not None and not self._ready.done():
             self._ready.set_result(False)
+            if not self._closing:
+                self.log(FORK_SERVER_PREFIX, "exited before it was ready: every worker starts a fresh interpreter")
         self._ready = None
         for future in self._pending.values():
             if not future.done():
@@ -304,14 +317,29 @@ def _on_gone(loop: asyncio.AbstractEventLoop, child: _Child) -> None:
     child.ended(-signal.SIGKILL)
 
 
-class _RefusedError(Exception):
-    """The fork server will not fork this worker."""
-
-
-async def _read_stream(loop: asyncio.AbstractEventLoop, pipe: Any) -> asyncio.StreamReader:
-    reader = asyncio.StreamReader(limit=PROTOCOL_LINE_LIMIT, loop=loop)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
-    return reader
+async def _attach(
+    loop: asyncio.AbstractEventLoop, child: _Child, stdin: Any, stdout: Any, stderr: Any
+) -> ForkedProcess:
+    """asyncio streams on a forked child's pipes; on failure, every transport made so far is closed with its pipe."""
+    transports: list[asyncio.BaseTransport] = []
+    readers: list[asyncio.StreamReader] = []
+    try:
+        for pipe in (stdout, stderr):
+            reader = asyncio.StreamReader(limit=PROTOCOL_LINE_LIMIT, loop=loop)
+            transport, _ = await loop.connect_read_pipe(functools.partial(asyncio.StreamReaderProtocol, reader), pipe)
+            transports.append(transport)
+            readers.append(reader)
+        writer, protocol = await loop.connect_write_pipe(
+            lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), stdin
+        )
+        transports.append(writer)
+    except BaseException:
+        for made in transports:
+            made.close()  # unregisters its fd before the file below closes it
+        for pipe in (stdin, stdout, stderr):
+            pipe.close()
+        raise
+    return ForkedProcess(child, asyncio.StreamWriter(writer, protocol, None, loop), readers[0], readers[1])
 
 
 def _close_all(fds: Iterable[int]) -> None:

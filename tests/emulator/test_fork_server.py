@@ -12,28 +12,49 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+import emulator.workers
 from emulator.__main__ import options_from_arguments, parse_arguments
 from emulator.config import FunctionSpec
-from emulator.workers import ForkServer, FunctionPool, Invocation
+from emulator.workers import FORK_SERVER_SUPPORTED, ForkServer, FunctionPool, Invocation
 from tests.emulator.conftest import TEST_ROUTES, CloudThread, cloud_options, receive_json
 
-PROBE = """
-import os, random, sys, time
+needs_fork = pytest.mark.skipif(not FORK_SERVER_SUPPORTED, reason="the fork server needs pidfds (Linux)")
 
-IMPORTED_AT = time.time()
+PROBE = """
+import locale, logging, os, random, signal, sys, threading, time
+
+SIGNALS = ("SIGINT", "SIGTERM", "SIGCHLD", "SIGPIPE", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGXFSZ")
 
 
 def report(event, context):
     import boto3
+    return {"pid": os.getpid(), "ppid": os.getppid(), "boto3": boto3.__file__, "random": random.random()}
+
+
+def fingerprint(event, context):
+    '''Everything of its process a handler could look at that must not depend on how the worker started.'''
+    umask = os.umask(0o022)
+    os.umask(umask)
+    root = logging.getLogger()
     return {
-        "pid": os.getpid(),
-        "ppid": os.getppid(),
-        "boto3": boto3.__file__,
-        "random": random.random(),
-        "cwd": os.getcwd(),
         "environment": dict(os.environ),
+        "fds": sorted(os.listdir("/proc/self/fd")),
+        "signals": {name: str(signal.getsignal(getattr(signal, name))) for name in SIGNALS},
+        "blocked": sorted(int(number) for number in signal.pthread_sigmask(signal.SIG_BLOCK, [])),
+        "wakeupFd": signal.set_wakeup_fd(-1),
+        "stdio": [[s.encoding, s.errors, s.line_buffering] for s in (sys.stdin, sys.stdout, sys.stderr)],
+        "path": sys.path,
         "argv": sys.argv,
-        "path0": sys.path[0],
+        "cwd": os.getcwd(),
+        "umask": umask,
+        "threads": threading.active_count(),
+        "rootLogger": [root.level, [type(handler).__name__ for handler in root.handlers]],
+        "tz": list(time.tzname),
+        "locale": list(locale.getlocale()),
+        "flags": str(sys.flags),
+        "filesystemEncoding": sys.getfilesystemencoding(),
     }
 
 
@@ -47,9 +68,9 @@ def nap(event, context):
     return {"pid": os.getpid()}
 """
 
-
-FUNCTION_ENVIRONMENT = {"TZ": ":UTC", "PROBE": "1"}
-"""Less than the fork server's own environment (`RUNTIME_ENVIRONMENT`), so a leak from it shows."""
+FUNCTION_ENVIRONMENT = {"TZ": "EST5", "PROBE": "1"}
+"""Less than the fork server's own environment (`RUNTIME_ENVIRONMENT`), and another zone, so a leak from it shows."""
+FORKED = "(forked, boto3 already imported)"
 
 
 def probe_root(tmp_path: Path, *, ship_boto3: bool = False) -> Path:
@@ -65,14 +86,18 @@ def probe_root(tmp_path: Path, *, ship_boto3: bool = False) -> Path:
 class Pools:
     """A fork server and pools on a scratch task root, as `LocalCloud` makes them, with the log they write."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, fork: bool = True) -> None:
         self.root = root
         self.lines: list[str] = []
         self.server = ForkServer(self.log)
+        self.fork = fork
         self.pools: list[FunctionPool] = []
 
     def log(self, prefix: str, message: str) -> None:
         self.lines.append(f"[{prefix}] {message}")
+
+    def cold_starts(self) -> list[str]:
+        return [line for line in self.lines if "cold start: worker" in line]
 
     def pool(self, handler: str, *, max_workers: int = 2, timeout: float = 5.0) -> FunctionPool:
         spec = FunctionSpec(name=handler, handler=f"probe.{handler}", code_root=self.root, packages=(), environment=())
@@ -91,10 +116,11 @@ class Pools:
         return pool
 
 
-def run(root: Path, scenario: Callable[[Pools], Awaitable[Any]]) -> tuple[Any, Pools]:
+def run(root: Path, scenario: Callable[[Pools], Awaitable[Any]], *, fork: bool = True) -> tuple[Any, Pools]:
     async def main() -> Any:
-        pools = Pools(root)
-        pools.server.start()
+        pools = Pools(root, fork=fork)
+        if fork:
+            pools.server.start()
         try:
             return await scenario(pools), pools
         finally:
@@ -112,32 +138,42 @@ def result(invocation: Invocation) -> dict[str, Any]:
     return invocation.result
 
 
-def test_workers_are_forked_from_one_server_yet_each_starts_as_a_fresh_worker(tmp_path: Path) -> None:
+@needs_fork
+def test_a_forked_worker_looks_to_its_handler_exactly_like_an_execd_one(tmp_path: Path) -> None:
     root = probe_root(tmp_path)
 
-    async def scenario(pools: Pools) -> tuple[list[dict[str, Any]], int]:
-        pool = pools.pool("report")
-        first, second = await asyncio.gather(pool.invoke({}), pools.pool("report").invoke({}))
-        assert pools.server.pid is not None
+    async def scenario(pools: Pools) -> dict[str, Any]:
+        return result(await pools.pool("fingerprint").invoke({}))
+
+    forked, forked_pools = run(root, scenario)
+    execd, execd_pools = run(root, scenario, fork=False)
+    assert [FORKED in line for line in forked_pools.cold_starts()] == [True], forked_pools.lines
+    assert [FORKED in line for line in execd_pools.cold_starts()] == [False], execd_pools.lines
+    differences = {key: (forked[key], execd[key]) for key in execd if forked.get(key) != execd[key]}
+    assert not differences, f"forked (left) and exec'd (right) workers differ: {differences}"
+    assert (
+        forked["environment"].items()
+        >= {**FUNCTION_ENVIRONMENT, "AWS_LAMBDA_FUNCTION_NAME": "fingerprint-1234567"}.items()
+    )
+    assert forked["cwd"] == str(root) and forked["path"][0] == str(root), "cwd and sys.path[0] are the task root"
+
+
+@needs_fork
+def test_workers_are_the_fork_servers_children_each_with_its_own_state(tmp_path: Path) -> None:
+    root = probe_root(tmp_path)
+
+    async def scenario(pools: Pools) -> tuple[list[dict[str, Any]], int | None]:
+        first, second = await asyncio.gather(pools.pool("report").invoke({}), pools.pool("report").invoke({}))
         return [result(first), result(second)], pools.server.pid
 
     (reports, server_pid), pools = run(root, scenario)
     assert {report["ppid"] for report in reports} == {server_pid}, "both workers must be the fork server's children"
     assert reports[0]["pid"] != reports[1]["pid"], "two pools need two workers"
     assert reports[0]["random"] != reports[1]["random"], "forked workers must not share the random module's state"
-    for report in reports:
-        environment = {name: value for name, value in report["environment"].items() if name != "LC_CTYPE"}
-        assert environment == {**FUNCTION_ENVIRONMENT, "AWS_LAMBDA_FUNCTION_NAME": "report-1234567"}, (
-            "a forked worker must have exactly its function's environment"
-        )
-        assert report["cwd"] == str(root) and report["path0"] == str(root), "cwd and sys.path[0] are the task root"
-        assert report["argv"][1:] == [str(root), "probe.report"], "sys.argv as an exec'd worker has it"
-        assert not report["boto3"].startswith(str(root)), "boto3 is the runtime's"
-    assert sum("(forked, boto3 already imported)" in line for line in pools.lines) == 2, (
-        f"both cold starts must say they were forked: {pools.lines}"
-    )
+    assert all(FORKED in line for line in pools.cold_starts()) and len(pools.cold_starts()) == 2, pools.lines
 
 
+@needs_fork
 def test_a_task_root_shipping_a_preloaded_module_gets_a_fresh_interpreter(tmp_path: Path) -> None:
     root = probe_root(tmp_path, ship_boto3=True)
 
@@ -149,32 +185,37 @@ def test_a_task_root_shipping_a_preloaded_module_gets_a_fresh_interpreter(tmp_pa
     assert any("ships boto3, which it preloaded" in line for line in pools.lines), (
         f"the fallback must be explained: {pools.lines}"
     )
-    assert not any("forked" in line for line in pools.lines if "cold start" in line), "that worker was exec'd"
+    assert pools.cold_starts() and not any(FORKED in line for line in pools.cold_starts()), "that worker was exec'd"
 
 
-def test_exits_and_timeouts_of_forked_workers_are_reported_as_lambda_does(tmp_path: Path) -> None:
+@needs_fork
+def test_exits_signals_and_timeouts_of_forked_workers_are_reported_as_lambda_does(tmp_path: Path) -> None:
     root = probe_root(tmp_path)
 
     async def scenario(pools: Pools) -> list[Invocation]:
         leave = pools.pool("leave")
         nap = pools.pool("nap", timeout=0.5)
-        return [
-            await leave.invoke({"code": 3}),
-            await leave.invoke({"code": 0}),
-            await nap.invoke({"seconds": 5}),
-            await nap.invoke({"seconds": 0}),
-        ]
+        outcomes = [await leave.invoke({"code": 3}), await leave.invoke({"code": 0})]
+        killed = asyncio.ensure_future(nap.invoke({"seconds": 5}))
+        deadline = time.monotonic() + 10
+        while not pools.cold_starts()[2:] and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        os.kill(int(pools.cold_starts()[2].split("worker ")[1].split()[0]), signal.SIGKILL)
+        return [*outcomes, await killed, await nap.invoke({"seconds": 5}), await nap.invoke({"seconds": 0})]
 
-    (exited, exited_cleanly, timed_out, after), _ = run(root, scenario)
+    (exited, exited_cleanly, killed, timed_out, after), pools = run(root, scenario)
     assert (exited.error_type, exited.error_message) == (
         "Runtime.ExitError",
         "Runtime exited with error: exit status 3",
     )
     assert exited_cleanly.error_message == "Runtime exited with error: exit status 0", "even a clean exit fails it"
+    assert killed.error_message == "Runtime exited with error: signal: 9", f"a killed worker: {killed}"
     assert timed_out.error_type == "Sandbox.Timedout", f"the worker past its timeout is killed: {timed_out}"
     assert after.ok, "a fresh worker serves after the killed one"
+    assert pools.cold_starts() and all(FORKED in line for line in pools.cold_starts()), pools.lines
 
 
+@needs_fork
 def test_when_the_fork_server_dies_its_workers_stop_and_later_ones_start_fresh(tmp_path: Path) -> None:
     root = probe_root(tmp_path)
 
@@ -195,6 +236,23 @@ def test_when_the_fork_server_dies_its_workers_stop_and_later_ones_start_fresh(t
     assert any("exited unexpectedly; its 1 workers are stopped" in line for line in pools.lines), pools.lines
 
 
+@needs_fork
+def test_a_fork_server_that_stops_answering_is_stopped_and_workers_are_execd(tmp_path: Path) -> None:
+    root = probe_root(tmp_path)
+
+    async def scenario(pools: Pools) -> dict[str, Any]:
+        pools.server.reply_timeout = 0.5
+        pool = pools.pool("report")
+        result(await pool.invoke({}))  # the server is ready: what follows tests a server that stops answering
+        assert pools.server.pid is not None
+        os.kill(pools.server.pid, signal.SIGSTOP)
+        return result(await pools.pool("report").invoke({}))
+
+    report, pools = run(root, scenario)
+    assert report["ppid"] == os.getpid(), "the worker must be exec'd once the fork server does not answer"
+    assert any("no answer within 0.5 s: stopped" in line for line in pools.lines), pools.lines
+
+
 def _alive(pid: int) -> bool:
     """True while `pid` runs (a zombie is not running: it only waits for its parent)."""
     try:
@@ -204,23 +262,44 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@needs_fork
 def test_overlapping_invocations_fork_one_worker_each(tmp_path: Path) -> None:
     root = probe_root(tmp_path)
     count = 3
 
     async def scenario(pools: Pools) -> list[dict[str, Any]]:
         pool = pools.pool("nap", max_workers=count)
-        return [
-            result(outcome) for outcome in await asyncio.gather(*(pool.invoke({"seconds": 0.5}) for _ in range(count)))
-        ]
+        outcomes = await asyncio.gather(*(pool.invoke({"seconds": 0.5}) for _ in range(count)))
+        return [result(outcome) for outcome in outcomes]
 
-    replies, _ = run(root, scenario)
+    replies, pools = run(root, scenario)
     assert len({reply["pid"] for reply in replies}) == count, "overlapping invocations need a worker each"
+    assert len(pools.cold_starts()) == count and all(FORKED in line for line in pools.cold_starts()), pools.lines
 
 
-def test_the_emulator_forks_its_workers_unless_told_not_to() -> None:
+def test_without_pidfds_there_is_no_fork_server_and_workers_are_execd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(emulator.workers, "FORK_SERVER_SUPPORTED", False)
+    root = probe_root(tmp_path)
+
+    async def scenario(pools: Pools) -> tuple[dict[str, Any], int | None]:
+        pools.server.start()
+        return result(await pools.pool("report").invoke({})), pools.server.pid
+
+    (report, server_pid), pools = run(root, scenario, fork=False)
+    assert server_pid is None, "no fork server may start where it is not supported"
+    assert report["ppid"] == os.getpid(), "the worker is exec'd by the emulator itself"
+    assert not any("fork-server" in line for line in pools.lines), f"nothing to warn about: {pools.lines}"
+
+
+def test_the_command_line_forks_workers_unless_told_not_to() -> None:
     assert options_from_arguments(parse_arguments([])).fork_workers, "forking is the default"
     assert not options_from_arguments(parse_arguments(["--no-fork-server"])).fork_workers, "--no-fork-server"
+
+
+@needs_fork
+def test_the_emulator_forks_its_workers_unless_told_not_to() -> None:
     echo = next(route for route in TEST_ROUTES if route.key == "echo")
     for fork_workers in (True, False):
         running = CloudThread(cloud_options(routes=(echo,), fork_workers=fork_workers))
@@ -232,6 +311,4 @@ def test_the_emulator_forks_its_workers_unless_told_not_to() -> None:
         finally:
             running.stop()
         starts = [line for line in running.logs if "cold start: worker" in line]
-        assert starts and all(("(forked, boto3 already imported)" in line) == fork_workers for line in starts), (
-            f"fork_workers={fork_workers}: {starts}"
-        )
+        assert starts and all((FORKED in line) == fork_workers for line in starts), f"{fork_workers}: {starts}"
