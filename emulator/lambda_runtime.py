@@ -174,6 +174,7 @@ def main(argv: list[str]) -> int:
 PRELOADED = ("boto3",)
 """What the fork server imports before forking: the runtime's SDK, which every worker would import anyway."""
 MESSAGE_LIMIT = 256 * 1024
+"""Largest message on the fork server's socket, either way (a request carries one function's environment)."""
 
 
 def serve_forks(channel: socket.socket) -> int:
@@ -182,7 +183,7 @@ def serve_forks(channel: socket.socket) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     server = os.getpid()
     # What Python set at start-up when it coerced the C locale (PEP 538), as an exec'd worker's start-up would.
-    coerced = {name: os.environ[name] for name in ("LC_CTYPE",) if name in os.environ}
+    coerced = os.environ.get("LC_CTYPE")
     try:
         os.close(os.pidfd_open(server))
     except OSError:
@@ -198,7 +199,7 @@ def serve_forks(channel: socket.socket) -> int:
     selector.register(channel, selectors.EVENT_READ)
     selector.register(wake_read, selectors.EVENT_READ)
     try:
-        _reply(channel, {"type": "ready"})
+        send_message(channel, {"type": "ready"})
         while True:
             for key, _ in selector.select():
                 if key.fileobj is wake_read:
@@ -208,13 +209,13 @@ def serve_forks(channel: socket.socket) -> int:
                 message, fds, _, _ = socket.recv_fds(channel, MESSAGE_LIMIT, 3)
                 if not message:
                     return 0
-                pid = _fork(channel, json.loads(message), fds)
-                if pid == 0:
+                request = json.loads(message)
+                if _fork(channel, request, fds) == 0:
                     selector.close()
                     channel.close()
                     os.close(wake_read)
                     os.close(wake_write)
-                    _become_worker(json.loads(message), fds, coerced)
+                    _become_worker(request, fds, coerced)
     except (BrokenPipeError, ConnectionResetError):
         if os.getpid() != server:
             raise  # a worker's own broken pipe fails it as it would an exec'd one
@@ -238,11 +239,11 @@ def _fork(channel: socket.socket, request: dict[str, Any], fds: list[int]) -> in
     for fd in fds:
         os.close(fd)
     if pid is None:
-        _reply(channel, refusal)
+        send_message(channel, refusal)
         return None
     pidfd = os.pidfd_open(pid)
     try:
-        _reply(channel, {"type": "started", "id": request["id"], "pid": pid}, [pidfd])
+        send_message(channel, {"type": "started", "id": request["id"], "pid": pid}, [pidfd])
     finally:
         os.close(pidfd)
     return pid
@@ -258,7 +259,8 @@ def _shadowed(task_root: str) -> list[str]:
     return sorted(name for name in names if name in sys.modules)
 
 
-def _reply(channel: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
+def send_message(channel: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
+    """One message of the fork server's protocol, either way: a JSON document, with `fds` passed alongside."""
     ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
     channel.sendmsg([json.dumps(message).encode("utf-8")], ancillary)
 
@@ -271,10 +273,10 @@ def _report_exits(channel: socket.socket) -> None:
             return
         if pid == 0:
             return
-        _reply(channel, {"type": "exited", "pid": pid, "code": os.waitstatus_to_exitcode(status)})
+        send_message(channel, {"type": "exited", "pid": pid, "code": os.waitstatus_to_exitcode(status)})
 
 
-def _become_worker(request: dict[str, Any], fds: list[int], coerced: dict[str, str]) -> None:
+def _become_worker(request: dict[str, Any], fds: list[int], coerced: str | None) -> None:
     """In the forked child: take the pipes as stdin, stdout and stderr and the function's environment, then serve.
 
     `SystemExit` unwinds to the top, so the child shuts down as an exec'd worker would (atexit, threads).
@@ -287,8 +289,8 @@ def _become_worker(request: dict[str, Any], fds: list[int], coerced: dict[str, s
     os.chdir(request["taskRoot"])
     os.environ.clear()
     os.environ.update(request["environment"])
-    if not {"LC_ALL", "LC_CTYPE"} & set(os.environ):
-        os.environ.update(coerced)
+    if coerced is not None and not {"LC_ALL", "LC_CTYPE"} & set(os.environ):
+        os.environ["LC_CTYPE"] = coerced
     time.tzset()
     sys.argv = [__file__, request["taskRoot"], request["handler"]]
     raise SystemExit(main(sys.argv))

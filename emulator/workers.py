@@ -6,7 +6,6 @@ worker that times out or dies is replaced by a cold one, as on Lambda (docs/emul
 
 from __future__ import annotations
 
-import array
 import asyncio
 import contextlib
 import functools
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from emulator import lambda_runtime
 from emulator.config import FunctionSpec
 
 RUNTIME_SCRIPT = Path(__file__).resolve().parent / "lambda_runtime.py"
@@ -34,7 +34,6 @@ STOP_GRACE_SECONDS = 2.0
 PROTOCOL_LINE_LIMIT = 8 * 1024 * 1024
 """Largest protocol line (an event or a result); Lambda's own response limit is 6 MB."""
 
-FORK_SERVER_MESSAGE_LIMIT = 256 * 1024
 FORK_SERVER_PREFIX = "fork-server"
 FORK_SERVER_SUPPORTED = all(
     (hasattr(os, "pidfd_open"), hasattr(signal, "pidfd_send_signal"), hasattr(socket, "SOCK_SEQPACKET"))
@@ -193,21 +192,14 @@ class ForkServer:
                 if await asyncio.shield(self._ready) and self._socket is not None:
                     started: asyncio.Future[_Child | None] = loop.create_future()
                     self._pending[request_id] = started
-                    try:
-                        self._socket.sendmsg(
-                            [json.dumps(request).encode("utf-8")],
-                            [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", theirs))],
-                        )
-                    finally:
-                        _close_all(theirs)  # the fork server holds its own copies now
-                        theirs = []
+                    lambda_runtime.send_message(self._socket, request, theirs)
                     child = await started
         except TimeoutError:  # before OSError, whose subclass it is
             self._unresponsive()
         except OSError:
             pass
         finally:
-            _close_all(theirs)  # never sent: closed here, exactly once
+            _close_all(theirs)  # the fork server holds its own copies once they are sent
             self._pending.pop(request_id, None)  # a reply after this kills its child (`_resolve`)
             if child is None:
                 for file in files:
@@ -234,7 +226,7 @@ class ForkServer:
         assert self._socket is not None
         while True:
             try:
-                message, fds, _, _ = socket.recv_fds(self._socket, FORK_SERVER_MESSAGE_LIMIT, 1)
+                message, fds, _, _ = socket.recv_fds(self._socket, lambda_runtime.MESSAGE_LIMIT, 1)
             except BlockingIOError:
                 return
             except OSError:
