@@ -425,9 +425,7 @@ def test_presence_stops_above_the_cap_and_the_room_is_told_once(
 def test_a_disconnect_from_a_big_room_is_not_announced(
     callback_server: CallbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PRESENCE_MAX_MEMBERS", "2")
-    for name in ("alice", "bob", "carol"):
-        arrive(name, f"{name.title()}=", "ops")
+    three_in_ops_past_a_cap_of_two(monkeypatch)
     act("Bob=", action="join", room="small")
     arrive("dave", "Dave=", "small")
     event = load_event("disconnect")
@@ -494,6 +492,13 @@ def in_own_container(server: CallbackServer, presence_max_members: int) -> RoomS
         broadcast.Retry(),
         presence_max_members=presence_max_members,
     )
+
+
+def three_in_ops_past_a_cap_of_two(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alice, Bob and Carol join #ops with the presence cap at 2: Carol's join crosses it."""
+    monkeypatch.setenv("PRESENCE_MAX_MEMBERS", "2")
+    for name in ("alice", "bob", "carol"):
+        arrive(name, f"{name.title()}=", "ops")
 
 
 def presence_marked(dynamodb: DynamoDBClient, room: str) -> bool:
@@ -575,9 +580,7 @@ def test_presence_off_in_a_room_far_past_the_cap_reaches_a_bounded_number(
 def test_a_room_back_within_the_cap_is_told_again_at_its_next_crossing(
     callback_server: CallbackServer, dynamodb: DynamoDBClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PRESENCE_MAX_MEMBERS", "2")
-    for name in ("alice", "bob", "carol"):
-        arrive(name, f"{name.title()}=", "ops")
+    three_in_ops_past_a_cap_of_two(monkeypatch)
     assert presence_marked(dynamodb, "ops"), "carol's join crossed the cap"
     act("Carol=", action="leave", room="ops")  # the room is back at 2: the marker goes
     assert not presence_marked(dynamodb, "ops"), "the leave that brings the room within the cap clears the marker"
@@ -590,9 +593,7 @@ def test_a_room_back_within_the_cap_is_told_again_at_its_next_crossing(
 def test_a_room_that_shrank_without_a_leave_is_live_after_a_join(
     callback_server: CallbackServer, dynamodb: DynamoDBClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PRESENCE_MAX_MEMBERS", "2")
-    for name in ("alice", "bob", "carol"):
-        arrive(name, f"{name.title()}=", "ops")
+    three_in_ops_past_a_cap_of_two(monkeypatch)
     rooms = Rooms(dynamodb, "connections-test", "rooms-test")
     rooms.remove_member("Carol=", "ops")  # as if carol's row expired: no leave clears the marker
     act("Alice=", action="who", room="ops")
